@@ -1,0 +1,68 @@
+//! Kernel side of toe-agent: count and bucket, nothing else.
+//!
+//! Every program filters on the traced device first (index and network
+//! namespace, see `skb.rs`), then does one per-CPU map lookup and a handful
+//! of increments. Judgement lives in userspace.
+#![no_std]
+#![no_main]
+
+mod hist;
+mod napi;
+mod rx;
+mod skb;
+mod softirq;
+mod tx;
+
+use toe_agent_common::Config;
+
+/// Filled in by the loader (`EbpfLoader::set_global`) before load. It lives
+/// in `.rodata`, which aya freezes, so the verifier knows every offset as a
+/// constant when it checks a BTF pointer access.
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    ifindex: 0,
+    netns_ino: 0,
+    ifname: [0; 16],
+    off: toe_agent_common::Offsets {
+        skb_len: 0,
+        skb_dev: 0,
+        skb_head: 0,
+        skb_end: 0,
+        skb_ip_summed_byte: 0,
+        skb_ip_summed_shift: 0,
+        skb_queue_mapping: 0,
+        shinfo_gso_size: 0,
+        shinfo_gso_segs: 0,
+        dev_ifindex: 0,
+        dev_nd_net: 0,
+        dev_mtu: 0,
+        net_ns_inum: 0,
+        napi_dev: 0,
+        napi_id: 0,
+    },
+};
+
+/// One field of `CONFIG`. The volatile read stops LLVM from folding the
+/// zero initialiser into the code: the loader changes it after compilation.
+macro_rules! config {
+    ($($field:tt)+) => {
+        $crate::read_config(&$crate::CONFIG.$($field)+)
+    };
+}
+pub(crate) use config;
+
+#[inline(always)]
+fn read_config<T: Copy>(field: &T) -> T {
+    // SAFETY: `field` is a reference into a static, valid and aligned.
+    unsafe { core::ptr::read_volatile(field) }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

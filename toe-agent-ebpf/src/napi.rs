@@ -1,0 +1,57 @@
+//! NAPI polls of the traced device.
+use aya_ebpf::{
+    macros::{btf_tracepoint, map},
+    maps::{PerCpuArray, PerCpuHashMap},
+    programs::BtfTracePointContext,
+};
+use toe_agent_common::{NapiIdStats, NapiStats};
+
+use crate::{config, hist, skb};
+
+#[map]
+static NAPI: PerCpuArray<NapiStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per NAPI instance; a device has one per queue (and veth one per rx queue).
+#[map]
+static NAPI_BY_ID: PerCpuHashMap<u32, NapiIdStats> = PerCpuHashMap::with_max_entries(256, 0);
+
+/// `trace_napi_poll(n, work, weight)` in __napi_poll() (net/core/dev.c), with
+/// `(struct napi_struct *napi, int work, int budget)`
+/// (include/trace/events/napi.h).
+#[btf_tracepoint(function = "napi_poll")]
+pub fn napi_poll(ctx: BtfTracePointContext) -> i32 {
+    let napi: *const u8 = ctx.arg(0);
+    let work: u64 = ctx.arg(1);
+    let budget: u64 = ctx.arg(2);
+    let (work, budget) = (work as i32 as i64, budget as i32 as i64);
+    unsafe {
+        let dev: *const u8 = skb::load(napi, config!(off.napi_dev));
+        if !skb::is_traced_dev(dev) {
+            return 0;
+        }
+        let exhausted = (work >= budget) as u64;
+        if let Some(s) = NAPI.get_ptr_mut(0) {
+            hist::add(&mut (*s).work, work.max(0) as u64);
+            (*s).budget_exhausted += exhausted;
+        }
+        let id: u32 = skb::load(napi, config!(off.napi_id));
+        match NAPI_BY_ID.get_ptr_mut(&id) {
+            Some(e) => {
+                (*e).polls += 1;
+                (*e).work += work.max(0) as u64;
+                (*e).budget_exhausted += exhausted;
+                (*e).budget = budget as u64;
+            }
+            None => {
+                let e = NapiIdStats {
+                    polls: 1,
+                    work: work.max(0) as u64,
+                    budget_exhausted: exhausted,
+                    budget: budget as u64,
+                };
+                let _ = NAPI_BY_ID.insert(&id, &e, 0);
+            }
+        }
+    }
+    0
+}

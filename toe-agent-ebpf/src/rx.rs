@@ -1,0 +1,117 @@
+//! Receive path: the driver's hand-off (before GRO) and `netif_receive_skb`
+//! (after GRO), plus `tcp:tcp_bad_csum`.
+use aya_ebpf::{
+    macros::{btf_tracepoint, map},
+    maps::PerCpuArray,
+    programs::BtfTracePointContext,
+};
+use toe_agent_common::{
+    HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
+    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, MAX_QUEUES, RxStats,
+};
+
+use crate::{hist, skb};
+
+#[map]
+static RX: PerCpuArray<RxStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// A packet handed up by the driver, one per received segment unless the
+/// NIC coalesced (LRO / HW-GRO). The `*_entry` tracepoints fire at the top of
+/// napi_gro_receive(), napi_gro_frags(), netif_receive_skb(),
+/// netif_receive_skb_list() and __netif_rx() (net/core/gro.c, net/core/dev.c),
+/// all with `const struct sk_buff *skb` (include/trace/events/net.h,
+/// DECLARE_EVENT_CLASS(net_dev_rx_verbose_template)).
+#[inline(always)]
+fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
+    let skb: *const u8 = ctx.arg(0);
+    unsafe {
+        let dev = skb::dev(skb);
+        if !skb::is_traced_dev(dev) {
+            return 0;
+        }
+        let Some(s) = RX.get_ptr_mut(0) else {
+            return 0;
+        };
+        let s = &mut *s;
+        let len = skb::len(skb);
+        hist::add(&mut s.segment_len, len as u64);
+        s.segment_csum[skb::ip_summed(skb)] += 1;
+        s.handoff_by_hook[hook] += 1;
+        s.queue[skb::queue(skb) & (MAX_QUEUES - 1)] += 1;
+        // skb->len counts from the network header here (eth_type_trans() has
+        // pulled the MAC header), so only a packet longer than the MTU can
+        // carry a gso_size: skip the helper call for the common case.
+        if len > skb::mtu(dev) {
+            let (gso_size, _) = skb::gso(skb);
+            if gso_size != 0 {
+                hist::add(&mut s.handoff_gso_size, gso_size);
+            }
+        }
+    }
+    0
+}
+
+#[btf_tracepoint(function = "napi_gro_receive_entry")]
+pub fn napi_gro_receive_entry(ctx: BtfTracePointContext) -> i32 {
+    handoff(&ctx, HOOK_NAPI_GRO_RECEIVE)
+}
+
+#[btf_tracepoint(function = "napi_gro_frags_entry")]
+pub fn napi_gro_frags_entry(ctx: BtfTracePointContext) -> i32 {
+    handoff(&ctx, HOOK_NAPI_GRO_FRAGS)
+}
+
+#[btf_tracepoint(function = "netif_receive_skb_entry")]
+pub fn netif_receive_skb_entry(ctx: BtfTracePointContext) -> i32 {
+    handoff(&ctx, HOOK_NETIF_RECEIVE_SKB)
+}
+
+#[btf_tracepoint(function = "netif_receive_skb_list_entry")]
+pub fn netif_receive_skb_list_entry(ctx: BtfTracePointContext) -> i32 {
+    handoff(&ctx, HOOK_NETIF_RECEIVE_SKB_LIST)
+}
+
+#[btf_tracepoint(function = "netif_rx_entry")]
+pub fn netif_rx_entry(ctx: BtfTracePointContext) -> i32 {
+    handoff(&ctx, HOOK_NETIF_RX)
+}
+
+/// An skb as the stack receives it, after GRO: `trace_netif_receive_skb(skb)`
+/// in __netif_receive_skb_core() (net/core/dev.c), once per skb on both the
+/// NAPI and the backlog path. GRO records the merged count in
+/// `skb_shinfo(skb)->gso_segs` (net/ipv4/tcp_offload.c, tcp_gro_complete()).
+#[btf_tracepoint(function = "netif_receive_skb")]
+pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
+    let skb: *const u8 = ctx.arg(0);
+    unsafe {
+        if !skb::is_traced_dev(skb::dev(skb)) {
+            return 0;
+        }
+        let Some(s) = RX.get_ptr_mut(0) else {
+            return 0;
+        };
+        let s = &mut *s;
+        let (_, segs) = skb::gso(skb);
+        hist::add(&mut s.skb_len, skb::len(skb) as u64);
+        hist::add(&mut s.segs_per_skb, if segs == 0 { 1 } else { segs });
+        s.skb_csum[skb::ip_summed(skb)] += 1;
+    }
+    0
+}
+
+/// A TCP segment whose checksum the CPU found bad (net/ipv4/tcp_ipv4.c,
+/// tcp_v4_rcv() `csum_error:` → `trace_tcp_bad_csum(skb)`); `skb->dev` is
+/// still the receiving device there.
+#[btf_tracepoint(function = "tcp_bad_csum")]
+pub fn tcp_bad_csum(ctx: BtfTracePointContext) -> i32 {
+    let skb: *const u8 = ctx.arg(0);
+    unsafe {
+        if !skb::is_traced_dev(skb::dev(skb)) {
+            return 0;
+        }
+        if let Some(s) = RX.get_ptr_mut(0) {
+            (*s).bad_csum += 1;
+        }
+    }
+    0
+}

@@ -1,0 +1,84 @@
+//! Command line (docs/cli.md).
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "toe-agent",
+    version,
+    about = "Are your NIC's TCP offloads done in silicon, or on the CPU? An eBPF tracer that tells.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace one interface: live histograms of what GRO/GSO and checksum offload really did.
+    Trace(TraceCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TraceCmd {
+    /// Interface to trace, by name, in this process's network namespace.
+    #[arg(short, long)]
+    pub iface: String,
+    /// Seconds between samples (decimals allowed, e.g. 0.1).
+    #[arg(long, default_value = "1", value_parser = positive_seconds)]
+    pub interval: Duration,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long, value_parser = positive_seconds)]
+    pub duration: Option<Duration>,
+    /// Write NDJSON records to this file ("-" for stdout, which silences the text view).
+    #[arg(long, value_name = "PATH")]
+    pub ndjson: Option<PathBuf>,
+    /// Use classic tracepoints only (the fallback for kernels without BTF).
+    #[arg(long)]
+    pub classic: bool,
+}
+
+/// A strictly positive, finite number of seconds.
+pub fn positive_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("must be greater than zero, got {s}"));
+    }
+    if v < 0.001 {
+        return Err(format!("must be at least 0.001 s, got {s}"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_must_be_positive() {
+        assert_eq!(positive_seconds("0.1").unwrap(), Duration::from_millis(100));
+        assert_eq!(positive_seconds("2").unwrap(), Duration::from_secs(2));
+        for bad in ["0", "-1", "abc", "inf", "NaN", "0.0000001"] {
+            assert!(positive_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trace_parses() {
+        let cli =
+            Cli::try_parse_from(["toe-agent", "trace", "--iface", "eth0", "--interval", "0.5"])
+                .unwrap();
+        let Command::Trace(t) = cli.command;
+        assert_eq!(t.iface, "eth0");
+        assert_eq!(t.interval, Duration::from_millis(500));
+        assert!(
+            Cli::try_parse_from(["toe-agent", "trace", "--iface", "eth0", "--duration", "-3"])
+                .is_err()
+        );
+    }
+}

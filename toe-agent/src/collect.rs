@@ -1,0 +1,311 @@
+//! From per-CPU kernel counters to interval deltas.
+//!
+//! A [`Source`] yields cumulative [`Totals`] (already summed over CPUs where
+//! that is meaningful); [`Collector`] keeps the previous reading and hands
+//! out the difference. Tests feed it recorded or synthetic totals.
+use std::collections::BTreeMap;
+
+use toe_agent_common::{Hist, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
+
+/// Cumulative counters since the programs were loaded.
+#[derive(Clone, Debug)]
+pub struct Totals {
+    pub rx: RxStats,
+    pub tx: TxStats,
+    pub napi: NapiStats,
+    pub napi_by_id: BTreeMap<u32, NapiIdStats>,
+    /// Indexed by CPU number.
+    pub softirq: Vec<SoftirqStats>,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            rx: RxStats::zero(),
+            tx: TxStats::zero(),
+            napi: NapiStats::zero(),
+            napi_by_id: BTreeMap::new(),
+            softirq: Vec::new(),
+        }
+    }
+}
+
+pub trait Source {
+    fn read(&mut self) -> anyhow::Result<Totals>;
+}
+
+/// Monotonic counters that can be summed (over CPUs) and differenced (over
+/// time). Wrapping arithmetic: a counter never goes back, but if a reading
+/// ever raced a reset the result must not panic.
+pub trait Counters: Sized {
+    fn zero() -> Self;
+    fn add(&mut self, other: &Self);
+    fn sub(&self, earlier: &Self) -> Self;
+}
+
+impl Counters for u64 {
+    fn zero() -> Self {
+        0
+    }
+    fn add(&mut self, other: &Self) {
+        *self = self.wrapping_add(*other);
+    }
+    fn sub(&self, earlier: &Self) -> Self {
+        self.wrapping_sub(*earlier)
+    }
+}
+
+impl<T: Counters, const N: usize> Counters for [T; N] {
+    fn zero() -> Self {
+        std::array::from_fn(|_| T::zero())
+    }
+    fn add(&mut self, other: &Self) {
+        self.iter_mut().zip(other).for_each(|(a, b)| a.add(b));
+    }
+    fn sub(&self, earlier: &Self) -> Self {
+        std::array::from_fn(|i| self[i].sub(&earlier[i]))
+    }
+}
+
+/// Implements [`Counters`] field by field; fields not listed (program state)
+/// are zero in sums and differences.
+macro_rules! counters {
+    ($t:ty { $($f:ident),+ $(,)? } $(rest: $($z:ident),+)?) => {
+        impl Counters for $t {
+            fn zero() -> Self {
+                Self { $($f: Counters::zero(),)+ $($($z: Counters::zero(),)+)? }
+            }
+            fn add(&mut self, other: &Self) {
+                $(self.$f.add(&other.$f);)+
+            }
+            fn sub(&self, earlier: &Self) -> Self {
+                Self { $($f: self.$f.sub(&earlier.$f),)+ $($($z: Counters::zero(),)+)? }
+            }
+        }
+    };
+}
+
+counters!(Hist { buckets, sum });
+counters!(RxStats {
+    segment_len,
+    segment_csum,
+    handoff_by_hook,
+    handoff_gso_size,
+    queue,
+    skb_len,
+    segs_per_skb,
+    skb_csum,
+    bad_csum,
+});
+counters!(TxStats {
+    queued_len,
+    queued_csum,
+    segs_per_queued,
+    xmit_len,
+    xmit_csum,
+    segs_per_xmit,
+    queue,
+});
+counters!(SoftirqStats { time_ns, count, duration, raise_latency } rest: entry_ts, raise_ts);
+counters!(NapiStats {
+    work,
+    budget_exhausted
+});
+
+impl Counters for NapiIdStats {
+    fn zero() -> Self {
+        NapiIdStats::default()
+    }
+    fn add(&mut self, other: &Self) {
+        self.polls.add(&other.polls);
+        self.work.add(&other.work);
+        self.budget_exhausted.add(&other.budget_exhausted);
+        // A setting, not a counter: keep the latest non-zero one.
+        self.budget = self.budget.max(other.budget);
+    }
+    fn sub(&self, earlier: &Self) -> Self {
+        NapiIdStats {
+            polls: self.polls.sub(&earlier.polls),
+            work: self.work.sub(&earlier.work),
+            budget_exhausted: self.budget_exhausted.sub(&earlier.budget_exhausted),
+            budget: self.budget,
+        }
+    }
+}
+
+/// Sum of per-CPU values.
+pub fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>) -> T {
+    let mut total = T::zero();
+    values.into_iter().for_each(|v| total.add(v));
+    total
+}
+
+impl Totals {
+    /// `self - earlier`, for an interval.
+    pub fn delta(&self, earlier: &Totals) -> Totals {
+        let zero = SoftirqStats::zero();
+        Totals {
+            rx: self.rx.sub(&earlier.rx),
+            tx: self.tx.sub(&earlier.tx),
+            napi: self.napi.sub(&earlier.napi),
+            napi_by_id: self
+                .napi_by_id
+                .iter()
+                .map(|(id, now)| {
+                    let before = earlier.napi_by_id.get(id).copied().unwrap_or_default();
+                    (*id, now.sub(&before))
+                })
+                .filter(|(_, d)| d.polls != 0)
+                .collect(),
+            softirq: self
+                .softirq
+                .iter()
+                .enumerate()
+                .map(|(cpu, now)| now.sub(earlier.softirq.get(cpu).unwrap_or(&zero)))
+                .collect(),
+        }
+    }
+}
+
+/// Turns a [`Source`]'s cumulative readings into interval deltas.
+pub struct Collector<S> {
+    source: S,
+    start: Totals,
+    last: Totals,
+}
+
+impl<S: Source> Collector<S> {
+    /// Takes the baseline reading: counts before this moment are not reported.
+    pub fn new(mut source: S) -> anyhow::Result<Self> {
+        let start = source.read()?;
+        Ok(Collector {
+            source,
+            last: start.clone(),
+            start,
+        })
+    }
+
+    /// What happened since the previous call.
+    pub fn interval(&mut self) -> anyhow::Result<Totals> {
+        let now = self.source.read()?;
+        let delta = now.delta(&self.last);
+        self.last = now;
+        Ok(delta)
+    }
+
+    /// What happened since `new`, up to the last `interval` reading.
+    pub fn run_total(&self) -> Totals {
+        self.last.delta(&self.start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toe_agent_common::hist::bucket_index;
+
+    fn hist_of(values: &[u64]) -> Hist {
+        let mut h = Hist::ZERO;
+        for &v in values {
+            h.buckets[bucket_index(v)] += 1;
+            h.sum += v;
+        }
+        h
+    }
+
+    #[test]
+    fn histograms_merge_across_cpus() {
+        let cpu0 = hist_of(&[1500, 1500, 64]);
+        let cpu1 = hist_of(&[1500, 65_000]);
+        let total = sum([&cpu0, &cpu1]);
+        assert_eq!(total.count(), 5);
+        assert_eq!(total.sum, 1500 * 3 + 64 + 65_000);
+        assert_eq!(total.buckets[bucket_index(1500)], 3);
+        assert_eq!(total.buckets[bucket_index(65_000)], 1);
+    }
+
+    /// A source replaying a list of cumulative readings.
+    struct Replay(std::vec::IntoIter<Totals>);
+    impl Source for Replay {
+        fn read(&mut self) -> anyhow::Result<Totals> {
+            self.0
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("replay exhausted"))
+        }
+    }
+
+    fn reading(segments: u64, bytes_per: u64, cpu_time: &[u64]) -> Totals {
+        let mut t = Totals::default();
+        t.rx.segment_len.buckets[bucket_index(bytes_per)] = segments;
+        t.rx.segment_len.sum = segments * bytes_per;
+        t.rx.segment_csum[0] = segments;
+        t.softirq = cpu_time
+            .iter()
+            .map(|&ns| {
+                let mut s = SoftirqStats::zero();
+                s.time_ns[1] = ns;
+                s.count[1] = ns / 1000;
+                s.entry_ts[1] = 12345; // state: never reported
+                s
+            })
+            .collect();
+        t
+    }
+
+    #[test]
+    fn intervals_are_deltas_and_the_run_total_is_their_sum() {
+        let readings = vec![
+            reading(100, 1500, &[1000, 0]),
+            reading(160, 1500, &[4000, 2000]),
+            reading(400, 1500, &[9000, 2000]),
+        ];
+        let mut c = Collector::new(Replay(readings.into_iter())).unwrap();
+        let a = c.interval().unwrap();
+        assert_eq!(a.rx.segment_len.count(), 60);
+        assert_eq!(a.rx.segment_len.sum, 60 * 1500);
+        assert_eq!(a.softirq[0].time_ns[1], 3000);
+        assert_eq!(a.softirq[1].time_ns[1], 2000);
+        assert_eq!(a.softirq[0].entry_ts[1], 0);
+        let b = c.interval().unwrap();
+        assert_eq!(b.rx.segment_len.count(), 240);
+        assert_eq!(b.softirq[1].time_ns[1], 0);
+        let total = c.run_total();
+        assert_eq!(total.rx.segment_len.count(), 300);
+        assert_eq!(total.rx.segment_csum[0], 300);
+        assert_eq!(total.softirq[0].time_ns[1], 8000);
+    }
+
+    #[test]
+    fn napi_ids_without_polls_drop_out_of_a_delta() {
+        let mut a = Totals::default();
+        a.napi_by_id.insert(
+            8193,
+            NapiIdStats {
+                polls: 5,
+                work: 50,
+                budget_exhausted: 0,
+                budget: 64,
+            },
+        );
+        let mut b = a.clone();
+        b.napi_by_id.insert(
+            8194,
+            NapiIdStats {
+                polls: 2,
+                work: 128,
+                budget_exhausted: 2,
+                budget: 64,
+            },
+        );
+        let d = b.delta(&a);
+        assert_eq!(d.napi_by_id.len(), 1);
+        assert_eq!(d.napi_by_id[&8194].budget_exhausted, 2);
+    }
+
+    #[test]
+    fn a_new_cpu_counts_from_zero() {
+        let a = reading(0, 1, &[10]);
+        let b = reading(0, 1, &[10, 70]);
+        assert_eq!(b.delta(&a).softirq[1].time_ns[1], 70);
+    }
+}

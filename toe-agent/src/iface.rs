@@ -1,0 +1,104 @@
+//! Network interfaces as the agent's own network namespace sees them.
+use std::{ffi::CString, io, os::unix::fs::MetadataExt};
+
+/// The traced interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    pub name: String,
+    pub index: u32,
+    /// Inode of our network namespace: with `index`, unique on the host.
+    pub netns_ino: u32,
+    pub driver: String,
+    pub mtu: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IfaceError {
+    #[error("no interface named '{name}' in this network namespace; interfaces here: {}", .existing.join(", "))]
+    Unknown { name: String, existing: Vec<String> },
+    #[error("reading the network namespace of this process: {0}")]
+    Netns(io::Error),
+}
+
+/// Interfaces of the current network namespace, by index.
+pub fn list() -> Vec<(u32, String)> {
+    // if_nameindex() asks the kernel over netlink in the caller's namespace,
+    // unlike /sys/class/net, which shows the namespace sysfs was mounted in.
+    let mut out = Vec::new();
+    // SAFETY: if_nameindex returns an array terminated by a zero entry, freed below.
+    unsafe {
+        let head = libc::if_nameindex();
+        if head.is_null() {
+            return out;
+        }
+        let mut p = head;
+        while (*p).if_index != 0 && !(*p).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*p).if_name)
+                .to_string_lossy()
+                .into_owned();
+            out.push(((*p).if_index, name));
+            p = p.add(1);
+        }
+        libc::if_freenameindex(head);
+    }
+    out.sort();
+    out
+}
+
+/// Index of `name` in this namespace, if it exists.
+pub fn index_of(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+pub fn netns_ino() -> io::Result<u32> {
+    // The kernel's ns_common.inum is an unsigned int; nsfs reports it as st_ino.
+    Ok(std::fs::metadata("/proc/self/ns/net")?.ino() as u32)
+}
+
+pub fn resolve(name: &str) -> Result<Iface, IfaceError> {
+    let Some(index) = index_of(name) else {
+        return Err(IfaceError::Unknown {
+            name: name.to_string(),
+            existing: list().into_iter().map(|(_, n)| n).collect(),
+        });
+    };
+    let netns_ino = netns_ino().map_err(IfaceError::Netns)?;
+    Ok(Iface {
+        name: name.to_string(),
+        index,
+        netns_ino,
+        driver: crate::ethtool::driver(name).unwrap_or_default(),
+        mtu: crate::ethtool::mtu(name).unwrap_or(0),
+    })
+}
+
+/// `ifname` as the NUL-padded 16 bytes (IFNAMSIZ) the kernel stores.
+pub fn name_bytes(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
+        *o = b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_exists_and_unknown_lists_it() {
+        assert_eq!(index_of("lo"), Some(1));
+        let err = resolve("no-such-if0").unwrap_err().to_string();
+        assert!(err.contains("no interface named 'no-such-if0'"), "{err}");
+        assert!(err.contains("lo"), "{err}");
+    }
+
+    #[test]
+    fn names_are_nul_padded() {
+        assert_eq!(&name_bytes("eth0")[..5], b"eth0\0");
+        assert_eq!(name_bytes("a-very-long-interface-name")[15], 0);
+    }
+}

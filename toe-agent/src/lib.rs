@@ -1,0 +1,39 @@
+//! toe-agent: are a NIC's TCP offloads done in silicon, or on the CPU?
+//!
+//! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`),
+//! [`probes`] reads them, [`collect`] turns readings into interval deltas,
+//! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
+pub mod btf;
+pub mod cli;
+pub mod collect;
+pub mod ethtool;
+pub mod iface;
+pub mod ndjson;
+pub mod probes;
+pub mod report;
+pub mod trace;
+pub mod view;
+
+/// How a command failed, which decides the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The user asked for something that cannot be (exit status 2).
+    BadInput(String),
+    /// The run could not proceed or ended abnormally (exit status 1).
+    Runtime(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::BadInput(_) => 2,
+            Failure::Runtime(_) => 1,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::BadInput(m) | Failure::Runtime(m) => m,
+        }
+    }
+}

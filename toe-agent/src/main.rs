@@ -1,0 +1,27 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use toe_agent::{
+    cli::{Cli, Command},
+    trace,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Trace(t) => trace::run(trace::TraceArgs {
+            iface: t.iface,
+            interval: t.interval,
+            duration: t.duration,
+            ndjson: t.ndjson,
+            classic_only: t.classic,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("toe-agent: {}", f.message());
+            ExitCode::from(f.exit_code())
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Load the eBPF object, resolve what it needs from the running kernel,
+//! attach every probe it can, and report each one's fate.
+//!
+//! Dropping [`Probes`] detaches and unloads everything (aya closes the link
+//! and program file descriptors), which is how every exit path cleans up.
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::Context as _;
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{PerCpuArray, PerCpuHashMap, PerCpuValues},
+    programs::{BtfTracePoint, Program, TracePoint},
+};
+use serde::{Deserialize, Serialize};
+use toe_agent_common::{Config, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
+
+use crate::{
+    btf::{KernelBtf, VMLINUX_BTF},
+    collect::{Source, Totals, sum},
+    iface::{self, Iface},
+};
+
+/// The compiled eBPF object (built by build.rs; empty when the build skipped it).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toe-agent"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeState {
+    /// The preferred hook is attached.
+    Attached,
+    /// A fallback hook is attached: the data is there, with less detail.
+    Degraded,
+    /// Nothing attached for this probe.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub name: String,
+    /// `tp_btf/<tracepoint>` or `tracepoint/<group>/<name>`, whichever is attached.
+    pub hook: String,
+    pub status: ProbeState,
+    pub reason: Option<String>,
+}
+
+/// A probe: one BTF tracepoint, and the classic tracepoint to fall back on.
+struct Spec {
+    /// Program name in the object, and the tp_btf tracepoint it attaches to.
+    name: &'static str,
+    /// `(group, event)` of the classic tracepoint, and its program's name.
+    classic: Option<(&'static str, &'static str, &'static str)>,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "napi_gro_receive_entry",
+        classic: Some(("net", "napi_gro_receive_entry", "napi_gro_receive_entry_tp")),
+    },
+    Spec {
+        name: "napi_gro_frags_entry",
+        classic: Some(("net", "napi_gro_frags_entry", "napi_gro_frags_entry_tp")),
+    },
+    Spec {
+        name: "netif_receive_skb_entry",
+        classic: Some((
+            "net",
+            "netif_receive_skb_entry",
+            "netif_receive_skb_entry_tp",
+        )),
+    },
+    Spec {
+        name: "netif_receive_skb_list_entry",
+        classic: Some((
+            "net",
+            "netif_receive_skb_list_entry",
+            "netif_receive_skb_list_entry_tp",
+        )),
+    },
+    Spec {
+        name: "netif_rx_entry",
+        classic: Some(("net", "netif_rx_entry", "netif_rx_entry_tp")),
+    },
+    Spec {
+        name: "netif_receive_skb",
+        classic: Some(("net", "netif_receive_skb", "netif_receive_skb_tp")),
+    },
+    Spec {
+        name: "tcp_bad_csum",
+        classic: None,
+    },
+    Spec {
+        name: "net_dev_queue",
+        classic: Some(("net", "net_dev_queue", "net_dev_queue_tp")),
+    },
+    Spec {
+        name: "net_dev_start_xmit",
+        classic: Some(("net", "net_dev_start_xmit", "net_dev_start_xmit_tp")),
+    },
+    Spec {
+        name: "softirq_entry",
+        classic: Some(("irq", "softirq_entry", "softirq_entry_tp")),
+    },
+    Spec {
+        name: "softirq_exit",
+        classic: Some(("irq", "softirq_exit", "softirq_exit_tp")),
+    },
+    Spec {
+        name: "softirq_raise",
+        classic: Some(("irq", "softirq_raise", "softirq_raise_tp")),
+    },
+    Spec {
+        name: "napi_poll",
+        classic: Some(("napi", "napi_poll", "napi_poll_tp")),
+    },
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Skip BTF tracepoints and use classic tracepoints only.
+    pub classic_only: bool,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    pub status: Vec<ProbeStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "this binary was built without its eBPF programs (AYA_BUILD_SKIP); build it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error(
+        "permission denied loading eBPF programs: run as root, or grant CAP_BPF and CAP_PERFMON (plus CAP_NET_ADMIN for ethtool queries)"
+    )]
+    Permission,
+    #[error("no probe could be attached: {0}")]
+    NothingAttached(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// CAP_BPF (39) with CAP_PERFMON (38), or CAP_SYS_ADMIN (21), from
+/// include/uapi/linux/capability.h, in the effective set.
+pub fn has_bpf_privileges() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true; // cannot tell: let the kernel decide
+    };
+    let Some(eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+    else {
+        return true;
+    };
+    let has = |bit: u32| eff & (1 << bit) != 0;
+    has(21) || (has(38) && has(39))
+}
+
+fn is_permission_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            // EPERM only: the verifier rejects a program with EACCES, which
+            // is a bug or an unsupported kernel, not missing privileges.
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
+            || c.to_string().contains("Operation not permitted")
+    })
+}
+
+/// Config for the programs: the device and, when BTF allows, the offsets.
+fn config(iface: &Iface, btf_offsets: Option<toe_agent_common::Offsets>) -> Config {
+    Config {
+        ifindex: iface.index,
+        netns_ino: iface.netns_ino,
+        ifname: iface::name_bytes(&iface.name),
+        off: btf_offsets.unwrap_or_default(),
+    }
+}
+
+impl Probes {
+    pub fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
+        if OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        if !has_bpf_privileges() {
+            return Err(ProbeError::Permission);
+        }
+        // Offsets and the kernel's own BTF; without them tp_btf is out.
+        let btf = if opts.classic_only {
+            Err("classic tracepoints requested (--classic)".to_string())
+        } else {
+            KernelBtf::open(Path::new(VMLINUX_BTF))
+                .and_then(|k| k.offsets())
+                .map_err(|e| e.to_string())
+                .and_then(|off| {
+                    Btf::from_sys_fs()
+                        .map(|b| (b, off))
+                        .map_err(|e| e.to_string())
+                })
+        };
+        let cfg = config(iface, btf.as_ref().ok().map(|(_, off)| *off));
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &cfg, true)
+            .load(OBJECT)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| {
+                if is_permission_error(&e) {
+                    ProbeError::Permission
+                } else {
+                    ProbeError::Other(e.context("loading the eBPF object"))
+                }
+            })?;
+
+        let mut status = Vec::new();
+        for spec in SPECS {
+            let primary = match &btf {
+                Ok((kbtf, _)) => attach_btf(&mut ebpf, spec.name, kbtf),
+                Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
+            };
+            let s = match primary {
+                Ok(()) => ProbeStatus {
+                    name: spec.name.into(),
+                    hook: format!("tp_btf/{}", spec.name),
+                    status: ProbeState::Attached,
+                    reason: None,
+                },
+                Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
+                Err(btf_err) => match spec.classic {
+                    Some((group, event, prog)) => {
+                        match attach_classic(&mut ebpf, prog, group, event) {
+                            Ok(()) => ProbeStatus {
+                                name: spec.name.into(),
+                                hook: format!("tracepoint/{group}/{event}"),
+                                status: ProbeState::Degraded,
+                                reason: Some(format!(
+                                    "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
+                                )),
+                            },
+                            Err(e) => ProbeStatus {
+                                name: spec.name.into(),
+                                hook: format!("tp_btf/{}", spec.name),
+                                status: ProbeState::Failed,
+                                reason: Some(format!(
+                                    "{btf_err:#}; fallback tracepoint/{group}/{event}: {e:#}"
+                                )),
+                            },
+                        }
+                    }
+                    None => ProbeStatus {
+                        name: spec.name.into(),
+                        hook: format!("tp_btf/{}", spec.name),
+                        status: ProbeState::Failed,
+                        reason: Some(format!("{btf_err:#}")),
+                    },
+                },
+            };
+            status.push(s);
+        }
+        if status.iter().all(|s| s.status == ProbeState::Failed) {
+            let why = status
+                .iter()
+                .map(|s| format!("{}: {}", s.name, s.reason.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ProbeError::NothingAttached(why));
+        }
+        Ok(Probes { ebpf, status })
+    }
+
+    pub fn attached(&self) -> usize {
+        self.status
+            .iter()
+            .filter(|s| s.status != ProbeState::Failed)
+            .count()
+    }
+
+    pub fn source(&self) -> KernelSource<'_> {
+        KernelSource { ebpf: &self.ebpf }
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Program> {
+    ebpf.program_mut(name)
+        .with_context(|| format!("program {name} missing from the eBPF object"))
+}
+
+fn attach_btf(ebpf: &mut Ebpf, name: &str, btf: &Btf) -> anyhow::Result<()> {
+    let p: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
+    p.load(name, btf)
+        .with_context(|| format!("loading tp_btf/{name}"))?;
+    p.attach()
+        .with_context(|| format!("attaching tp_btf/{name}"))?;
+    Ok(())
+}
+
+fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyhow::Result<()> {
+    let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
+    p.load()
+        .with_context(|| format!("loading tracepoint/{group}/{event}"))?;
+    p.attach(group, event)
+        .with_context(|| format!("attaching tracepoint/{group}/{event}"))?;
+    Ok(())
+}
+
+/// Reads the kernel maps: one syscall per map per interval.
+pub struct KernelSource<'a> {
+    ebpf: &'a Ebpf,
+}
+
+impl KernelSource<'_> {
+    fn per_cpu<T: aya::Pod>(&self, name: &str) -> anyhow::Result<PerCpuValues<T>> {
+        let map = self
+            .ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing from the eBPF object"))?;
+        let array = PerCpuArray::<_, T>::try_from(map)?;
+        array
+            .get(&0, 0)
+            .with_context(|| format!("reading map {name}"))
+    }
+}
+
+impl Source for KernelSource<'_> {
+    fn read(&mut self) -> anyhow::Result<Totals> {
+        let rx = self.per_cpu::<RxStats>("RX")?;
+        let tx = self.per_cpu::<TxStats>("TX")?;
+        let napi = self.per_cpu::<NapiStats>("NAPI")?;
+        let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
+        let by_id_map = self
+            .ebpf
+            .map("NAPI_BY_ID")
+            .context("map NAPI_BY_ID missing")?;
+        let by_id = PerCpuHashMap::<_, u32, NapiIdStats>::try_from(by_id_map)?;
+        let mut napi_by_id = BTreeMap::new();
+        for entry in by_id.iter() {
+            let (id, values) = entry.context("reading map NAPI_BY_ID")?;
+            napi_by_id.insert(id, sum(values.iter()));
+        }
+        Ok(Totals {
+            rx: sum(rx.iter()),
+            tx: sum(tx.iter()),
+            napi: sum(napi.iter()),
+            napi_by_id,
+            softirq: softirq.to_vec(),
+        })
+    }
+}

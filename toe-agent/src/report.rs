@@ -1,0 +1,368 @@
+//! The measurement blocks as users see them: NDJSON records and the
+//! terminal view are both rendered from these (docs/ndjson.md).
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use toe_agent_common::{
+    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, HANDOFF_HOOKS,
+    HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
+    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
+    hist::{bucket_lower_bound, bucket_upper_bound},
+};
+
+use crate::collect::Totals;
+
+/// A histogram summary. Percentiles, min and max are bucket bounds (the
+/// kernel keeps log-linear buckets, at most 25% wide); `sum` is exact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistSummary {
+    pub count: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    /// Non-empty buckets only, as `[upper_bound, count]`, ascending.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl HistSummary {
+    pub fn from_hist(h: &Hist) -> Self {
+        let buckets: Vec<(usize, u64)> = h
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .map(|(i, c)| (i, *c))
+            .collect();
+        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
+            return HistSummary::default();
+        };
+        // Each bucket is recorded at its upper bound, so a percentile is
+        // never understated by more than the bucket width.
+        let mut hdr = Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
+        for &(i, c) in &buckets {
+            // Auto-resizing histogram: recording cannot fail for u32-range values.
+            let _ = hdr.record_n(bucket_upper_bound(i), c);
+        }
+        let q = |q: f64| hdr.value_at_quantile(q).min(bucket_upper_bound(last.0));
+        HistSummary {
+            count: hdr.len(),
+            sum: h.sum,
+            min: bucket_lower_bound(first.0),
+            max: bucket_upper_bound(last.0),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            buckets: buckets
+                .iter()
+                .map(|&(i, c)| (bucket_upper_bound(i), c))
+                .collect(),
+        }
+    }
+
+    /// Exact mean (from the exact sum), 0 when empty.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// `ip_summed` counts (include/linux/skbuff.h CHECKSUM_*).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Csum {
+    pub none: u64,
+    pub unnecessary: u64,
+    pub complete: u64,
+    pub partial: u64,
+}
+
+impl Csum {
+    fn from(c: &[u64; CSUM_STATES]) -> Self {
+        Csum {
+            none: c[CSUM_NONE],
+            unnecessary: c[CSUM_UNNECESSARY],
+            complete: c[CSUM_COMPLETE],
+            partial: c[CSUM_PARTIAL],
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.none + self.unnecessary + self.complete + self.partial
+    }
+}
+
+/// Which driver hand-off hook saw the packets: NAPI/GRO versus backlog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub napi_gro_receive: u64,
+    pub napi_gro_frags: u64,
+    pub netif_receive_skb: u64,
+    pub netif_receive_skb_list: u64,
+    pub netif_rx: u64,
+}
+
+impl Handoff {
+    fn from(h: &[u64; HANDOFF_HOOKS]) -> Self {
+        Handoff {
+            napi_gro_receive: h[HOOK_NAPI_GRO_RECEIVE],
+            napi_gro_frags: h[HOOK_NAPI_GRO_FRAGS],
+            netif_receive_skb: h[HOOK_NETIF_RECEIVE_SKB],
+            netif_receive_skb_list: h[HOOK_NETIF_RECEIVE_SKB_LIST],
+            netif_rx: h[HOOK_NETIF_RX],
+        }
+    }
+}
+
+fn queues(q: &[u64; MAX_QUEUES]) -> Vec<(u32, u64)> {
+    q.iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 0)
+        .map(|(i, c)| (i as u32, *c))
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rx {
+    /// Packets handed up by the driver (before GRO).
+    pub segments: u64,
+    /// skbs delivered to the stack (after GRO).
+    pub skbs: u64,
+    /// Sum of `skb->len` after GRO (from the network header).
+    pub bytes: u64,
+    pub segment_len: HistSummary,
+    pub skb_len: HistSummary,
+    pub segs_per_skb: HistSummary,
+    /// `ip_summed` at the driver hand-off: what the NIC reported.
+    pub csum: Csum,
+    /// `ip_summed` after GRO.
+    pub skb_csum: Csum,
+    pub handoff: Handoff,
+    /// `gso_size` of hand-offs that already carried one (count = how many).
+    pub handoff_gso_size: HistSummary,
+    /// `[queue, segments]` for queues that received.
+    pub queues: Vec<(u32, u64)>,
+    pub bad_csum: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tx {
+    pub queued_skbs: u64,
+    pub xmit_skbs: u64,
+    /// Sum over xmit skbs of max(gso_segs, 1).
+    pub wire_segments: u64,
+    /// Sum of lengths handed to the driver (with the link-layer header).
+    pub bytes: u64,
+    pub queued_len: HistSummary,
+    pub xmit_len: HistSummary,
+    pub segs_per_queued: HistSummary,
+    pub segs_per_xmit: HistSummary,
+    /// `ip_summed` at `net_dev_start_xmit`: what the driver is asked to do.
+    pub csum: Csum,
+    /// `ip_summed` at `net_dev_queue`.
+    pub queued_csum: Csum,
+    pub queues: Vec<(u32, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuTime {
+    pub cpu: u32,
+    pub time_ns: u64,
+    pub count: u64,
+    /// Median and 99th percentile of this CPU's run durations (bucket bounds).
+    pub duration_p50_ns: u64,
+    pub duration_p99_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SoftirqVec {
+    pub time_ns: u64,
+    pub count: u64,
+    pub duration_ns: HistSummary,
+    pub raise_latency_ns: HistSummary,
+    /// CPUs that ran the softirq in the period.
+    pub per_cpu: Vec<CpuTime>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Softirq {
+    pub net_rx: SoftirqVec,
+    pub net_tx: SoftirqVec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NapiInstance {
+    pub napi_id: u32,
+    pub polls: u64,
+    pub work: u64,
+    pub budget_exhausted: u64,
+    pub budget: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Napi {
+    pub polls: u64,
+    pub work: HistSummary,
+    pub budget_exhausted: u64,
+    pub by_id: Vec<NapiInstance>,
+}
+
+/// Everything measured over one period (an interval or the whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Blocks {
+    pub rx: Rx,
+    pub tx: Tx,
+    pub softirq: Softirq,
+    pub napi: Napi,
+}
+
+fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
+    let mut duration = Hist::ZERO;
+    let mut latency = Hist::ZERO;
+    let mut per_cpu = Vec::new();
+    for (cpu, s) in t.softirq.iter().enumerate() {
+        crate::collect::Counters::add(&mut duration, &s.duration[v]);
+        crate::collect::Counters::add(&mut latency, &s.raise_latency[v]);
+        if s.count[v] != 0 || s.time_ns[v] != 0 {
+            let d = HistSummary::from_hist(&s.duration[v]);
+            per_cpu.push(CpuTime {
+                cpu: cpu as u32,
+                time_ns: s.time_ns[v],
+                count: s.count[v],
+                duration_p50_ns: d.p50,
+                duration_p99_ns: d.p99,
+            });
+        }
+    }
+    SoftirqVec {
+        time_ns: per_cpu.iter().map(|c| c.time_ns).sum(),
+        count: per_cpu.iter().map(|c| c.count).sum(),
+        duration_ns: HistSummary::from_hist(&duration),
+        raise_latency_ns: HistSummary::from_hist(&latency),
+        per_cpu,
+    }
+}
+
+impl Blocks {
+    pub fn from_totals(t: &Totals) -> Self {
+        let skb_len = HistSummary::from_hist(&t.rx.skb_len);
+        let xmit_len = HistSummary::from_hist(&t.tx.xmit_len);
+        let segs_per_xmit = HistSummary::from_hist(&t.tx.segs_per_xmit);
+        let queued_len = HistSummary::from_hist(&t.tx.queued_len);
+        let segment_len = HistSummary::from_hist(&t.rx.segment_len);
+        let work = HistSummary::from_hist(&t.napi.work);
+        Blocks {
+            rx: Rx {
+                segments: segment_len.count,
+                skbs: skb_len.count,
+                bytes: skb_len.sum,
+                segment_len,
+                skb_len,
+                segs_per_skb: HistSummary::from_hist(&t.rx.segs_per_skb),
+                csum: Csum::from(&t.rx.segment_csum),
+                skb_csum: Csum::from(&t.rx.skb_csum),
+                handoff: Handoff::from(&t.rx.handoff_by_hook),
+                handoff_gso_size: HistSummary::from_hist(&t.rx.handoff_gso_size),
+                queues: queues(&t.rx.queue),
+                bad_csum: t.rx.bad_csum,
+            },
+            tx: Tx {
+                queued_skbs: queued_len.count,
+                xmit_skbs: xmit_len.count,
+                wire_segments: segs_per_xmit.sum,
+                bytes: xmit_len.sum,
+                queued_len,
+                xmit_len,
+                segs_per_queued: HistSummary::from_hist(&t.tx.segs_per_queued),
+                segs_per_xmit,
+                csum: Csum::from(&t.tx.xmit_csum),
+                queued_csum: Csum::from(&t.tx.queued_csum),
+                queues: queues(&t.tx.queue),
+            },
+            softirq: Softirq {
+                net_rx: softirq_vec(t, SOFTIRQ_NET_RX),
+                net_tx: softirq_vec(t, SOFTIRQ_NET_TX),
+            },
+            napi: Napi {
+                polls: work.count,
+                work,
+                budget_exhausted: t.napi.budget_exhausted,
+                by_id: t
+                    .napi_by_id
+                    .iter()
+                    .map(|(id, s)| NapiInstance {
+                        napi_id: *id,
+                        polls: s.polls,
+                        work: s.work,
+                        budget_exhausted: s.budget_exhausted,
+                        budget: s.budget,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toe_agent_common::hist::bucket_index;
+
+    fn hist(pairs: &[(u64, u64)]) -> Hist {
+        let mut h = Hist::ZERO;
+        for &(v, n) in pairs {
+            h.buckets[bucket_index(v)] += n;
+            h.sum += v * n;
+        }
+        h
+    }
+
+    #[test]
+    fn summary_of_an_empty_histogram_is_all_zero() {
+        assert_eq!(HistSummary::from_hist(&Hist::ZERO), HistSummary::default());
+    }
+
+    #[test]
+    fn percentiles_are_bucket_upper_bounds() {
+        // 98 MTU-sized segments and 2 pure ACKs.
+        let s = HistSummary::from_hist(&hist(&[(1500, 98), (52, 2)]));
+        assert_eq!(s.count, 100);
+        assert_eq!(s.sum, 1500 * 98 + 52 * 2);
+        assert_eq!(s.min, 48);
+        assert_eq!(s.max, 1535);
+        assert_eq!(s.p50, 1535);
+        assert_eq!(s.p99, 1535);
+        assert_eq!(s.buckets, vec![(55, 2), (1535, 98)]);
+        assert!((s.mean() - 1471.04).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tail_percentiles_see_the_big_skbs() {
+        let s = HistSummary::from_hist(&hist(&[(1500, 900), (65_000, 100)]));
+        assert_eq!(s.p50, 1535);
+        assert!(s.p99 >= 65_000 && s.p99 <= s.max, "{s:?}");
+        assert_eq!(s.max, 65_535);
+    }
+
+    #[test]
+    fn blocks_derive_counts_from_histograms() {
+        let mut t = Totals::default();
+        t.rx.segment_len = hist(&[(1448, 340)]);
+        t.rx.skb_len = hist(&[(49_232, 10)]);
+        t.rx.segs_per_skb = hist(&[(34, 10)]);
+        t.tx.xmit_len = hist(&[(1514, 30), (66_000, 2)]);
+        t.tx.segs_per_xmit = hist(&[(1, 30), (45, 2)]);
+        let b = Blocks::from_totals(&t);
+        assert_eq!(b.rx.segments, 340);
+        assert_eq!(b.rx.skbs, 10);
+        assert_eq!(b.rx.bytes, 492_320);
+        assert_eq!(b.tx.xmit_skbs, 32);
+        assert_eq!(b.tx.wire_segments, 120);
+        assert_eq!(b.tx.bytes, 1514 * 30 + 132_000);
+    }
+}

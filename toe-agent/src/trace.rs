@@ -1,0 +1,241 @@
+//! `toe-agent trace`: attach, sample every interval, render, detach.
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::{Instant, MissedTickBehavior},
+};
+
+use crate::{
+    Failure,
+    collect::Collector,
+    iface,
+    ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
+    probes::{Options, Probes},
+    report::Blocks,
+    view,
+};
+
+pub struct TraceArgs {
+    pub iface: String,
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    pub ndjson: Option<PathBuf>,
+    pub classic_only: bool,
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Where the text view goes.
+enum Screen {
+    /// Redraw in place (stdout is a terminal).
+    Live,
+    /// One block per interval (stdout is a pipe or file).
+    Blocks,
+    /// Nothing: stdout carries NDJSON.
+    Quiet,
+}
+
+pub fn run(args: TraceArgs) -> Result<(), Failure> {
+    let dev = iface::resolve(&args.iface).map_err(|e| Failure::BadInput(e.to_string()))?;
+    // Open the output before attaching anything: a bad path must fail early.
+    let mut ndjson = match &args.ndjson {
+        Some(p) => Some(NdjsonWriter::create(p).map_err(|e| {
+            Failure::BadInput(format!("cannot write NDJSON to {}: {e}", p.display()))
+        })?),
+        None => None,
+    };
+    let screen = if args.ndjson.as_deref() == Some(std::path::Path::new("-")) {
+        Screen::Quiet
+    } else if std::io::stdout().is_terminal() {
+        Screen::Live
+    } else {
+        Screen::Blocks
+    };
+
+    let probes = Probes::attach(
+        &dev,
+        &Options {
+            classic_only: args.classic_only,
+        },
+    )
+    .map_err(|e| Failure::Runtime(e.to_string()))?;
+    for s in probes.status.iter().filter(|s| s.reason.is_some()) {
+        eprintln!(
+            "toe-agent: probe {} ({}) {:?}: {}",
+            s.name,
+            s.hook,
+            s.status,
+            s.reason.as_deref().unwrap_or_default()
+        );
+    }
+    let header = Header {
+        schema_version: SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        kernel: kernel_release(),
+        iface: dev.name.clone(),
+        ifindex: dev.index,
+        netns_ino: dev.netns_ino,
+        driver: dev.driver.clone(),
+        mtu: dev.mtu,
+        interval_ms: args.interval.as_millis() as u64,
+        probes: probes.status.clone(),
+    };
+    let ctx = view::Context {
+        iface: &dev.name,
+        ifindex: dev.index,
+        driver: &dev.driver,
+        mtu: dev.mtu,
+        probes_attached: probes.attached(),
+        probes_total: probes.status.len(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .map_err(|e| Failure::Runtime(format!("{e:#}")))?;
+    let outcome = runtime.block_on(sample_loop(
+        &args,
+        &dev,
+        &probes,
+        &ctx,
+        &screen,
+        &header,
+        &mut ndjson,
+    ));
+    // Detach everything before the final words, whatever happened.
+    drop(probes);
+    let (summary, reason) = outcome.map_err(|e| Failure::Runtime(format!("{e:#}")))?;
+
+    let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
+    if !matches!(screen, Screen::Quiet) {
+        let text = view::render(
+            &ctx,
+            &format!("summary over {secs:.1} s"),
+            &summary.blocks,
+            secs,
+        );
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) is not worth an error at the end.
+        let _ = writeln!(out, "\n{text}");
+    }
+    match reason {
+        EndReason::IfaceGone => Err(Failure::Runtime(format!(
+            "interface {} disappeared; stopped after {secs:.1} s (summary written)",
+            dev.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Write a record if NDJSON is on; `Ok(true)` when the reader went away.
+fn emit(w: &mut Option<NdjsonWriter>, r: &Record) -> anyhow::Result<bool> {
+    match w.as_mut().map(|w| w.write(r)) {
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Some(Err(e)) => Err(anyhow::Error::from(e).context("writing NDJSON")),
+        _ => Ok(false),
+    }
+}
+
+async fn sample_loop(
+    args: &TraceArgs,
+    dev: &iface::Iface,
+    probes: &Probes,
+    ctx: &view::Context<'_>,
+    screen: &Screen,
+    header: &Header,
+    ndjson: &mut Option<NdjsonWriter>,
+) -> anyhow::Result<(Summary, EndReason)> {
+    let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
+
+    let mut collector = Collector::new(probes.source())?;
+    let run_start = SystemTime::now();
+    let mut period_start = run_start;
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval_at(start + args.interval, args.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = args.duration.map(|d| start + d);
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut seq = 0u64;
+
+    let reason = loop {
+        let ended = tokio::select! {
+            _ = ticker.tick() => None,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => Some(EndReason::Duration),
+            _ = sigterm.recv() => Some(EndReason::Signal),
+            _ = sigint.recv() => Some(EndReason::Signal),
+        };
+        // Every period ends with a reading, a short last one included.
+        let now = SystemTime::now();
+        let delta = collector.interval()?;
+        seq += 1;
+        let blocks = Blocks::from_totals(&delta);
+        let secs = now
+            .duration_since(period_start)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let record = Record::Interval(Interval {
+            seq,
+            start_unix_ns: unix_ns(period_start),
+            end_unix_ns: unix_ns(now),
+            blocks,
+        });
+        output_closed |= emit(ndjson, &record)?;
+        if let Record::Interval(i) = &record {
+            let title = format!("interval {seq} ({secs:.2} s)");
+            match screen {
+                Screen::Live => {
+                    let text = view::render(ctx, &title, &i.blocks, secs);
+                    print!("\x1b[H\x1b[2J{text}");
+                    let _ = std::io::stdout().flush();
+                }
+                Screen::Blocks => {
+                    let text = view::render(ctx, &title, &i.blocks, secs);
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{text}").is_err() {
+                        output_closed = true;
+                    }
+                }
+                Screen::Quiet => {}
+            }
+        }
+        period_start = now;
+        if let Some(r) = ended {
+            break r;
+        }
+        if output_closed {
+            break EndReason::OutputClosed;
+        }
+        if iface::index_of(&dev.name) != Some(dev.index) {
+            eprintln!("toe-agent: interface {} is gone; stopping", dev.name);
+            break EndReason::IfaceGone;
+        }
+    };
+
+    let summary = Summary {
+        start_unix_ns: unix_ns(run_start),
+        end_unix_ns: unix_ns(period_start),
+        intervals: seq,
+        end_reason: reason,
+        blocks: Blocks::from_totals(&collector.run_total()),
+    };
+    emit(ndjson, &Record::Summary(summary.clone()))?;
+    Ok((summary, reason))
+}

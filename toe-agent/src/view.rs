@@ -1,0 +1,256 @@
+//! Text rendering of a period's measurements, bcc-histogram style.
+use std::fmt::Write as _;
+
+use crate::report::{Blocks, Csum, HistSummary};
+
+/// What the view says about the run, above the numbers.
+pub struct Context<'a> {
+    pub iface: &'a str,
+    pub ifindex: u32,
+    pub driver: &'a str,
+    pub mtu: u32,
+    pub probes_attached: usize,
+    pub probes_total: usize,
+}
+
+/// Digits grouped by thousands: 2075152 → "2,075,152".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(n: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return group(n);
+    }
+    group((n as f64 / secs).round() as u64)
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+fn csum_line(c: &Csum) -> String {
+    let t = c.total();
+    if t == 0 {
+        return "-".into();
+    }
+    format!(
+        "none {:.0}% unnecessary {:.0}% complete {:.0}% partial {:.0}%",
+        pct(c.none, t),
+        pct(c.unnecessary, t),
+        pct(c.complete, t),
+        pct(c.partial, t)
+    )
+}
+
+/// One histogram, rows merged to powers of two (a log-linear bucket never
+/// straddles a power of two, so the merge is exact).
+pub fn histogram(out: &mut String, title: &str, unit: &str, h: &HistSummary) {
+    let _ = writeln!(
+        out,
+        "{title} ({unit})  count {}  mean {}  p50 {}  p99 {}",
+        group(h.count),
+        group(h.mean().round() as u64),
+        group(h.p50),
+        group(h.p99)
+    );
+    if h.count == 0 {
+        let _ = writeln!(out, "    (no events)");
+        return;
+    }
+    let mut rows: Vec<(u64, u64, u64)> = Vec::new(); // (low, high, count)
+    for &(upper, count) in &h.buckets {
+        let low = if upper < 2 {
+            upper
+        } else {
+            (upper + 1).next_power_of_two() / 2
+        };
+        let low = low.min(upper);
+        match rows.last_mut() {
+            Some(r) if r.0 == low => {
+                r.1 = upper;
+                r.2 += count;
+            }
+            _ => rows.push((low, upper, count)),
+        }
+    }
+    let peak = rows.iter().map(|r| r.2).max().unwrap_or(1).max(1);
+    for (low, high, count) in rows {
+        let stars = ((count as f64 / peak as f64) * 40.0).round() as usize;
+        let _ = writeln!(
+            out,
+            "    {:>10} -> {:<10} : {:<12} |{:<40}|",
+            group(low),
+            group(high),
+            group(count),
+            "*".repeat(stars.max(usize::from(count > 0)))
+        );
+    }
+}
+
+/// The whole view for one period of `secs` seconds.
+pub fn render(ctx: &Context, title: &str, b: &Blocks, secs: f64) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "toe-agent trace {} (ifindex {}, driver {}, mtu {})  {title}  probes {}/{} attached",
+        ctx.iface,
+        ctx.ifindex,
+        if ctx.driver.is_empty() {
+            "?"
+        } else {
+            ctx.driver
+        },
+        ctx.mtu,
+        ctx.probes_attached,
+        ctx.probes_total
+    );
+    let r = &b.rx;
+    let gbps = |bytes: u64| {
+        if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1e9
+        } else {
+            0.0
+        }
+    };
+    let _ = writeln!(
+        o,
+        "RX  segments {}/s  skbs {}/s  {:.2} Gbit/s  segments/skb {:.1}  at hand-off: {}",
+        rate(r.segments, secs),
+        rate(r.skbs, secs),
+        gbps(r.bytes),
+        r.segs_per_skb.mean(),
+        csum_line(&r.csum)
+    );
+    let t = &b.tx;
+    let _ = writeln!(
+        o,
+        "TX  queued {}/s  to driver {}/s  wire segments {}/s  {:.2} Gbit/s  at driver: {}",
+        rate(t.queued_skbs, secs),
+        rate(t.xmit_skbs, secs),
+        rate(t.wire_segments, secs),
+        gbps(t.bytes),
+        csum_line(&t.csum)
+    );
+    for (name, v) in [("NET_RX", &b.softirq.net_rx), ("NET_TX", &b.softirq.net_tx)] {
+        let cpus: Vec<String> = v
+            .per_cpu
+            .iter()
+            .map(|c| format!("cpu{} {:.1}%", c.cpu, pct(c.time_ns, (secs * 1e9) as u64)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "softirq {name}  {}/s  {:.1}% of a CPU  [{}]",
+            rate(v.count, secs),
+            pct(v.time_ns, (secs * 1e9) as u64),
+            cpus.join(", ")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "NAPI  polls {}/s  budget exhausted {}",
+        rate(b.napi.polls, secs),
+        group(b.napi.budget_exhausted)
+    );
+    o.push('\n');
+    histogram(
+        &mut o,
+        "RX segment length before GRO",
+        "bytes",
+        &r.segment_len,
+    );
+    histogram(&mut o, "RX skb length after GRO", "bytes", &r.skb_len);
+    histogram(&mut o, "RX segments per skb", "count", &r.segs_per_skb);
+    histogram(
+        &mut o,
+        "TX skb length before GSO (net_dev_queue)",
+        "bytes",
+        &t.queued_len,
+    );
+    histogram(
+        &mut o,
+        "TX skb length at driver (net_dev_start_xmit)",
+        "bytes",
+        &t.xmit_len,
+    );
+    histogram(
+        &mut o,
+        "TX segments per driver skb",
+        "count",
+        &t.segs_per_xmit,
+    );
+    histogram(
+        &mut o,
+        "NET_RX softirq duration",
+        "ns",
+        &b.softirq.net_rx.duration_ns,
+    );
+    for c in &b.softirq.net_rx.per_cpu {
+        let _ = writeln!(
+            o,
+            "    cpu{}: {} runs  p50 {} ns  p99 {} ns",
+            c.cpu,
+            group(c.count),
+            group(c.duration_p50_ns),
+            group(c.duration_p99_ns)
+        );
+    }
+    histogram(
+        &mut o,
+        "NET_TX softirq duration",
+        "ns",
+        &b.softirq.net_tx.duration_ns,
+    );
+    histogram(&mut o, "NAPI work per poll", "packets", &b.napi.work);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toe_agent_common::{Hist, hist::bucket_index};
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(2_075_152), "2,075,152");
+    }
+
+    #[test]
+    fn histogram_rows_merge_to_powers_of_two() {
+        let mut h = Hist::ZERO;
+        for v in [1100u64, 1300, 1500, 1500, 40_000] {
+            h.buckets[bucket_index(v)] += 1;
+            h.sum += v;
+        }
+        let s = HistSummary::from_hist(&h);
+        let mut out = String::new();
+        histogram(&mut out, "len", "bytes", &s);
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        assert!(rows[0].contains("1,024 -> 2,047"), "{out}");
+        assert!(rows[0].contains(": 4 "), "{out}");
+        assert!(rows[1].contains("32,768 -> 40,959"), "{out}");
+        assert!(out.starts_with("len (bytes)  count 5"), "{out}");
+    }
+
+    #[test]
+    fn empty_histogram_says_so() {
+        let mut out = String::new();
+        histogram(&mut out, "x", "ns", &HistSummary::default());
+        assert!(out.contains("(no events)"));
+    }
+}
