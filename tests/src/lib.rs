@@ -1,1 +1,373 @@
-//! Helpers for the privileged end-to-end tests.
+//! Helpers for the privileged end-to-end tests: a veth pair between two
+//! network namespaces the test creates (and always deletes), the agent run
+//! inside one of them, iperf3 traffic, and independent counts from perf.
+//!
+//! Traffic never leaves the namespaces: addresses are on the veth pair only.
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Why a privileged test cannot run here, if it cannot. Under `CI=true` a
+/// skip is a failure, so a broken CI machine cannot pass silently.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: network namespaces and BPF need root".into());
+    }
+    if agent_bin().is_none() {
+        return Some("TOE_AGENT_BIN is not set: run through `cargo xtask test`".into());
+    }
+    for tool in ["ip", "iperf3", "ethtool"] {
+        if Command::new(tool).arg("-V").output().is_err()
+            && Command::new(tool).arg("--version").output().is_err()
+        {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+/// Returns true when the test should go on; prints why not otherwise.
+#[must_use]
+pub fn privileged(test: &str) -> bool {
+    match skip_reason() {
+        None => true,
+        Some(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: cannot run under CI=true: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("skipped {test}: {reason}");
+            false
+        }
+    }
+}
+
+pub fn agent_bin() -> Option<PathBuf> {
+    std::env::var_os("TOE_AGENT_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn sh(args: &[&str]) -> Output {
+    run(Command::new(args[0]).args(&args[1..]))
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces, `a` (sender, 10.213.N.1) and `b` (receiver, 10.213.N.2),
+/// joined by a veth pair. Deleted on drop, even when the test panics.
+pub struct Lab {
+    pub ns_a: String,
+    pub ns_b: String,
+    pub dev_a: String,
+    pub dev_b: String,
+    pub addr_b: String,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{}", std::process::id() % 100_000, n);
+        let lab = Lab {
+            ns_a: format!("toe-t{id}-a"),
+            ns_b: format!("toe-t{id}-b"),
+            // IFNAMSIZ is 16: keep names short and unique (perf filters on them).
+            dev_a: format!("ta{id}"),
+            dev_b: format!("tb{id}"),
+            addr_b: format!("10.213.{}.2", n % 250),
+        };
+        let subnet = n % 250;
+        sh(&["ip", "netns", "add", &lab.ns_a]);
+        sh(&["ip", "netns", "add", &lab.ns_b]);
+        for ns in [&lab.ns_a, &lab.ns_b] {
+            // No IPv6: router solicitations and DAD would add packets that
+            // the traffic generator did not send.
+            lab.exec(
+                ns,
+                &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+            );
+            lab.exec(
+                ns,
+                &["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"],
+            );
+            lab.exec(ns, &["ip", "link", "set", "lo", "up"]);
+        }
+        sh(&[
+            "ip", "link", "add", &lab.dev_a, "netns", &lab.ns_a, "type", "veth", "peer", "name",
+            &lab.dev_b, "netns", &lab.ns_b,
+        ]);
+        lab.exec(
+            &lab.ns_a,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.213.{subnet}.1/24"),
+                "dev",
+                &lab.dev_a,
+            ],
+        );
+        lab.exec(
+            &lab.ns_b,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.213.{subnet}.2/24"),
+                "dev",
+                &lab.dev_b,
+            ],
+        );
+        lab.exec(&lab.ns_a, &["ip", "link", "set", &lab.dev_a, "up"]);
+        lab.exec(&lab.ns_b, &["ip", "link", "set", &lab.dev_b, "up"]);
+        lab
+    }
+
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        run(Command::new("ip").args(["netns", "exec", ns]).args(args))
+    }
+
+    /// `ethtool -K dev feature on|off ...` inside a namespace.
+    pub fn offloads(&self, ns: &str, dev: &str, settings: &[(&str, bool)]) {
+        let mut args = vec!["ethtool", "-K", dev];
+        for (f, on) in settings {
+            args.push(f);
+            args.push(if *on { "on" } else { "off" });
+        }
+        self.exec(ns, &args);
+    }
+
+    /// Start the agent in `ns`; stdout and stderr are captured.
+    pub fn agent(&self, ns: &str, args: &[&str]) -> Agent {
+        let bin = agent_bin().expect("TOE_AGENT_BIN");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(&bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the agent");
+        Agent { child: Some(child) }
+    }
+
+    /// A TCP transfer from a to b for `secs` seconds with iperf3; returns
+    /// iperf3's JSON report (client side).
+    pub fn iperf(&self, secs: u32) -> Value {
+        let mut server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns_b,
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                &self.addr_b,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting iperf3 -s");
+        // Wait for the listener instead of sleeping a fixed time.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.exec(&self.ns_b, &["ss", "-ltn"]);
+            if String::from_utf8_lossy(&out.stdout).contains(":5201") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "iperf3 server did not start");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let out = self.exec(
+            &self.ns_a,
+            &["iperf3", "-c", &self.addr_b, "-t", &secs.to_string(), "-J"],
+        );
+        let _ = server.wait();
+        serde_json::from_slice(&out.stdout).expect("iperf3 -J output")
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it, and the peer.
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A running agent; killed (by its own PID) on drop if still running.
+pub struct Agent {
+    child: Option<Child>,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Agent {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Deliver `sig` to the agent process. `ip netns exec` execs the
+    /// command in place, so the PID is the agent's own.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a PID we spawned and have not reaped.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub fn wait(mut self, timeout: Duration) -> Finished {
+        let mut child = self.child.take().expect("agent already waited for");
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("waiting for the agent") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the agent did not exit within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Wait until `path` holds at least `n` lines (the agent writes the header
+/// once its probes are attached).
+pub fn wait_for_lines(path: &Path, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < n
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not reach {n} lines",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn read_ndjson(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("reading NDJSON")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l}: {e}")))
+        .collect()
+}
+
+/// `perf stat` counting tracepoint events of one device, system-wide,
+/// until stopped: an independent count of what the agent's probes see.
+pub struct PerfCount {
+    child: Child,
+    out: PathBuf,
+}
+
+impl PerfCount {
+    /// `events` like `net:netif_receive_skb`; the filter keeps the device
+    /// (by name: names are unique on this machine for the test's lifetime).
+    pub fn start(events: &[&str], dev: &str, out: PathBuf) -> PerfCount {
+        let mut cmd = Command::new("perf");
+        cmd.args(["stat", "-a", "-x", ",", "-o"]).arg(&out);
+        for e in events {
+            cmd.args(["-e", e, "--filter", &format!("name == \"{dev}\"")]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting perf stat");
+        // perf needs a moment to open its events; the output file appears first.
+        thread::sleep(Duration::from_millis(800));
+        PerfCount { child, out }
+    }
+
+    /// Stop counting (SIGINT, as Ctrl-C would) and return `event -> count`.
+    pub fn stop(mut self) -> std::collections::BTreeMap<String, u64> {
+        // SAFETY: kill(2) on the perf process we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out).expect("perf stat output");
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let count = f.first()?.trim().parse().ok()?;
+                Some((f.get(2)?.trim().to_string(), count))
+            })
+            .collect()
+    }
+}
+
+/// Names of the BPF programs loaded in the kernel (`bpftool prog show`).
+pub fn loaded_programs() -> Vec<String> {
+    let out = sh(&["bpftool", "prog", "show", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A scratch file path unique to this test process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("toe-agent-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+    dir.join(name)
+}

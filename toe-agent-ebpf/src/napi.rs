@@ -29,12 +29,22 @@ pub fn napi_poll(ctx: BtfTracePointContext) -> i32 {
         if !skb::is_traced_dev(dev) {
             return 0;
         }
-        let exhausted = (work >= budget) as u64;
+        let id: u32 = skb::load(napi, config!(off.napi_id));
+        record_poll(work, budget, Some(id));
+    }
+    0
+}
+
+/// Count one poll; the classic fallback has no napi id.
+#[inline(always)]
+pub fn record_poll(work: i64, budget: i64, id: Option<u32>) {
+    let exhausted = (work >= budget) as u64;
+    unsafe {
         if let Some(s) = NAPI.get_ptr_mut(0) {
             hist::add(&mut (*s).work, work.max(0) as u64);
             (*s).budget_exhausted += exhausted;
         }
-        let id: u32 = skb::load(napi, config!(off.napi_id));
+        let Some(id) = id else { return };
         match NAPI_BY_ID.get_ptr_mut(&id) {
             Some(e) => {
                 (*e).polls += 1;
@@ -53,5 +63,4 @@ pub fn napi_poll(ctx: BtfTracePointContext) -> i32 {
             }
         }
     }
-    0
 }

@@ -29,26 +29,34 @@ fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
         if !skb::is_traced_dev(dev) {
             return 0;
         }
-        let Some(s) = RX.get_ptr_mut(0) else {
-            return 0;
-        };
-        let s = &mut *s;
         let len = skb::len(skb);
-        hist::add(&mut s.segment_len, len as u64);
-        s.segment_csum[skb::ip_summed(skb)] += 1;
-        s.handoff_by_hook[hook] += 1;
-        s.queue[skb::queue(skb) & (MAX_QUEUES - 1)] += 1;
         // skb->len counts from the network header here (eth_type_trans() has
         // pulled the MAC header), so only a packet longer than the MTU can
         // carry a gso_size: skip the helper call for the common case.
-        if len > skb::mtu(dev) {
-            let (gso_size, _) = skb::gso(skb);
-            if gso_size != 0 {
-                hist::add(&mut s.handoff_gso_size, gso_size);
-            }
-        }
+        let gso_size = if len > skb::mtu(dev) {
+            skb::gso(skb).0
+        } else {
+            0
+        };
+        record_handoff(hook, len, skb::ip_summed(skb), skb::queue(skb), gso_size);
     }
     0
+}
+
+/// Count one driver hand-off (shared with the classic tracepoint fallback).
+#[inline(always)]
+pub fn record_handoff(hook: usize, len: u32, csum: usize, queue: usize, gso_size: u64) {
+    let Some(s) = RX.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    hist::add(&mut s.segment_len, len as u64);
+    s.segment_csum[csum & 3] += 1;
+    s.handoff_by_hook[hook] += 1;
+    s.queue[queue & (MAX_QUEUES - 1)] += 1;
+    if gso_size != 0 {
+        hist::add(&mut s.handoff_gso_size, gso_size);
+    }
 }
 
 #[btf_tracepoint(function = "napi_gro_receive_entry")]
@@ -87,16 +95,24 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
         if !skb::is_traced_dev(skb::dev(skb)) {
             return 0;
         }
-        let Some(s) = RX.get_ptr_mut(0) else {
-            return 0;
-        };
-        let s = &mut *s;
         let (_, segs) = skb::gso(skb);
-        hist::add(&mut s.skb_len, skb::len(skb) as u64);
-        hist::add(&mut s.segs_per_skb, if segs == 0 { 1 } else { segs });
-        s.skb_csum[skb::ip_summed(skb)] += 1;
+        record_skb(skb::len(skb), Some((segs, skb::ip_summed(skb))));
     }
     0
+}
+
+/// Count one skb after GRO; the classic fallback knows only its length.
+#[inline(always)]
+pub fn record_skb(len: u32, segs_csum: Option<(u64, usize)>) {
+    let Some(s) = RX.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    hist::add(&mut s.skb_len, len as u64);
+    if let Some((segs, csum)) = segs_csum {
+        hist::add(&mut s.segs_per_skb, if segs == 0 { 1 } else { segs });
+        s.skb_csum[csum & 3] += 1;
+    }
 }
 
 /// A TCP segment whose checksum the CPU found bad (net/ipv4/tcp_ipv4.c,

@@ -17,7 +17,11 @@ static SOFTIRQ: PerCpuArray<SoftirqStats> = PerCpuArray::with_max_entries(1, 0);
 /// softirq_entry/exit/raise (include/trace/events/irq.h, softirq class).
 #[inline(always)]
 fn vector(ctx: &BtfTracePointContext) -> Option<usize> {
-    let vec: u64 = ctx.arg(0);
+    index(ctx.arg::<u64>(0) as u32)
+}
+
+#[inline(always)]
+pub fn index(vec: u32) -> Option<usize> {
     let i = (vec as u32).wrapping_sub(NET_TX_SOFTIRQ);
     if i >= 2 {
         return None;
@@ -33,9 +37,16 @@ fn vector(ctx: &BtfTracePointContext) -> Option<usize> {
 /// timestamp per vector and CPU is enough.
 #[btf_tracepoint(function = "softirq_entry")]
 pub fn softirq_entry(ctx: BtfTracePointContext) -> i32 {
-    let Some(i) = vector(&ctx) else { return 0 };
+    if let Some(i) = vector(&ctx) {
+        on_entry(i);
+    }
+    0
+}
+
+#[inline(always)]
+pub fn on_entry(i: usize) {
     let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     let s = unsafe { &mut *s };
     let now = unsafe { bpf_ktime_get_ns() };
@@ -44,26 +55,31 @@ pub fn softirq_entry(ctx: BtfTracePointContext) -> i32 {
         hist::add(&mut s.raise_latency[i], now.wrapping_sub(s.raise_ts[i]));
         s.raise_ts[i] = 0;
     }
-    0
 }
 
 #[btf_tracepoint(function = "softirq_exit")]
 pub fn softirq_exit(ctx: BtfTracePointContext) -> i32 {
-    let Some(i) = vector(&ctx) else { return 0 };
+    if let Some(i) = vector(&ctx) {
+        on_exit(i);
+    }
+    0
+}
+
+#[inline(always)]
+pub fn on_exit(i: usize) {
     let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     let s = unsafe { &mut *s };
     // An exit without a recorded entry: the program was attached mid-run.
     if s.entry_ts[i] == 0 {
-        return 0;
+        return;
     }
     let d = unsafe { bpf_ktime_get_ns() }.wrapping_sub(s.entry_ts[i]);
     s.entry_ts[i] = 0;
     s.time_ns[i] += d;
     s.count[i] += 1;
     hist::add(&mut s.duration[i], d);
-    0
 }
 
 /// raise_softirq() marks the vector pending on the local CPU
@@ -71,13 +87,19 @@ pub fn softirq_exit(ctx: BtfTracePointContext) -> i32 {
 /// first raise and the next entry on this CPU bound the wait.
 #[btf_tracepoint(function = "softirq_raise")]
 pub fn softirq_raise(ctx: BtfTracePointContext) -> i32 {
-    let Some(i) = vector(&ctx) else { return 0 };
+    if let Some(i) = vector(&ctx) {
+        on_raise(i);
+    }
+    0
+}
+
+#[inline(always)]
+pub fn on_raise(i: usize) {
     let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     let s = unsafe { &mut *s };
     if s.raise_ts[i] == 0 {
         s.raise_ts[i] = unsafe { bpf_ktime_get_ns() };
     }
-    0
 }

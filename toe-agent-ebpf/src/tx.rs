@@ -22,16 +22,24 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
         if !skb::is_traced_dev(skb::dev(skb)) {
             return 0;
         }
-        let Some(s) = TX.get_ptr_mut(0) else {
-            return 0;
-        };
-        let s = &mut *s;
         let (_, segs) = skb::gso(skb);
-        hist::add(&mut s.queued_len, skb::len(skb) as u64);
-        hist::add(&mut s.segs_per_queued, if segs == 0 { 1 } else { segs });
-        s.queued_csum[skb::ip_summed(skb)] += 1;
+        record_queued(skb::len(skb), Some((segs, skb::ip_summed(skb))));
     }
     0
+}
+
+/// Count one skb at net_dev_queue; the classic fallback knows only its length.
+#[inline(always)]
+pub fn record_queued(len: u32, segs_csum: Option<(u64, usize)>) {
+    let Some(s) = TX.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    hist::add(&mut s.queued_len, len as u64);
+    if let Some((segs, csum)) = segs_csum {
+        hist::add(&mut s.segs_per_queued, if segs == 0 { 1 } else { segs });
+        s.queued_csum[csum & 3] += 1;
+    }
 }
 
 /// `trace_net_dev_start_xmit(skb, dev)` in netdev_start_xmit()
@@ -45,15 +53,21 @@ pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {
         if !skb::is_traced_dev(skb::dev(skb)) {
             return 0;
         }
-        let Some(s) = TX.get_ptr_mut(0) else {
-            return 0;
-        };
-        let s = &mut *s;
         let (_, segs) = skb::gso(skb);
-        hist::add(&mut s.xmit_len, skb::len(skb) as u64);
-        hist::add(&mut s.segs_per_xmit, if segs == 0 { 1 } else { segs });
-        s.xmit_csum[skb::ip_summed(skb)] += 1;
-        s.queue[skb::queue(skb) & (MAX_QUEUES - 1)] += 1;
+        record_xmit(skb::len(skb), segs, skb::ip_summed(skb), skb::queue(skb));
     }
     0
+}
+
+/// Count one skb handed to the driver (shared with the classic fallback).
+#[inline(always)]
+pub fn record_xmit(len: u32, segs: u64, csum: usize, queue: usize) {
+    let Some(s) = TX.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    hist::add(&mut s.xmit_len, len as u64);
+    hist::add(&mut s.segs_per_xmit, if segs == 0 { 1 } else { segs });
+    s.xmit_csum[csum & 3] += 1;
+    s.queue[queue & (MAX_QUEUES - 1)] += 1;
 }

@@ -4,6 +4,7 @@
 //! [`probes`] reads them, [`collect`] turns readings into interval deltas,
 //! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
 pub mod btf;
+pub mod classic;
 pub mod cli;
 pub mod collect;
 pub mod ethtool;

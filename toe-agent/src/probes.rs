@@ -212,6 +212,12 @@ impl Probes {
                 }
             })?;
 
+        // Needed only if some probe falls back; a failure shows in their reasons.
+        let tracefs = if btf.is_err() {
+            crate::classic::ensure_tracefs().map_err(|e| format!("{e:#}"))
+        } else {
+            Ok(())
+        };
         let mut status = Vec::new();
         for spec in SPECS {
             let primary = match &btf {
@@ -228,7 +234,11 @@ impl Probes {
                 Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
                 Err(btf_err) => match spec.classic {
                     Some((group, event, prog)) => {
-                        match attach_classic(&mut ebpf, prog, group, event) {
+                        let attached = tracefs
+                            .clone()
+                            .map_err(anyhow::Error::msg)
+                            .and_then(|()| attach_classic(&mut ebpf, prog, group, event));
+                        match attached {
                             Ok(()) => ProbeStatus {
                                 name: spec.name.into(),
                                 hook: format!("tracepoint/{group}/{event}"),
@@ -257,13 +267,16 @@ impl Probes {
             };
             status.push(s);
         }
-        if status.iter().all(|s| s.status == ProbeState::Failed) {
-            let why = status
-                .iter()
-                .map(|s| format!("{}: {}", s.name, s.reason.as_deref().unwrap_or("?")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ProbeError::NothingAttached(why));
+        if let Some(first) = status
+            .first()
+            .filter(|_| status.iter().all(|s| s.status == ProbeState::Failed))
+        {
+            return Err(ProbeError::NothingAttached(format!(
+                "all {} failed; the first, {}: {}",
+                status.len(),
+                first.name,
+                first.reason.as_deref().unwrap_or("?")
+            )));
         }
         Ok(Probes { ebpf, status })
     }
@@ -295,6 +308,7 @@ fn attach_btf(ebpf: &mut Ebpf, name: &str, btf: &Btf) -> anyhow::Result<()> {
 }
 
 fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyhow::Result<()> {
+    crate::classic::check_layout(group, event)?;
     let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
     p.load()
         .with_context(|| format!("loading tracepoint/{group}/{event}"))?;

@@ -75,15 +75,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         },
     )
     .map_err(|e| Failure::Runtime(e.to_string()))?;
-    for s in probes.status.iter().filter(|s| s.reason.is_some()) {
-        eprintln!(
-            "toe-agent: probe {} ({}) {:?}: {}",
-            s.name,
-            s.hook,
-            s.status,
-            s.reason.as_deref().unwrap_or_default()
-        );
-    }
+    report_probe_problems(&probes.status);
     let header = Header {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").into(),
@@ -141,6 +133,31 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
             dev.name
         ))),
         _ => Ok(()),
+    }
+}
+
+/// One line for the probes that fell back (they share a reason), one per failure.
+fn report_probe_problems(status: &[crate::probes::ProbeStatus]) {
+    use crate::probes::ProbeState;
+    let degraded: Vec<_> = status
+        .iter()
+        .filter(|s| s.status == ProbeState::Degraded)
+        .collect();
+    if let Some(first) = degraded.first() {
+        eprintln!(
+            "toe-agent: {} of {} probes on classic tracepoints: {}",
+            degraded.len(),
+            status.len(),
+            first.reason.as_deref().unwrap_or_default()
+        );
+    }
+    for s in status.iter().filter(|s| s.status == ProbeState::Failed) {
+        eprintln!(
+            "toe-agent: probe {} ({}) failed: {}",
+            s.name,
+            s.hook,
+            s.reason.as_deref().unwrap_or_default()
+        );
     }
 }
 
@@ -224,7 +241,6 @@ async fn sample_loop(
             break EndReason::OutputClosed;
         }
         if iface::index_of(&dev.name) != Some(dev.index) {
-            eprintln!("toe-agent: interface {} is gone; stopping", dev.name);
             break EndReason::IfaceGone;
         }
     };

@@ -241,7 +241,7 @@ mod tests {
         histogram(&mut out, "len", "bytes", &s);
         let rows: Vec<&str> = out.lines().skip(1).collect();
         assert_eq!(rows.len(), 2, "{out}");
-        assert!(rows[0].contains("1,024 -> 2,047"), "{out}");
+        assert!(rows[0].contains("1,024 -> 1,535"), "{out}");
         assert!(rows[0].contains(": 4 "), "{out}");
         assert!(rows[1].contains("32,768 -> 40,959"), "{out}");
         assert!(out.starts_with("len (bytes)  count 5"), "{out}");

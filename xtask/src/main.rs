@@ -1,1 +1,304 @@
-fn main() {}
+//! Build orchestration: `cargo xtask build | run | test`.
+//!
+//! Each command first installs what is missing (the nightly `rust-src`
+//! component; bpf-linker built against the nightly toolchain's own LLVM, into
+//! `target/tools`; for tests, the Debian packages they use) and says in one
+//! line what to do when it cannot.
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, run and test toe-agent")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the release binary at target/release/toe-agent.
+    Build,
+    /// Build, then run the agent with the given arguments (e.g. `-- trace --iface eth0`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every test: unit tests, then the privileged end-to-end tests.
+    Test {
+        /// Extra arguments for the test harness (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// bpf-linker release known to work with these toolchains (KERNEL-NOTES.md).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages the end-to-end tests drive.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("iperf3", "iperf3"),
+    ("ethtool", "ethtool"),
+    ("bpftool", "bpftool"),
+    ("perf", "linux-perf"),
+];
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = workspace_root()?;
+    let tools = root.join("target/tools");
+    ensure_nightly_src()?;
+    ensure_bpf_linker(&tools)?;
+    let path = path_with(&tools.join("bin"))?;
+    match cli.cmd {
+        Cmd::Build => {
+            cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
+            println!("built {}", root.join("target/release/toe-agent").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { args } => {
+            cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
+            let status = Command::new(root.join("target/release/toe-agent"))
+                .args(args)
+                .status()
+                .context("starting target/release/toe-agent")?;
+            Ok(exit_code(status))
+        }
+        Cmd::Test { args } => {
+            ensure_test_packages()?;
+            cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
+            // Unit tests of every crate but the end-to-end one.
+            cargo(
+                &root,
+                &path,
+                &[
+                    "test",
+                    "--release",
+                    "--workspace",
+                    "--exclude",
+                    "toe-agent-tests",
+                    "--exclude",
+                    "toe-agent-ebpf",
+                ],
+            )?;
+            // End-to-end tests: one at a time, each owns namespaces and probes.
+            let mut cmd = Command::new("cargo");
+            cmd.current_dir(&root)
+                .env("PATH", &path)
+                .env("TOE_AGENT_BIN", root.join("target/release/toe-agent"))
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "toe-agent-tests",
+                    "--",
+                    "--test-threads=1",
+                ])
+                .args(args);
+            let status = cmd.status().context("running cargo test")?;
+            Ok(exit_code(status))
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8)
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest = env::var_os("CARGO_MANIFEST_DIR").context("run this through `cargo xtask`")?;
+    Ok(Path::new(&manifest)
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf())
+}
+
+fn path_with(dir: &Path) -> anyhow::Result<OsString> {
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    Ok(env::join_paths(dirs)?)
+}
+
+fn cargo(root: &Path, path: &OsString, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .env("PATH", path)
+        .args(args)
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The eBPF crate is built with nightly and `-Z build-std=core`.
+fn ensure_nightly_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+        .context("the nightly toolchain is needed for the eBPF crate: run `rustup toolchain install nightly`")?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the nightly rust-src component");
+    output(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+        .context(
+            "could not install rust-src: run `rustup component add rust-src --toolchain nightly`",
+        )?;
+    Ok(())
+}
+
+/// bpf-linker must link with the LLVM of the nightly that compiles the eBPF
+/// crate. That LLVM ships inside the toolchain as a shared library, so a
+/// directory with `lib/libLLVM.so` pointing at it serves as LLVM_PREFIX.
+fn ensure_bpf_linker(tools: &Path) -> anyhow::Result<()> {
+    let linker = tools.join("bin/bpf-linker");
+    if linker.exists()
+        && Command::new(&linker)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let lib_dir = Path::new(sysroot.trim()).join("lib");
+    let version = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+    let major = version
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .context("cannot tell the nightly toolchain's LLVM version")?
+        .to_string();
+    // The real library is libLLVM.so.<ver>-rust-...; libLLVM-<major>-*.so is a
+    // linker script naming it relative to its own directory.
+    let real = fs::read_dir(&lib_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.* in {}: is the nightly toolchain complete?",
+                lib_dir.display()
+            )
+        })?;
+    let prefix = tools.join("llvm");
+    let prefix_lib = prefix.join("lib");
+    fs::create_dir_all(&prefix_lib)?;
+    for name in [
+        OsString::from("libLLVM.so"),
+        real.file_name().unwrap_or_default().to_os_string(),
+    ] {
+        let link = prefix_lib.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} (about a minute)"
+    );
+    let status = Command::new("cargo")
+        .args([
+            "+nightly",
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
+        ])
+        .arg("--root")
+        .arg(tools)
+        .env("LLVM_PREFIX", &prefix)
+        .status()
+        .context("running cargo install bpf-linker")?;
+    if !status.success() {
+        bail!(
+            "building bpf-linker failed; see the output above (it needs network access to crates.io and gcc)"
+        );
+    }
+    Ok(())
+}
+
+fn have(cmd: &str) -> bool {
+    env::split_paths(&env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(cmd).is_file())
+}
+
+fn ensure_test_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(cmd, _)| !have(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing Debian packages for the tests: {}",
+        missing.join(" ")
+    );
+    let install = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = install(
+        &["install", "-y", "-q", "--no-install-recommends"]
+            .iter()
+            .copied()
+            .chain(missing.iter().copied())
+            .collect::<Vec<_>>(),
+    ) || (install(&["update", "-q"])
+        && install(
+            &["install", "-y", "-q", "--no-install-recommends"]
+                .iter()
+                .copied()
+                .chain(missing.iter().copied())
+                .collect::<Vec<_>>(),
+        ));
+    if !ok {
+        bail!(
+            "could not install {}: install them with apt-get (as root) and retry",
+            missing.join(" ")
+        );
+    }
+    Ok(())
+}
