@@ -220,8 +220,11 @@ async fn sample_loop(
             match screen {
                 Screen::Live => {
                     let text = view::render(ctx, &title, &i.blocks, secs);
-                    print!("\x1b[H\x1b[2J{text}");
-                    let _ = std::io::stdout().flush();
+                    let mut out = std::io::stdout().lock();
+                    // Home, clear, redraw: the view replaces itself in place.
+                    if write!(out, "\x1b[H\x1b[2J{text}").and_then(|()| out.flush()).is_err() {
+                        output_closed = true;
+                    }
                 }
                 Screen::Blocks => {
                     let text = view::render(ctx, &title, &i.blocks, secs);
