@@ -5,6 +5,14 @@ use std::{io, os::fd::AsRawFd, os::fd::FromRawFd, os::fd::OwnedFd};
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+const ETHTOOL_GSTRINGS: u32 = 0x0000_001b;
+const ETHTOOL_GSSET_INFO: u32 = 0x0000_0037;
+const ETHTOOL_GFEATURES: u32 = 0x0000_003a;
+const ETHTOOL_SFEATURES: u32 = 0x0000_003b;
+const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+/// `enum ethtool_stringset`: ETH_SS_FEATURES
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
 
 /// `struct ethtool_drvinfo`
 #[repr(C)]
@@ -72,6 +80,123 @@ fn c_str(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// Run an ethtool command on a buffer of 32-bit words (the variable-length
+/// structures: sset_info, gstrings, gfeatures, sfeatures).
+fn ethtool_words(ifname: &str, words: &mut [u32]) -> io::Result<()> {
+    let mut ifr = IfReq::new(ifname);
+    let ptr = words.as_mut_ptr() as usize;
+    ifr.data[..8].copy_from_slice(&ptr.to_ne_bytes());
+    ioctl(SIOCETHTOOL, &mut ifr)
+}
+
+/// One netdev feature as `ethtool -k` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Feature {
+    pub name: String,
+    /// Changeable by the user (in `hw_features`).
+    pub available: bool,
+    pub requested: bool,
+    pub active: bool,
+    pub never_changed: bool,
+}
+
+impl Feature {
+    /// `[fixed]` in ethtool's words: the user cannot change it.
+    pub fn fixed(&self) -> bool {
+        !self.available || self.never_changed
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features(pub Vec<Feature>);
+
+impl Features {
+    pub fn get(&self, name: &str) -> Option<&Feature> {
+        self.0.iter().find(|f| f.name == name)
+    }
+
+    pub fn active(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|f| f.active)
+    }
+}
+
+/// Names of the feature bits (`ETH_SS_FEATURES` strings), in bit order.
+fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
+    // struct ethtool_sset_info { cmd; reserved; u64 sset_mask; u32 data[]; }
+    let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0, 0];
+    ethtool_words(ifname, &mut info)?;
+    let count = info[4] as usize;
+    // struct ethtool_gstrings { cmd; string_set; len; u8 data[len * 32]; }
+    let mut buf = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    buf[0] = ETHTOOL_GSTRINGS;
+    buf[1] = ETH_SS_FEATURES;
+    buf[2] = count as u32;
+    ethtool_words(ifname, &mut buf)?;
+    let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    Ok(bytes.chunks(ETH_GSTRING_LEN).map(c_str).collect())
+}
+
+/// Every feature of the device with its state (ETHTOOL_GFEATURES).
+pub fn features(ifname: &str) -> io::Result<Features> {
+    let names = feature_names(ifname)?;
+    let blocks = names.len().div_ceil(32);
+    // struct ethtool_gfeatures { cmd; size; { available; requested; active; never_changed; }[size] }
+    let mut buf = vec![0u32; 2 + 4 * blocks];
+    buf[0] = ETHTOOL_GFEATURES;
+    buf[1] = blocks as u32;
+    ethtool_words(ifname, &mut buf)?;
+    let bit = |field: usize, i: usize| buf[2 + 4 * (i / 32) + field] & (1 << (i % 32)) != 0;
+    Ok(Features(
+        names
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(i, name)| Feature {
+                name,
+                available: bit(0, i),
+                requested: bit(1, i),
+                active: bit(2, i),
+                never_changed: bit(3, i),
+            })
+            .collect(),
+    ))
+}
+
+/// Request features on or off (ETHTOOL_SFEATURES). Used only by `toe-agent
+/// lab`, on devices inside the namespaces it created.
+pub fn set_features(ifname: &str, changes: &[(&str, bool)]) -> io::Result<()> {
+    let names = feature_names(ifname)?;
+    let blocks = names.len().div_ceil(32);
+    // struct ethtool_sfeatures { cmd; size; { valid; requested; }[size] }
+    let mut buf = vec![0u32; 2 + 2 * blocks];
+    buf[0] = ETHTOOL_SFEATURES;
+    buf[1] = blocks as u32;
+    for (name, on) in changes {
+        let i = names.iter().position(|n| n == name).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{ifname} has no feature {name}"),
+            )
+        })?;
+        buf[2 + 2 * (i / 32)] |= 1 << (i % 32);
+        if *on {
+            buf[2 + 2 * (i / 32) + 1] |= 1 << (i % 32);
+        }
+    }
+    ethtool_words(ifname, &mut buf)
+}
+
+/// Receive queues: `rx_count + combined_count` of ETHTOOL_GCHANNELS, or
+/// None when the driver does not report channels.
+pub fn rx_queues(ifname: &str) -> Option<u32> {
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined,
+    // rx_count, tx_count, other_count, combined_count
+    let mut ch = [0u32; 9];
+    ch[0] = ETHTOOL_GCHANNELS;
+    ethtool_words(ifname, &mut ch).ok()?;
+    Some((ch[5] + ch[8]).max(1))
+}
+
 /// The driver name `ethtool -i` shows ("veth", "virtio_net", "ice", ...).
 pub fn driver(ifname: &str) -> io::Result<String> {
     let mut info = DrvInfo {
@@ -108,6 +233,15 @@ mod tests {
     fn layouts_match_the_uapi() {
         assert_eq!(std::mem::size_of::<DrvInfo>(), 196);
         assert_eq!(std::mem::size_of::<IfReq>(), 40);
+    }
+
+    #[test]
+    fn loopback_features_are_readable() {
+        let f = features("lo").unwrap();
+        assert!(f.0.len() > 30, "{f:?}");
+        let tso = f.get("tx-tcp-segmentation").unwrap();
+        assert!(tso.active);
+        assert!(f.get("rx-gro").is_some());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod ndjson;
 pub mod probes;
 pub mod report;
 pub mod trace;
+pub mod verdict;
 pub mod view;
 
 /// How a command failed, which decides the exit status.

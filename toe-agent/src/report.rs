@@ -6,7 +6,7 @@ use toe_agent_common::{
     CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, HANDOFF_HOOKS,
     HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
     HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
-    hist::{bucket_lower_bound, bucket_upper_bound},
+    hist::{bucket_index, bucket_lower_bound, bucket_upper_bound},
 };
 
 use crate::collect::Totals;
@@ -61,6 +61,27 @@ impl HistSummary {
                 .map(|&(i, c)| (bucket_upper_bound(i), c))
                 .collect(),
         }
+    }
+
+    /// Events whose bucket lies entirely above `x` (a conservative count of
+    /// values greater than `x`).
+    pub fn count_above(&self, x: u64) -> u64 {
+        self.buckets
+            .iter()
+            .filter(|(upper, _)| bucket_lower_bound(bucket_index(*upper)) > x)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// Events of exactly `v`, for the values below 4 that have a bucket of
+    /// their own (segment counts of 1, say).
+    pub fn count_exact(&self, v: u64) -> u64 {
+        debug_assert!(v < 4, "only 0..4 have exact buckets");
+        self.buckets
+            .iter()
+            .filter(|(u, _)| *u == v)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// Exact mean (from the exact sum), 0 when empty.
@@ -311,7 +332,6 @@ impl Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toe_agent_common::hist::bucket_index;
 
     fn hist(pairs: &[(u64, u64)]) -> Hist {
         let mut h = Hist::ZERO;

@@ -222,7 +222,10 @@ async fn sample_loop(
                     let text = view::render(ctx, &title, &i.blocks, secs);
                     let mut out = std::io::stdout().lock();
                     // Home, clear, redraw: the view replaces itself in place.
-                    if write!(out, "\x1b[H\x1b[2J{text}").and_then(|()| out.flush()).is_err() {
+                    if write!(out, "\x1b[H\x1b[2J{text}")
+                        .and_then(|()| out.flush())
+                        .is_err()
+                    {
                         output_closed = true;
                     }
                 }
