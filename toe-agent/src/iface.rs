@@ -75,6 +75,30 @@ pub fn resolve(name: &str) -> Result<Iface, IfaceError> {
     })
 }
 
+/// What the verdicts need to know about the device, read now (features
+/// can change during a run). Reads happen in the caller's namespace.
+pub fn device(iface: &Iface) -> crate::verdict::Device {
+    crate::verdict::Device {
+        mtu: crate::ethtool::mtu(&iface.name).unwrap_or(iface.mtu),
+        driver: iface.driver.clone(),
+        features: crate::ethtool::features(&iface.name).ok(),
+        rx_queues: crate::ethtool::rx_queues(&iface.name),
+        rps: rps_configured(&iface.name),
+    }
+}
+
+/// Any rx queue with a non-zero `rps_cpus` mask (net/core/net-sysfs.c).
+/// sysfs shows the namespace it was mounted in; `ip netns exec` remounts it.
+fn rps_configured(name: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/sys/class/net/{name}/queues")) else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("rps_cpus")).ok())
+        .any(|mask| mask.trim().chars().any(|c| c != '0' && c != ','))
+}
+
 /// `ifname` as the NUL-padded 16 bytes (IFNAMSIZ) the kernel stores.
 pub fn name_bytes(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];

@@ -7,7 +7,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{probes::ProbeStatus, report::Blocks};
+use crate::{
+    probes::ProbeStatus,
+    report::Blocks,
+    verdict::{Check, Verdict},
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -32,6 +36,8 @@ pub struct Interval {
     pub end_unix_ns: u64,
     #[serde(flatten)]
     pub blocks: Blocks,
+    pub verdicts: Vec<Verdict>,
+    pub checks: Vec<Check>,
 }
 
 /// Why a run ended.
@@ -52,6 +58,8 @@ pub struct Summary {
     pub end_reason: EndReason,
     #[serde(flatten)]
     pub blocks: Blocks,
+    pub verdicts: Vec<Verdict>,
+    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +149,8 @@ mod tests {
             start_unix_ns: 1,
             end_unix_ns: 2,
             blocks: blocks.clone(),
+            verdicts: crate::verdict::judge(&blocks, &crate::verdict::Device::default()),
+            checks: vec![],
         });
         let summary = Record::Summary(Summary {
             start_unix_ns: 1,
@@ -148,6 +158,8 @@ mod tests {
             intervals: 1,
             end_reason: EndReason::Signal,
             blocks,
+            verdicts: vec![],
+            checks: vec![],
         });
         for r in [&header, &interval, &summary] {
             w.write(r).unwrap();
@@ -162,6 +174,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(v["type"], "interval");
         assert_eq!(v["rx"]["segments"], 42);
+        assert_eq!(v["verdicts"][0]["offload"], "tx_segmentation");
+        assert_eq!(v["verdicts"][0]["mechanism"], "not_exercised");
         assert!(v["rx"]["segment_len"]["buckets"].is_array());
         assert!(v["softirq"]["net_rx"]["per_cpu"].is_array());
         assert!(v["napi"]["budget_exhausted"].is_u64());

@@ -18,7 +18,7 @@ use crate::{
     ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
     probes::{Options, Probes},
     report::Blocks,
-    view,
+    verdict, view,
 };
 
 pub struct TraceArgs {
@@ -117,12 +117,10 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
 
     let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
     if !matches!(screen, Screen::Quiet) {
-        let text = view::render(
-            &ctx,
-            &format!("summary over {secs:.1} s"),
-            &summary.blocks,
-            secs,
-        );
+        let colour = matches!(screen, Screen::Live);
+        let title = format!("summary over {secs:.1} s");
+        let (b, v, c) = (&summary.blocks, &summary.verdicts, &summary.checks);
+        let text = view::render(&ctx, &title, b, v, c, secs, colour);
         let mut out = std::io::stdout().lock();
         // A closed stdout (`| head`) is not worth an error at the end.
         let _ = writeln!(out, "\n{text}");
@@ -208,10 +206,13 @@ async fn sample_loop(
             .duration_since(period_start)
             .unwrap_or_default()
             .as_secs_f64();
+        let device = iface::device(dev);
         let record = Record::Interval(Interval {
             seq,
             start_unix_ns: unix_ns(period_start),
             end_unix_ns: unix_ns(now),
+            verdicts: verdict::judge(&blocks, &device),
+            checks: verdict::checks(&blocks, secs),
             blocks,
         });
         output_closed |= emit(ndjson, &record)?;
@@ -219,7 +220,8 @@ async fn sample_loop(
             let title = format!("interval {seq} ({secs:.2} s)");
             match screen {
                 Screen::Live => {
-                    let text = view::render(ctx, &title, &i.blocks, secs);
+                    let text =
+                        view::render(ctx, &title, &i.blocks, &i.verdicts, &i.checks, secs, true);
                     let mut out = std::io::stdout().lock();
                     // Home, clear, redraw: the view replaces itself in place.
                     if write!(out, "\x1b[H\x1b[2J{text}")
@@ -230,7 +232,8 @@ async fn sample_loop(
                     }
                 }
                 Screen::Blocks => {
-                    let text = view::render(ctx, &title, &i.blocks, secs);
+                    let text =
+                        view::render(ctx, &title, &i.blocks, &i.verdicts, &i.checks, secs, false);
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "{text}").is_err() {
                         output_closed = true;
@@ -251,12 +254,20 @@ async fn sample_loop(
         }
     };
 
+    let blocks = Blocks::from_totals(&collector.run_total());
+    let secs = period_start
+        .duration_since(run_start)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let device = iface::device(dev);
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),
         intervals: seq,
         end_reason: reason,
-        blocks: Blocks::from_totals(&collector.run_total()),
+        verdicts: verdict::judge(&blocks, &device),
+        checks: verdict::checks(&blocks, secs),
+        blocks,
     };
     emit(ndjson, &Record::Summary(summary.clone()))?;
     Ok((summary, reason))

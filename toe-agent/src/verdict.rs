@@ -624,10 +624,6 @@ mod tests {
         t
     }
 
-    fn find(v: &[Verdict], o: Offload) -> &Verdict {
-        v.iter().find(|x| x.offload == o).unwrap()
-    }
-
     #[test]
     fn no_traffic_is_not_exercised() {
         let v = judge(&Blocks::from_totals(&Totals::default()), &veth(&[], &[]));

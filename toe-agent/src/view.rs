@@ -1,7 +1,10 @@
 //! Text rendering of a period's measurements, bcc-histogram style.
 use std::fmt::Write as _;
 
-use crate::report::{Blocks, Csum, HistSummary};
+use crate::{
+    report::{Blocks, Csum, HistSummary},
+    verdict::{Check, Mechanism, Verdict},
+};
 
 /// What the view says about the run, above the numbers.
 pub struct Context<'a> {
@@ -100,8 +103,61 @@ pub fn histogram(out: &mut String, title: &str, unit: &str, h: &HistSummary) {
     }
 }
 
+/// One line per offload: mechanism, configured flag, mismatch, evidence.
+/// With `colour`, ANSI colours: green hardware, yellow software, cyan
+/// deferred, dim off/not exercised, red for a mismatch.
+pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], colour: bool) {
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    for v in verdicts {
+        let code = match v.mechanism {
+            Mechanism::Hardware => "32",
+            Mechanism::Software => "33",
+            Mechanism::Deferred => "36",
+            Mechanism::Off | Mechanism::NotExercised => "2",
+        };
+        let configured = match &v.configured {
+            Some(c) => format!(
+                "{} {}{}",
+                c.feature,
+                if c.active { "on" } else { "off" },
+                if c.fixed { " [fixed]" } else { "" }
+            ),
+            None => "flag unknown".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {} ({configured}){}  {}",
+            v.offload.name(),
+            paint(code, &format!("{:<13}", v.mechanism.name())),
+            if v.mismatch {
+                format!("  {}", paint("1;31", "MISMATCH"))
+            } else {
+                String::new()
+            },
+            v.evidence
+        );
+    }
+    for c in checks {
+        let _ = writeln!(out, "{} {}", paint("1;33", "check"), c.message);
+    }
+}
+
 /// The whole view for one period of `secs` seconds.
-pub fn render(ctx: &Context, title: &str, b: &Blocks, secs: f64) -> String {
+pub fn render(
+    ctx: &Context,
+    title: &str,
+    b: &Blocks,
+    verdicts: &[Verdict],
+    checks: &[Check],
+    secs: f64,
+    colour: bool,
+) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -164,6 +220,8 @@ pub fn render(ctx: &Context, title: &str, b: &Blocks, secs: f64) -> String {
         rate(b.napi.polls, secs),
         group(b.napi.budget_exhausted)
     );
+    o.push('\n');
+    verdict_lines(&mut o, verdicts, checks, colour);
     o.push('\n');
     histogram(
         &mut o,
