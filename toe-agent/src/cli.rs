@@ -19,6 +19,24 @@ pub struct Cli {
 pub enum Command {
     /// Trace one interface: live histograms of what GRO/GSO and checksum offload really did.
     Trace(TraceCmd),
+    /// Prove the verdicts: two namespaces, a veth pair, a matrix of offload configurations.
+    Lab(LabCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabCmd {
+    /// Run one configuration (see --list) instead of the whole matrix.
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+    /// Print the results as JSON (docs/lab.md).
+    #[arg(long)]
+    pub json: bool,
+    /// List the configurations and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Seconds of TCP transfer per configuration.
+    #[arg(long, default_value = "2", value_parser = positive_seconds)]
+    pub duration: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +91,9 @@ mod tests {
         let cli =
             Cli::try_parse_from(["toe-agent", "trace", "--iface", "eth0", "--interval", "0.5"])
                 .unwrap();
-        let Command::Trace(t) = cli.command;
+        let Command::Trace(t) = cli.command else {
+            panic!("not trace")
+        };
         assert_eq!(t.iface, "eth0");
         assert_eq!(t.interval, Duration::from_millis(500));
         assert!(

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use toe_agent::{
     cli::{Cli, Command},
-    trace,
+    lab, trace,
 };
 
 fn main() -> ExitCode {
@@ -15,6 +15,12 @@ fn main() -> ExitCode {
             duration: t.duration,
             ndjson: t.ndjson,
             classic_only: t.classic,
+        }),
+        Command::Lab(l) => lab::run(lab::LabArgs {
+            config: l.config,
+            json: l.json,
+            list: l.list,
+            duration: l.duration,
         }),
     };
     match result {

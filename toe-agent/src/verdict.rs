@@ -210,6 +210,7 @@ fn not_active_note(c: &Option<Configured>) -> String {
 }
 
 const TSO: &[&str] = &["tx-tcp-segmentation", "tx-tcp6-segmentation"];
+const GSO: &[&str] = &["tx-generic-segmentation"];
 const TX_CSUM: &[&str] = &[
     "tx-checksum-ip-generic",
     "tx-checksum-ipv4",
@@ -287,21 +288,30 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
         );
         return verdict(o, mechanism, cfg, !tso_on, e);
     }
+    // TCP sockets always get NETIF_F_GSO (net/core/sock.c, sk_setup_caps()),
+    // so with tx-generic-segmentation off the kernel still segments: that
+    // flag is then the one that disagrees with the observation.
+    let gso = dev.configured(GSO);
+    let gso_off = gso.as_ref().is_some_and(|c| !c.active);
+    let (cfg, mismatch, why) = if tso_on {
+        let why = although(&cfg);
+        (cfg, true, why)
+    } else if gso_off {
+        let why = format!("{} (TCP always uses GSO)", although(&gso));
+        (gso, true, why)
+    } else {
+        let note = not_active_note(&cfg);
+        (cfg, false, note)
+    };
     let e = format!(
-        "net_dev_queue saw {} skbs averaging {}; the driver received {} skbs averaging {} ({:.1}% single-segment): segmentation done in software (GSO){}{}",
+        "net_dev_queue saw {} skbs averaging {}; the driver received {} skbs averaging {} ({:.1}% single-segment): segmentation done in software (GSO){why}",
         group(t.queued_skbs),
         kb(t.queued_len.mean()),
         group(t.xmit_skbs),
         kb(t.xmit_len.mean()),
         pct(t.xmit_skbs - intact, t.xmit_skbs),
-        if tso_on {
-            although(&cfg)
-        } else {
-            String::new()
-        },
-        not_active_note(&cfg)
     );
-    verdict(o, Mechanism::Software, cfg, tso_on, e)
+    verdict(o, Mechanism::Software, cfg, mismatch, e)
 }
 
 fn csum_shares(c: &Csum) -> (f64, f64, f64) {
@@ -396,7 +406,7 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
                 group(large),
                 group(r.segments),
                 kb(r.segment_len.mean()),
-                group(r.handoff_gso_size.p50)
+                group(r.handoff_gso_size.mean().round() as u64)
             );
             return verdict(o, Mechanism::Deferred, gro, false, e);
         }
@@ -406,7 +416,7 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
             "{} of {} packets were larger than the MTU at the driver hand-off (gso_size {}): coalesced by the NIC (LRO / hardware GRO){}",
             group(large),
             group(r.segments),
-            group(r.handoff_gso_size.p50),
+            group(r.handoff_gso_size.mean().round() as u64),
             if hw_on { String::new() } else { although(&hw) }
         );
         return verdict(o, Mechanism::Hardware, hw, !hw_on, e);
@@ -797,6 +807,21 @@ mod tests {
         t.rx.handoff_by_hook = [10_000, 0, 0, 0, 0];
         let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true));
+    }
+
+    #[test]
+    fn gso_off_yet_segmented_in_software_is_a_mismatch() {
+        let b = Blocks::from_totals(&software_gso());
+        let dev = veth(&[], &["tx-tcp-segmentation", "tx-generic-segmentation"]);
+        let v = tx_segmentation(&b, &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, true));
+        assert_eq!(v.configured.unwrap().feature, "tx-generic-segmentation");
+        assert!(
+            v.evidence
+                .ends_with("although tx-generic-segmentation is off (TCP always uses GSO)"),
+            "{}",
+            v.evidence
+        );
     }
 
     #[test]
