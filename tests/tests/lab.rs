@@ -1,0 +1,335 @@
+//! `toe-agent lab` and the verdicts end to end: the whole matrix on veth,
+//! checked against the table below (what veth on these kernels does, from
+//! KERNEL-NOTES.md and the kernel source cited in docs/verdicts.md), and
+//! `trace` giving the same verdicts live.
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use toe_agent_tests::{Lab, agent_bin, privileged, read_ndjson, scratch, wait_for_lines};
+
+/// (config, [(offload, mechanism, mismatch)]) for the whole matrix.
+const EXPECTED: &[(&str, [(&str, &str, bool); 5])] = &[
+    (
+        "all-on",
+        [
+            ("tx_segmentation", "deferred", false),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "deferred", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "gro-no-tso",
+        [
+            ("tx_segmentation", "software", false),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "software", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "no-tso-gso",
+        [
+            // GSO off, yet TCP skbs are still segmented by the kernel.
+            ("tx_segmentation", "software", true),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "off", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "no-txcsum-gro",
+        [
+            ("tx_segmentation", "software", false),
+            ("tx_checksum", "software", false),
+            ("rx_coalescing", "software", false),
+            // rx-checksum is on, but the CPU verifies every packet.
+            ("rx_checksum", "software", true),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "no-txcsum",
+        [
+            ("tx_segmentation", "software", false),
+            ("tx_checksum", "software", false),
+            ("rx_coalescing", "off", false),
+            ("rx_checksum", "software", true),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "rx-gro-off",
+        [
+            ("tx_segmentation", "deferred", false),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "deferred", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "all-off",
+        [
+            ("tx_segmentation", "software", true),
+            ("tx_checksum", "software", false),
+            ("rx_coalescing", "off", false),
+            ("rx_checksum", "software", false),
+            ("rss", "off", false),
+        ],
+    ),
+];
+
+fn lab(args: &[&str]) -> std::process::Output {
+    Command::new(agent_bin().unwrap())
+        .arg("lab")
+        .args(args)
+        .output()
+        .expect("running toe-agent lab")
+}
+
+#[test]
+fn lab_matrix_gives_the_expected_verdicts() {
+    if !privileged("lab_matrix_gives_the_expected_verdicts") {
+        return;
+    }
+    let out = lab(&["--json", "--duration", "1.5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("lab --json: {e}; stderr: {stderr}"));
+    let configs = report["configs"].as_array().unwrap();
+    assert_eq!(configs.len(), EXPECTED.len());
+    let mut wrong = Vec::new();
+    for ((name, table), got) in EXPECTED.iter().zip(configs) {
+        assert_eq!(got["name"], *name);
+        assert!(got["throughput_gbps"].as_f64().unwrap() > 0.1, "{got}");
+        for ((offload, mechanism, mismatch), v) in
+            table.iter().zip(got["verdicts"].as_array().unwrap())
+        {
+            assert_eq!(v["offload"], *offload);
+            assert!(!v["evidence"].as_str().unwrap().is_empty());
+            if v["mechanism"] != *mechanism || v["mismatch"] != *mismatch {
+                wrong.push(format!("{name}/{offload}: got {} mismatch {} ({}), want {mechanism} mismatch {mismatch}", v["mechanism"], v["mismatch"], v["evidence"]));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(report["as_expected"], true);
+    assert!(out.status.success(), "{stderr}");
+    // Nothing left behind.
+    let left = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(!left.contains("toe-lab"), "{left}");
+}
+
+#[test]
+fn lab_table_names_configurations_and_evidence() {
+    if !privileged("lab_table_names_configurations_and_evidence") {
+        return;
+    }
+    let out = lab(&["--config", "no-txcsum", "--duration", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("no-txcsum (sender TX checksum off, receiver GRO off)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("checksums verified by the CPU although rx-checksum is on"),
+        "{text}"
+    );
+    assert!(text.contains("MISMATCH"), "{text}");
+    assert!(text.contains("every verdict as expected"), "{text}");
+}
+
+#[test]
+fn lab_refuses_bad_input_and_taken_names() {
+    if !privileged("lab_refuses_bad_input_and_taken_names") {
+        return;
+    }
+    let out = lab(&["--config", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no lab configuration 'nope'; there are: all-on, gro-no-tso"),
+        "{err}"
+    );
+
+    let list = lab(&["--list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).lines().count() >= 7);
+
+    Command::new("ip")
+        .args(["netns", "add", "toe-lab-rx"])
+        .status()
+        .unwrap();
+    let out = lab(&["--config", "all-on"]);
+    Command::new("ip")
+        .args(["netns", "del", "toe-lab-rx"])
+        .status()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("network namespace toe-lab-rx already exists"),
+        "{err}"
+    );
+
+    // Not root: refused before anything is created.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(agent_bin().unwrap())
+        .args(["lab", "--config", "all-on"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("must run as root"), "{err}");
+}
+
+#[test]
+fn lab_cleans_up_on_sigint() {
+    if !privileged("lab_cleans_up_on_sigint") {
+        return;
+    }
+    let mut child = Command::new(agent_bin().unwrap())
+        .args(["lab", "--duration", "5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the lab is mid-transfer (its namespaces exist), then Ctrl-C.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::path::Path::new("/run/netns/toe-lab-rx").exists() {
+        assert!(std::time::Instant::now() < deadline, "lab did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted; the lab's namespaces were removed"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new("/run/netns/toe-lab-rx").exists());
+    assert!(!std::path::Path::new("/run/netns/toe-lab-tx").exists());
+}
+
+/// `trace` judges live what the lab judges: software GSO on the sender,
+/// software GRO on the receiver, in interval and summary records.
+#[test]
+fn trace_reports_verdicts_live() {
+    if !privileged("trace_reports_verdicts_live") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", false)]);
+    lab.offloads(&lab.ns_b, &lab.dev_b, &[("gro", true), ("rx", true)]);
+    let (tx_nd, rx_nd) = (scratch("verdict-tx.ndjson"), scratch("verdict-rx.ndjson"));
+    let sender = lab.agent(
+        &lab.ns_a,
+        &[
+            "trace",
+            "--iface",
+            &lab.dev_a,
+            "--interval",
+            "0.5",
+            "--ndjson",
+            tx_nd.to_str().unwrap(),
+        ],
+    );
+    let receiver = lab.agent(
+        &lab.ns_b,
+        &[
+            "trace",
+            "--iface",
+            &lab.dev_b,
+            "--interval",
+            "0.5",
+            "--ndjson",
+            rx_nd.to_str().unwrap(),
+        ],
+    );
+    wait_for_lines(&tx_nd, 1, Duration::from_secs(20));
+    wait_for_lines(&rx_nd, 1, Duration::from_secs(20));
+    lab.iperf(2);
+    sender.signal(libc::SIGTERM);
+    receiver.signal(libc::SIGTERM);
+    let (s, r) = (
+        sender.wait(Duration::from_secs(20)),
+        receiver.wait(Duration::from_secs(20)),
+    );
+    assert!(
+        s.status.success() && r.status.success(),
+        "{} {}",
+        s.stderr,
+        r.stderr
+    );
+
+    let verdict = |records: &[Value], offload: &str| -> Value {
+        let summary = records.last().unwrap();
+        assert_eq!(summary["type"], "summary");
+        summary["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["offload"] == offload)
+            .unwrap()
+            .clone()
+    };
+    let tx = read_ndjson(&tx_nd);
+    let rx = read_ndjson(&rx_nd);
+    let seg = verdict(&tx, "tx_segmentation");
+    assert_eq!(seg["mechanism"], "software", "{seg}");
+    assert_eq!(seg["mismatch"], false);
+    assert_eq!(seg["configured"]["feature"], "tx-tcp-segmentation");
+    assert_eq!(seg["configured"]["active"], false);
+    assert!(
+        seg["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("segmentation done in software (GSO)")
+    );
+    let coal = verdict(&rx, "rx_coalescing");
+    assert_eq!(coal["mechanism"], "software", "{coal}");
+    assert_eq!(verdict(&rx, "rx_checksum")["mechanism"], "deferred");
+    // The busiest interval says the same as the summary.
+    let busiest = rx
+        .iter()
+        .filter(|r| r["type"] == "interval")
+        .max_by_key(|r| r["rx"]["segments"].as_u64().unwrap())
+        .unwrap();
+    let live = busiest["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["offload"] == "rx_coalescing")
+        .unwrap();
+    assert_eq!(live["mechanism"], "software");
+    // The text view carries a line per offload.
+    assert!(
+        r.stdout.contains("rx_coalescing    software"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        s.stdout.contains("tx_segmentation  software"),
+        "{}",
+        s.stdout
+    );
+}
