@@ -7,8 +7,11 @@ use std::{process::Command, time::Duration};
 use serde_json::Value;
 use toe_agent_tests::{Lab, agent_bin, privileged, read_ndjson, scratch, wait_for_lines};
 
-/// (config, [(offload, mechanism, mismatch)]) for the whole matrix.
-const EXPECTED: &[(&str, [(&str, &str, bool); 5])] = &[
+/// (offload, mechanism, mismatch)
+type Row = (&'static str, &'static str, bool);
+
+/// (config, its five verdicts) for the whole matrix.
+const EXPECTED: &[(&str, [Row; 5])] = &[
     (
         "all-on",
         [
@@ -204,7 +207,7 @@ fn lab_cleans_up_on_sigint() {
     if !privileged("lab_cleans_up_on_sigint") {
         return;
     }
-    let mut child = Command::new(agent_bin().unwrap())
+    let child = Command::new(agent_bin().unwrap())
         .args(["lab", "--duration", "5"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
