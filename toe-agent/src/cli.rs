@@ -21,6 +21,21 @@ pub enum Command {
     Trace(TraceCmd),
     /// Prove the verdicts: two namespaces, a veth pair, a matrix of offload configurations.
     Lab(LabCmd),
+    /// Measure the agent's overhead on the lab (what `cargo xtask bench` runs).
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchCmd {
+    /// Agent-off/agent-on transfer pairs per configuration.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub pairs: u16,
+    /// Seconds per transfer.
+    #[arg(long, default_value = "3", value_parser = positive_seconds)]
+    pub duration: Duration,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "target/bench/overhead.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +71,10 @@ pub struct TraceCmd {
     /// Use classic tracepoints only (the fallback for kernels without BTF).
     #[arg(long)]
     pub classic: bool,
+    /// Turn on the kernel's BPF run-time statistics while tracing, to report
+    /// ns per program run (costs a little; the previous state is restored on exit).
+    #[arg(long)]
+    pub self_stats: bool,
 }
 
 /// A strictly positive, finite number of seconds.

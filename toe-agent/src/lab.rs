@@ -30,8 +30,8 @@ use crate::{
 
 pub const NS_TX: &str = "toe-lab-tx";
 pub const NS_RX: &str = "toe-lab-rx";
-const DEV_TX: &str = "lab-tx";
-const DEV_RX: &str = "lab-rx";
+pub const DEV_TX: &str = "lab-tx";
+pub const DEV_RX: &str = "lab-rx";
 const ADDR_TX: &str = "10.254.77.1";
 const ADDR_RX: &str = "10.254.77.2";
 const PORT: u16 = 5201;
@@ -218,7 +218,7 @@ pub struct LabReport {
     pub as_expected: bool,
 }
 
-fn runtime(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn runtime(e: impl std::fmt::Display) -> Failure {
     Failure::Runtime(e.to_string())
 }
 
@@ -239,27 +239,7 @@ pub fn run(args: LabArgs) -> Result<(), Failure> {
             ))
         })?],
     };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(runtime(
-            "toe-agent lab must run as root: it creates network namespaces, configures their veth devices and loads eBPF programs",
-        ));
-    }
-    for ns in [NS_TX, NS_RX] {
-        if netns::exists(ns) {
-            return Err(runtime(format!(
-                "network namespace {ns} already exists: another lab is running, or one was killed (remove it with `ip netns del {ns}`)"
-            )));
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(runtime)?;
-    }
-
-    // Created after the checks, dropped (deleted) on every way out of here.
-    let tx = Netns::create(NS_TX).map_err(runtime)?;
-    let rx = Netns::create(NS_RX).map_err(runtime)?;
+    let (tx, rx, stop) = prepare()?;
     let mut results = Vec::new();
     for config in configs {
         if !args.json {
@@ -306,8 +286,34 @@ pub fn run(args: LabArgs) -> Result<(), Failure> {
     }
 }
 
+/// Refuse unless root and the lab's names are free; then create the two
+/// namespaces (deleted when the returned guards drop) and route SIGINT and
+/// SIGTERM to a flag, so that every exit path runs those drops.
+pub(crate) fn prepare() -> Result<(Netns, Netns, Arc<AtomicBool>), Failure> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(runtime(
+            "toe-agent lab must run as root: it creates network namespaces, configures their veth devices and loads eBPF programs",
+        ));
+    }
+    for ns in [NS_TX, NS_RX] {
+        if netns::exists(ns) {
+            return Err(runtime(format!(
+                "network namespace {ns} already exists: another lab is running, or one was killed (remove it with `ip netns del {ns}`)"
+            )));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(runtime)?;
+    }
+    let tx = Netns::create(NS_TX).map_err(runtime)?;
+    let rx = Netns::create(NS_RX).map_err(runtime)?;
+    Ok((tx, rx, stop))
+}
+
 /// A fresh veth pair per configuration, so every one starts from defaults.
-fn make_pair() -> io::Result<()> {
+pub(crate) fn make_pair() -> io::Result<()> {
     let _ = netns::ip(&["-n", NS_TX, "link", "del", DEV_TX]);
     netns::ip(&[
         "link", "add", DEV_TX, "netns", NS_TX, "type", "veth", "peer", "name", DEV_RX, "netns",
@@ -335,7 +341,7 @@ fn make_pair() -> io::Result<()> {
     netns::ip(&["-n", NS_RX, "link", "set", DEV_RX, "up"])
 }
 
-fn apply(ns: &str, dev: &str, groups: &[(&[&str], bool)]) -> anyhow::Result<()> {
+pub(crate) fn apply(ns: &str, dev: &str, groups: &[(&[&str], bool)]) -> anyhow::Result<()> {
     let changes: Vec<(&str, bool)> = groups
         .iter()
         .flat_map(|(names, on)| names.iter().map(move |n| (*n, *on)))
@@ -376,7 +382,7 @@ fn device_in(ns: &str, iface: &Iface) -> anyhow::Result<verdict::Device> {
 }
 
 /// Bulk TCP from the sender to the receiver for `secs`; bytes received.
-fn transfer(secs: Duration, stop: &AtomicBool) -> anyhow::Result<u64> {
+pub(crate) fn transfer(secs: Duration, stop: &AtomicBool) -> anyhow::Result<u64> {
     let addr: SocketAddr = format!("{ADDR_RX}:{PORT}").parse()?;
     // A socket stays in the namespace it was created in, whichever thread
     // uses it afterwards: only creation happens inside run_in.

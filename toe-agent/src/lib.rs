@@ -3,6 +3,7 @@
 //! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`),
 //! [`probes`] reads them, [`collect`] turns readings into interval deltas,
 //! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
+pub mod bench;
 pub mod btf;
 pub mod classic;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod iface;
 pub mod lab;
 pub mod ndjson;
 pub mod netns;
+pub mod overhead;
 pub mod probes;
 pub mod report;
 pub mod trace;

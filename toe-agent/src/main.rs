@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use toe_agent::{
+    bench,
     cli::{Cli, Command},
     lab, trace,
 };
@@ -15,6 +16,12 @@ fn main() -> ExitCode {
             duration: t.duration,
             ndjson: t.ndjson,
             classic_only: t.classic,
+            self_stats: t.self_stats,
+        }),
+        Command::Bench(b) => bench::run(bench::BenchArgs {
+            pairs: b.pairs as usize,
+            duration: b.duration,
+            out: b.out,
         }),
         Command::Lab(l) => lab::run(lab::LabArgs {
             config: l.config,

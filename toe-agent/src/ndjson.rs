@@ -8,6 +8,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    overhead::Overhead,
     probes::ProbeStatus,
     report::Blocks,
     verdict::{Check, Verdict},
@@ -38,6 +39,7 @@ pub struct Interval {
     pub blocks: Blocks,
     pub verdicts: Vec<Verdict>,
     pub checks: Vec<Check>,
+    pub overhead: Overhead,
 }
 
 /// Why a run ended.
@@ -60,6 +62,7 @@ pub struct Summary {
     pub blocks: Blocks,
     pub verdicts: Vec<Verdict>,
     pub checks: Vec<Check>,
+    pub overhead: Overhead,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +154,7 @@ mod tests {
             blocks: blocks.clone(),
             verdicts: crate::verdict::judge(&blocks, &crate::verdict::Device::default()),
             checks: vec![],
+            overhead: Overhead::default(),
         });
         let summary = Record::Summary(Summary {
             start_unix_ns: 1,
@@ -160,6 +164,7 @@ mod tests {
             blocks,
             verdicts: vec![],
             checks: vec![],
+            overhead: Overhead::default(),
         });
         for r in [&header, &interval, &summary] {
             w.write(r).unwrap();
@@ -176,6 +181,8 @@ mod tests {
         assert_eq!(v["rx"]["segments"], 42);
         assert_eq!(v["verdicts"][0]["offload"], "tx_segmentation");
         assert_eq!(v["verdicts"][0]["mechanism"], "not_exercised");
+        assert!(v["overhead"]["bpf_ns_per_event"].is_null());
+        assert_eq!(v["overhead"]["events"], 0);
         assert!(v["rx"]["segment_len"]["buckets"].is_array());
         assert!(v["softirq"]["net_rx"]["per_cpu"].is_array());
         assert!(v["napi"]["budget_exhausted"].is_u64());

@@ -114,6 +114,14 @@ const SPECS: &[Spec] = &[
     },
 ];
 
+/// Every program in the object, BTF and classic, by name.
+pub fn program_names() -> Vec<&'static str> {
+    SPECS
+        .iter()
+        .flat_map(|s| std::iter::once(s.name).chain(s.classic.map(|c| c.2)))
+        .collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
@@ -123,6 +131,8 @@ pub struct Options {
 pub struct Probes {
     ebpf: Ebpf,
     pub status: Vec<ProbeStatus>,
+    /// Names (in the object) of the programs attached.
+    attached: Vec<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,34 +229,41 @@ impl Probes {
             Ok(())
         };
         let mut status = Vec::new();
+        let mut attached = Vec::new();
         for spec in SPECS {
             let primary = match &btf {
                 Ok((kbtf, _)) => attach_btf(&mut ebpf, spec.name, kbtf),
                 Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
             };
             let s = match primary {
-                Ok(()) => ProbeStatus {
-                    name: spec.name.into(),
-                    hook: format!("tp_btf/{}", spec.name),
-                    status: ProbeState::Attached,
-                    reason: None,
-                },
+                Ok(()) => {
+                    attached.push(spec.name);
+                    ProbeStatus {
+                        name: spec.name.into(),
+                        hook: format!("tp_btf/{}", spec.name),
+                        status: ProbeState::Attached,
+                        reason: None,
+                    }
+                }
                 Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
                 Err(btf_err) => match spec.classic {
                     Some((group, event, prog)) => {
-                        let attached = tracefs
+                        let fallback = tracefs
                             .clone()
                             .map_err(anyhow::Error::msg)
                             .and_then(|()| attach_classic(&mut ebpf, prog, group, event));
-                        match attached {
-                            Ok(()) => ProbeStatus {
-                                name: spec.name.into(),
-                                hook: format!("tracepoint/{group}/{event}"),
-                                status: ProbeState::Degraded,
-                                reason: Some(format!(
-                                    "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
-                                )),
-                            },
+                        match fallback {
+                            Ok(()) => {
+                                attached.push(prog);
+                                ProbeStatus {
+                                    name: spec.name.into(),
+                                    hook: format!("tracepoint/{group}/{event}"),
+                                    status: ProbeState::Degraded,
+                                    reason: Some(format!(
+                                        "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
+                                    )),
+                                }
+                            }
                             Err(e) => ProbeStatus {
                                 name: spec.name.into(),
                                 hook: format!("tp_btf/{}", spec.name),
@@ -278,7 +295,11 @@ impl Probes {
                 first.reason.as_deref().unwrap_or("?")
             )));
         }
-        Ok(Probes { ebpf, status })
+        Ok(Probes {
+            ebpf,
+            status,
+            attached,
+        })
     }
 
     pub fn attached(&self) -> usize {
@@ -286,6 +307,22 @@ impl Probes {
             .iter()
             .filter(|s| s.status != ProbeState::Failed)
             .count()
+    }
+
+    /// Run count and run time of every attached program (non-zero only
+    /// while BPF statistics are enabled).
+    pub fn costs(&self) -> Vec<crate::overhead::ProgramCost> {
+        self.attached
+            .iter()
+            .filter_map(|name| {
+                let info = self.ebpf.program(name)?.info().ok()?;
+                Some(crate::overhead::ProgramCost {
+                    name: name.to_string(),
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect()
     }
 
     pub fn source(&self) -> KernelSource<'_> {

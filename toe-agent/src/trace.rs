@@ -16,6 +16,7 @@ use crate::{
     collect::Collector,
     iface,
     ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
+    overhead,
     probes::{Options, Probes},
     report::Blocks,
     verdict, view,
@@ -27,6 +28,7 @@ pub struct TraceArgs {
     pub duration: Option<Duration>,
     pub ndjson: Option<PathBuf>,
     pub classic_only: bool,
+    pub self_stats: bool,
 }
 
 fn unix_ns(t: SystemTime) -> u64 {
@@ -68,6 +70,11 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         Screen::Blocks
     };
 
+    // Statistics on before the programs load, so their first runs count.
+    let stats = match args.self_stats {
+        true => Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?),
+        false => None,
+    };
     let probes = Probes::attach(
         &dev,
         &Options {
@@ -113,14 +120,21 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     ));
     // Detach everything before the final words, whatever happened.
     drop(probes);
+    drop(stats);
     let (summary, reason) = outcome.map_err(|e| Failure::Runtime(format!("{e:#}")))?;
 
     let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
     if !matches!(screen, Screen::Quiet) {
         let colour = matches!(screen, Screen::Live);
         let title = format!("summary over {secs:.1} s");
-        let (b, v, c) = (&summary.blocks, &summary.verdicts, &summary.checks);
-        let text = view::render(&ctx, &title, b, v, c, secs, colour);
+        let period = view::Period {
+            blocks: &summary.blocks,
+            verdicts: &summary.verdicts,
+            checks: &summary.checks,
+            overhead: &summary.overhead,
+            secs,
+        };
+        let text = view::render(&ctx, &title, &period, colour);
         let mut out = std::io::stdout().lock();
         // A closed stdout (`| head`) is not worth an error at the end.
         let _ = writeln!(out, "\n{text}");
@@ -180,6 +194,8 @@ async fn sample_loop(
     let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
 
     let mut collector = Collector::new(probes.source())?;
+    let mut tracker = overhead::Tracker::new(probes, args.self_stats);
+    let mut run_tracker = overhead::Tracker::new(probes, args.self_stats);
     let run_start = SystemTime::now();
     let mut period_start = run_start;
     let start = Instant::now();
@@ -191,17 +207,23 @@ async fn sample_loop(
     let mut seq = 0u64;
 
     let reason = loop {
-        let ended = tokio::select! {
+        let mut ended = tokio::select! {
             _ = ticker.tick() => None,
             _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => Some(EndReason::Duration),
             _ = sigterm.recv() => Some(EndReason::Signal),
             _ = sigint.recv() => Some(EndReason::Signal),
         };
+        // A tick that lands on the deadline ends the run: no empty period after it.
+        if ended.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+            ended = Some(EndReason::Duration);
+        }
         // Every period ends with a reading, a short last one included.
         let now = SystemTime::now();
+        let collect_start = Instant::now();
         let delta = collector.interval()?;
         seq += 1;
         let blocks = Blocks::from_totals(&delta);
+        let collect_us = collect_start.elapsed().as_micros() as u64;
         let secs = now
             .duration_since(period_start)
             .unwrap_or_default()
@@ -213,15 +235,22 @@ async fn sample_loop(
             end_unix_ns: unix_ns(now),
             verdicts: verdict::judge(&blocks, &device),
             checks: verdict::checks(&blocks, secs),
+            overhead: tracker.sample(probes, &blocks, collect_us),
             blocks,
         });
         output_closed |= emit(ndjson, &record)?;
         if let Record::Interval(i) = &record {
             let title = format!("interval {seq} ({secs:.2} s)");
+            let period = view::Period {
+                blocks: &i.blocks,
+                verdicts: &i.verdicts,
+                checks: &i.checks,
+                overhead: &i.overhead,
+                secs,
+            };
             match screen {
                 Screen::Live => {
-                    let text =
-                        view::render(ctx, &title, &i.blocks, &i.verdicts, &i.checks, secs, true);
+                    let text = view::render(ctx, &title, &period, true);
                     let mut out = std::io::stdout().lock();
                     // Home, clear, redraw: the view replaces itself in place.
                     if write!(out, "\x1b[H\x1b[2J{text}")
@@ -232,8 +261,7 @@ async fn sample_loop(
                     }
                 }
                 Screen::Blocks => {
-                    let text =
-                        view::render(ctx, &title, &i.blocks, &i.verdicts, &i.checks, secs, false);
+                    let text = view::render(ctx, &title, &period, false);
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "{text}").is_err() {
                         output_closed = true;
@@ -267,6 +295,7 @@ async fn sample_loop(
         end_reason: reason,
         verdicts: verdict::judge(&blocks, &device),
         checks: verdict::checks(&blocks, secs),
+        overhead: run_tracker.sample(probes, &blocks, 0),
         blocks,
     };
     emit(ndjson, &Record::Summary(summary.clone()))?;

@@ -2,6 +2,7 @@
 use std::fmt::Write as _;
 
 use crate::{
+    overhead::Overhead,
     report::{Blocks, Csum, HistSummary},
     verdict::{Check, Mechanism, Verdict},
 };
@@ -148,16 +149,33 @@ pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], c
     }
 }
 
-/// The whole view for one period of `secs` seconds.
-pub fn render(
-    ctx: &Context,
-    title: &str,
-    b: &Blocks,
-    verdicts: &[Verdict],
-    checks: &[Check],
-    secs: f64,
-    colour: bool,
-) -> String {
+/// One period's results, as the view needs them.
+pub struct Period<'a> {
+    pub blocks: &'a Blocks,
+    pub verdicts: &'a [Verdict],
+    pub checks: &'a [Check],
+    pub overhead: &'a Overhead,
+    pub secs: f64,
+}
+
+/// The agent's own cost, one line.
+fn overhead_line(o: &Overhead, secs: f64) -> String {
+    let bpf = match (o.program_runs, o.bpf_ns_per_event) {
+        (Some(runs), Some(ns)) => format!("  program runs {}/s at {ns:.1} ns", rate(runs, secs)),
+        (Some(_), None) => "  no program runs".into(),
+        _ => "  (--self-stats for ns per run)".into(),
+    };
+    format!(
+        "agent  events {}/s{bpf}  cpu {:.2}%  rss {:.1} MiB",
+        rate(o.events, secs),
+        o.agent_cpu_pct,
+        o.agent_rss_bytes as f64 / (1024.0 * 1024.0)
+    )
+}
+
+/// The whole view for one period.
+pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
+    let (b, verdicts, checks, secs) = (p.blocks, p.verdicts, p.checks, p.secs);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -220,6 +238,7 @@ pub fn render(
         rate(b.napi.polls, secs),
         group(b.napi.budget_exhausted)
     );
+    let _ = writeln!(o, "{}", overhead_line(p.overhead, secs));
     o.push('\n');
     verdict_lines(&mut o, verdicts, checks, colour);
     o.push('\n');

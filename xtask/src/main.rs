@@ -31,6 +31,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Measure the agent's overhead on the lab veth pair (root); writes target/bench/overhead.json.
+    Bench {
+        /// Extra arguments for `toe-agent bench` (e.g. `--pairs 3`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Run every test: unit tests, then the privileged end-to-end tests.
     Test {
         /// Extra arguments for the test harness (e.g. a test name filter).
@@ -78,6 +84,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .args(args)
                 .status()
                 .context("starting target/release/toe-agent")?;
+            Ok(exit_code(status))
+        }
+        Cmd::Bench { args } => {
+            cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
+            let status = Command::new(root.join("target/release/toe-agent"))
+                .current_dir(&root)
+                .arg("bench")
+                .arg("--out")
+                .arg(root.join("target/bench/overhead.json"))
+                .args(args)
+                .status()
+                .context("starting target/release/toe-agent bench")?;
             Ok(exit_code(status))
         }
         Cmd::Test { args } => {

@@ -1,0 +1,139 @@
+//! The agent's own cost: kernel-side from the kernel's BPF statistics
+//! (`BPF_ENABLE_STATS`, opt-in), userspace from getrusage and /proc.
+use std::{os::fd::OwnedFd, time::Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{probes::Probes, report::Blocks};
+
+/// Holding this keeps the kernel's BPF run-time statistics on. The kernel
+/// counts enablers: closing the descriptor (on any exit) restores the
+/// previous state, so a sysctl someone else set is left alone
+/// (kernel/bpf/syscall.c, bpf_enable_runtime_stats()).
+pub struct StatsGuard(#[expect(dead_code, reason = "held for its Drop")] OwnedFd);
+
+pub fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map(StatsGuard)
+        .map_err(|e| anyhow::anyhow!("enabling BPF statistics (BPF_ENABLE_STATS): {e}"))
+}
+
+/// Run count and total run time of one program, since it was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCost {
+    pub name: String,
+    pub run_count: u64,
+    pub run_time_ns: u64,
+}
+
+/// What NDJSON interval records carry as `overhead`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Events the programs recorded (matched the device, or a NET softirq).
+    pub events: u64,
+    /// Program runs, matched or not (with --self-stats; else null).
+    pub program_runs: Option<u64>,
+    /// Mean run time of a program, ns (with --self-stats; else null).
+    pub bpf_ns_per_event: Option<f64>,
+    /// The agent's own CPU time (user + system) over the period, % of one CPU.
+    pub agent_cpu_pct: f64,
+    pub agent_rss_bytes: u64,
+    /// Time the agent took to read the maps and summarise the period, µs.
+    pub collect_us: u64,
+}
+
+/// Events recorded in a period, from the counts themselves: one per
+/// hand-off, delivered skb, queued or transmitted skb, NAPI poll, and three
+/// per softirq run (raise, entry, exit).
+pub fn recorded_events(b: &Blocks) -> u64 {
+    b.rx.segments
+        + b.rx.skbs
+        + b.tx.queued_skbs
+        + b.tx.xmit_skbs
+        + b.napi.polls
+        + 3 * (b.softirq.net_rx.count + b.softirq.net_tx.count)
+}
+
+/// CPU time of this process (user + system), ns.
+pub fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// `(current, peak)` resident set size of a process, bytes, from
+/// /proc/<pid>/status (VmRSS, VmHWM).
+pub fn rss_bytes(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// Turns cumulative readings into per-period overhead figures.
+pub struct Tracker {
+    stats: bool,
+    last_cpu_ns: u64,
+    last_runs: u64,
+    last_time_ns: u64,
+    last: Instant,
+}
+
+impl Tracker {
+    pub fn new(probes: &Probes, stats: bool) -> Self {
+        let (runs, time) = totals(probes, stats);
+        Tracker {
+            stats,
+            last_cpu_ns: process_cpu_ns(),
+            last_runs: runs,
+            last_time_ns: time,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn sample(&mut self, probes: &Probes, blocks: &Blocks, collect_us: u64) -> Overhead {
+        let now = Instant::now();
+        let cpu = process_cpu_ns();
+        let (runs, time) = totals(probes, self.stats);
+        // A period under a millisecond says nothing about CPU share.
+        let wall = now.duration_since(self.last).as_nanos().max(1_000_000) as f64;
+        let d_runs = runs.saturating_sub(self.last_runs);
+        let d_time = time.saturating_sub(self.last_time_ns);
+        let o = Overhead {
+            events: recorded_events(blocks),
+            program_runs: self.stats.then_some(d_runs),
+            bpf_ns_per_event: (self.stats && d_runs > 0).then(|| d_time as f64 / d_runs as f64),
+            agent_cpu_pct: 100.0 * cpu.saturating_sub(self.last_cpu_ns) as f64 / wall,
+            agent_rss_bytes: rss_bytes("self").0,
+            collect_us,
+        };
+        (
+            self.last,
+            self.last_cpu_ns,
+            self.last_runs,
+            self.last_time_ns,
+        ) = (now, cpu, runs, time);
+        o
+    }
+}
+
+fn totals(probes: &Probes, stats: bool) -> (u64, u64) {
+    if !stats {
+        return (0, 0);
+    }
+    probes
+        .costs()
+        .iter()
+        .fold((0, 0), |(r, t), c| (r + c.run_count, t + c.run_time_ns))
+}
