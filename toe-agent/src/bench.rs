@@ -149,21 +149,18 @@ impl Agent {
         self.child.id().to_string()
     }
 
-    /// User + system CPU time of the agent so far, ns (/proc/<pid>/stat).
+    /// CPU time of the agent so far, ns: the sum over its threads of the
+    /// first field of /proc/<pid>/task/<tid>/schedstat (time on CPU, ns),
+    /// which unlike /proc/<pid>/stat is not rounded to clock ticks.
     fn cpu_ns(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of proc(5).
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
-        ticks * 1_000_000_000 / tick
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        tasks
+            .filter_map(|t| t.ok())
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// SIGTERM, and how long until it is gone (detach, final summary).

@@ -196,20 +196,19 @@ impl Probes {
         if !has_bpf_privileges() {
             return Err(ProbeError::Permission);
         }
-        // Offsets and the kernel's own BTF; without them tp_btf is out.
-        let btf = if opts.classic_only {
+        // Offsets first; without them tp_btf is out.
+        let offsets = if opts.classic_only {
             Err("classic tracepoints requested (--classic)".to_string())
         } else {
             KernelBtf::open(Path::new(VMLINUX_BTF))
                 .and_then(|k| k.offsets())
                 .map_err(|e| e.to_string())
-                .and_then(|off| {
-                    Btf::from_sys_fs()
-                        .map(|b| (b, off))
-                        .map_err(|e| e.to_string())
-                })
         };
-        let cfg = config(iface, btf.as_ref().ok().map(|(_, off)| *off));
+        let cfg = config(iface, offsets.as_ref().ok().copied());
+        // The loader parses the kernel BTF itself (EbpfLoader::new) and the
+        // tp_btf programs need a parse of their own to find their attach
+        // points. Each parse of vmlinux BTF takes ~10 MiB: the loader is a
+        // temporary, so its copy is gone before the second one is made.
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &cfg, true)
             .load(OBJECT)
@@ -222,6 +221,7 @@ impl Probes {
                 }
             })?;
 
+        let btf = offsets.and_then(|_| Btf::from_sys_fs().map_err(|e| e.to_string()));
         // Needed only if some probe falls back; a failure shows in their reasons.
         let tracefs = if btf.is_err() {
             crate::classic::ensure_tracefs().map_err(|e| format!("{e:#}"))
@@ -232,7 +232,7 @@ impl Probes {
         let mut attached = Vec::new();
         for spec in SPECS {
             let primary = match &btf {
-                Ok((kbtf, _)) => attach_btf(&mut ebpf, spec.name, kbtf),
+                Ok(kbtf) => attach_btf(&mut ebpf, spec.name, kbtf),
                 Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
             };
             let s = match primary {
@@ -295,6 +295,11 @@ impl Probes {
                 first.reason.as_deref().unwrap_or("?")
             )));
         }
+        drop(btf);
+        // The BTF parses are freed, but glibc keeps the pages; give them back
+        // so the resident size reflects what a long run really holds.
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe { libc::malloc_trim(0) };
         Ok(Probes {
             ebpf,
             status,
