@@ -336,3 +336,41 @@ fn trace_reports_verdicts_live() {
         s.stdout
     );
 }
+
+#[test]
+fn bench_measures_and_writes_its_figures() {
+    if !privileged("bench_measures_and_writes_its_figures") {
+        return;
+    }
+    let out_path = toe_agent_tests::scratch("overhead.json");
+    let out = Command::new(agent_bin().unwrap())
+        .args(["bench", "--pairs", "1", "--duration", "1", "--out"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let t = &r["throughput"][0];
+    assert_eq!(t["config"], "gro-no-tso");
+    assert!(t["median_ratio"].as_f64().unwrap() > 0.5, "{t}");
+    let programs = r["programs"].as_array().unwrap();
+    let napi = programs
+        .iter()
+        .find(|p| p["name"] == "napi_gro_receiv")
+        .expect("per-segment program measured");
+    assert!(
+        napi["runs"].as_u64().unwrap() > 10_000 && napi["ns_per_run"].as_f64().unwrap() > 0.0,
+        "{napi}"
+    );
+    assert!(r["startup_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["targets"].as_array().unwrap().len(), 6);
+    assert!(
+        text.contains("targets:") && text.contains("ns per program run"),
+        "{text}"
+    );
+}

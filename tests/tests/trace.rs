@@ -479,3 +479,36 @@ fn interface_vanishing_ends_the_run_cleanly() {
     assert_eq!(last["end_reason"], "iface_gone");
     assert_eq!(our_programs(), Vec::<String>::new());
 }
+
+#[test]
+fn self_stats_reports_program_cost_and_restores_the_setting() {
+    if !privileged("self_stats_reports_program_cost_and_restores_the_setting") {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap();
+    let lab = Lab::new();
+    let (records, _, _, stdout) = traced_transfer(&lab, &["--self-stats"], "selfstats");
+    let busiest = records
+        .iter()
+        .filter(|r| r["type"] == "interval")
+        .max_by_key(|r| u(&r["rx"]["skbs"]))
+        .unwrap();
+    let o = &busiest["overhead"];
+    assert!(u(&o["program_runs"]) >= u(&o["events"]), "{o}");
+    assert!(u(&o["events"]) > 1000, "{o}");
+    let ns = o["bpf_ns_per_event"].as_f64().unwrap();
+    assert!(ns > 1.0 && ns < 10_000.0, "{o}");
+    assert!(o["agent_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    assert!(stdout.contains("program runs"), "{stdout}");
+    let after = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap();
+    assert_eq!(before, after, "BPF statistics setting not restored");
+
+    // Without the flag: events counted, no program statistics.
+    let (records, _, _, _) = traced_transfer(&lab, &[], "nostats");
+    let o = &records.last().unwrap()["overhead"];
+    assert!(
+        o["program_runs"].is_null() && o["bpf_ns_per_event"].is_null(),
+        "{o}"
+    );
+    assert!(u(&o["events"]) > 1000);
+}
