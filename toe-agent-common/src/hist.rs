@@ -45,11 +45,13 @@ impl Default for Hist {
 /// below the leading one.
 #[inline(always)]
 pub fn bucket_index(v: u64) -> usize {
-    let v = if v > MAX_VALUE { MAX_VALUE } else { v };
-    let e = 64 - (v >> SUB_BITS).leading_zeros() as u64;
+    // 32-bit arithmetic: BPF has no count-leading-zeros instruction, and
+    // LLVM's expansion for a u32 is a step shorter than for a u64.
+    let v = if v > MAX_VALUE { MAX_VALUE as u32 } else { v as u32 };
+    let e = 32 - (v >> SUB_BITS).leading_zeros();
     // e - 1 when e > 0, else 0; (e != 0) is 0 or 1, so no branch is needed.
-    let shift = e - (e != 0) as u64;
-    ((e << SUB_BITS) + ((v >> shift) & (SUB_BUCKETS - 1))) as usize
+    let shift = e - (e != 0) as u32;
+    ((e << SUB_BITS) + ((v >> shift) & (SUB_BUCKETS as u32 - 1))) as usize
 }
 
 /// Smallest value counted in bucket `i`.
