@@ -47,7 +47,11 @@ impl Default for Hist {
 pub fn bucket_index(v: u64) -> usize {
     // 32-bit arithmetic: BPF has no count-leading-zeros instruction, and
     // LLVM's expansion for a u32 is a step shorter than for a u64.
-    let v = if v > MAX_VALUE { MAX_VALUE as u32 } else { v as u32 };
+    let v = if v > MAX_VALUE {
+        MAX_VALUE as u32
+    } else {
+        v as u32
+    };
     let e = 32 - (v >> SUB_BITS).leading_zeros();
     // e - 1 when e > 0, else 0; (e != 0) is 0 or 1, so no branch is needed.
     let shift = e - (e != 0) as u32;

@@ -21,8 +21,35 @@ pub enum Command {
     Trace(TraceCmd),
     /// Prove the verdicts: two namespaces, a veth pair, a matrix of offload configurations.
     Lab(LabCmd),
+    /// Audit offload capabilities and tuning: findings with evidence and the fixing command.
+    Audit(AuditCmd),
     /// Measure the agent's overhead on the lab (what `cargo xtask bench` runs).
     Bench(BenchCmd),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditCmd {
+    /// Interface to audit (repeatable), in this network namespace.
+    #[arg(short, long)]
+    pub iface: Vec<String>,
+    /// Audit every interface with hardware behind it.
+    #[arg(long, conflicts_with = "iface")]
+    pub all: bool,
+    /// Print the report as JSON (docs/audit.md), for machines and --diff.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when a finding is at or above this severity (1-10, or info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", value_parser = crate::audit::parse_severity)]
+    pub fail_on: Option<u8>,
+    /// Seconds between the two readings of counters (drops, errors, softnet).
+    #[arg(long, default_value = "1", value_parser = positive_seconds)]
+    pub sample: Duration,
+    /// Judge a report or snapshot saved earlier (--json output) instead of this host.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["iface", "all"])]
+    pub from: Option<PathBuf>,
+    /// Show what differs between two hosts' --json reports.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["iface", "all", "from"])]
+    pub diff: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,6 +10,13 @@ const ETHTOOL_GSSET_INFO: u32 = 0x0000_0037;
 const ETHTOOL_GFEATURES: u32 = 0x0000_003a;
 const ETHTOOL_SFEATURES: u32 = 0x0000_003b;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+const ETHTOOL_GSET: u32 = 0x0000_0001;
+const ETHTOOL_GCOALESCE: u32 = 0x0000_000e;
+const ETHTOOL_GRINGPARAM: u32 = 0x0000_0010;
+const ETHTOOL_GSTATS: u32 = 0x0000_001d;
+const ETHTOOL_GRSSH: u32 = 0x0000_0046;
+/// `enum ethtool_stringset`: ETH_SS_STATS
+const ETH_SS_STATS: u32 = 1;
 /// `enum ethtool_stringset`: ETH_SS_FEATURES
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
@@ -68,7 +75,7 @@ fn ioctl(req: libc::c_ulong, ifr: &mut IfReq) -> io::Result<()> {
 }
 
 /// Run an ethtool command whose argument is `T` (starting with its `cmd`).
-pub(crate) fn ethtool<T>(ifname: &str, arg: &mut T) -> io::Result<()> {
+fn ethtool<T>(ifname: &str, arg: &mut T) -> io::Result<()> {
     let mut ifr = IfReq::new(ifname);
     let ptr = arg as *mut T as usize;
     ifr.data[..8].copy_from_slice(&ptr.to_ne_bytes());
@@ -197,8 +204,16 @@ pub fn rx_queues(ifname: &str) -> Option<u32> {
     Some((ch[5] + ch[8]).max(1))
 }
 
-/// The driver name `ethtool -i` shows ("veth", "virtio_net", "ice", ...).
-pub fn driver(ifname: &str) -> io::Result<String> {
+/// `ethtool -i`: driver, version, firmware, bus.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DriverInfo {
+    pub driver: String,
+    pub version: String,
+    pub firmware_version: String,
+    pub bus_info: String,
+}
+
+pub fn driver_info(ifname: &str) -> io::Result<DriverInfo> {
     let mut info = DrvInfo {
         cmd: ETHTOOL_GDRVINFO,
         driver: [0; 32],
@@ -214,7 +229,183 @@ pub fn driver(ifname: &str) -> io::Result<String> {
         regdump_len: 0,
     };
     ethtool(ifname, &mut info)?;
-    Ok(c_str(&info.driver))
+    Ok(DriverInfo {
+        driver: c_str(&info.driver),
+        version: c_str(&info.version),
+        firmware_version: c_str(&info.fw_version),
+        bus_info: c_str(&info.bus_info),
+    })
+}
+
+/// Link speed (Mb/s) and duplex, from the legacy ETHTOOL_GSET
+/// (`struct ethtool_cmd`): `None` for an unknown speed (link down).
+pub fn link(ifname: &str) -> io::Result<(Option<u32>, Option<String>)> {
+    // cmd, supported, advertising, then speed u16 @12, duplex u8 @14, ...,
+    // speed_hi u16 @22; 44 bytes in all.
+    let mut words = [0u32; 11];
+    words[0] = ETHTOOL_GSET;
+    ethtool_words(ifname, &mut words)?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let speed = u16::from_ne_bytes([bytes[12], bytes[13]]) as u32
+        | (u16::from_ne_bytes([bytes[22], bytes[23]]) as u32) << 16;
+    let speed = (speed != 0 && speed != u32::MAX && speed != u16::MAX as u32).then_some(speed);
+    let duplex = match bytes[14] {
+        0 => Some("half".to_string()),
+        1 => Some("full".to_string()),
+        _ => None,
+    };
+    Ok((speed, duplex))
+}
+
+/// `ethtool -g`: ring sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rings {
+    pub rx: u32,
+    pub rx_max: u32,
+    pub tx: u32,
+    pub tx_max: u32,
+}
+
+pub fn rings(ifname: &str) -> io::Result<Rings> {
+    // struct ethtool_ringparam: cmd, rx_max, rx_mini_max, rx_jumbo_max,
+    // tx_max, rx, rx_mini, rx_jumbo, tx.
+    let mut w = [0u32; 9];
+    w[0] = ETHTOOL_GRINGPARAM;
+    ethtool_words(ifname, &mut w)?;
+    Ok(Rings {
+        rx: w[5],
+        rx_max: w[1],
+        tx: w[8],
+        tx_max: w[4],
+    })
+}
+
+/// `ethtool -l`: channels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Channels {
+    pub rx: u32,
+    pub tx: u32,
+    pub other: u32,
+    pub combined: u32,
+    pub max_rx: u32,
+    pub max_tx: u32,
+    pub max_combined: u32,
+}
+
+impl Channels {
+    /// Queues that receive: rx-only plus combined.
+    pub fn rx_queues(&self) -> u32 {
+        self.rx + self.combined
+    }
+}
+
+pub fn channels(ifname: &str) -> io::Result<Channels> {
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other,
+    // max_combined, rx_count, tx_count, other_count, combined_count.
+    let mut w = [0u32; 9];
+    w[0] = ETHTOOL_GCHANNELS;
+    ethtool_words(ifname, &mut w)?;
+    Ok(Channels {
+        rx: w[5],
+        tx: w[6],
+        other: w[7],
+        combined: w[8],
+        max_rx: w[1],
+        max_tx: w[2],
+        max_combined: w[4],
+    })
+}
+
+/// `ethtool -c`: the interrupt coalescing settings that matter here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Coalesce {
+    pub rx_usecs: u32,
+    pub rx_frames: u32,
+    pub tx_usecs: u32,
+    pub tx_frames: u32,
+    pub adaptive_rx: bool,
+    pub adaptive_tx: bool,
+}
+
+pub fn coalesce(ifname: &str) -> io::Result<Coalesce> {
+    // struct ethtool_coalesce: 23 u32, from cmd; rx_coalesce_usecs @1,
+    // rx_max_coalesced_frames @2, tx_coalesce_usecs @5,
+    // tx_max_coalesced_frames @6, use_adaptive_rx/tx_coalesce @10/@11.
+    let mut w = [0u32; 23];
+    w[0] = ETHTOOL_GCOALESCE;
+    ethtool_words(ifname, &mut w)?;
+    Ok(Coalesce {
+        rx_usecs: w[1],
+        rx_frames: w[2],
+        tx_usecs: w[5],
+        tx_frames: w[6],
+        adaptive_rx: w[10] != 0,
+        adaptive_tx: w[11] != 0,
+    })
+}
+
+/// `ethtool -x`: the RSS indirection table and hash key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rss {
+    /// Receive queue of each indirection table entry.
+    pub indirection: Vec<u32>,
+    pub key_bytes: u32,
+    pub hfunc: u8,
+}
+
+pub fn rss(ifname: &str) -> io::Result<Rss> {
+    // struct ethtool_rxfh: cmd, rss_context, indir_size, key_size,
+    // {hfunc u8, input_xfrm u8, rsvd8[2]}, rsvd32, rss_config[]. A first
+    // call with zero sizes returns the sizes.
+    let mut head = [0u32; 6];
+    head[0] = ETHTOOL_GRSSH;
+    ethtool_words(ifname, &mut head)?;
+    let (indir, key) = (head[2] as usize, head[3] as usize);
+    let mut buf = vec![0u32; 6 + indir + key.div_ceil(4)];
+    buf[0] = ETHTOOL_GRSSH;
+    buf[2] = indir as u32;
+    buf[3] = key as u32;
+    ethtool_words(ifname, &mut buf)?;
+    Ok(Rss {
+        indirection: buf[6..6 + indir].to_vec(),
+        key_bytes: key as u32,
+        hfunc: buf[4].to_ne_bytes()[0],
+    })
+}
+
+/// `ethtool -S`: the driver's statistics, by name.
+pub fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
+    let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_STATS, 0, 0];
+    ethtool_words(ifname, &mut info)?;
+    let count = info[4] as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut names = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    names[0] = ETHTOOL_GSTRINGS;
+    names[1] = ETH_SS_STATS;
+    names[2] = count as u32;
+    ethtool_words(ifname, &mut names)?;
+    let bytes: Vec<u8> = names[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    // struct ethtool_stats { cmd; n_stats; u64 data[]; }
+    let mut values = vec![0u32; 2 + 2 * count];
+    values[0] = ETHTOOL_GSTATS;
+    values[1] = count as u32;
+    ethtool_words(ifname, &mut values)?;
+    Ok(bytes
+        .chunks(ETH_GSTRING_LEN)
+        .map(c_str)
+        .zip(
+            values[2..]
+                .chunks(2)
+                .map(|w| w[0] as u64 | (w[1] as u64) << 32),
+        )
+        .collect())
+}
+
+/// The driver name `ethtool -i` shows ("veth", "virtio_net", "ice", ...).
+pub fn driver(ifname: &str) -> io::Result<String> {
+    driver_info(ifname).map(|d| d.driver)
 }
 
 pub fn mtu(ifname: &str) -> io::Result<u32> {

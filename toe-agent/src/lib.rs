@@ -3,6 +3,7 @@
 //! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`),
 //! [`probes`] reads them, [`collect`] turns readings into interval deltas,
 //! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
+pub mod audit;
 pub mod bench;
 pub mod btf;
 pub mod classic;

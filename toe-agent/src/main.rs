@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use toe_agent::{
-    bench,
+    audit, bench,
     cli::{Cli, Command},
     lab, trace,
 };
@@ -17,6 +17,15 @@ fn main() -> ExitCode {
             ndjson: t.ndjson,
             classic_only: t.classic,
             self_stats: t.self_stats,
+        }),
+        Command::Audit(a) => audit::run(audit::AuditArgs {
+            ifaces: a.iface,
+            all: a.all,
+            json: a.json,
+            fail_on: a.fail_on,
+            sample: a.sample,
+            from: a.from,
+            diff: a.diff.map(|d| (d[0].clone(), d[1].clone())),
         }),
         Command::Bench(b) => bench::run(bench::BenchArgs {
             pairs: b.pairs as usize,
