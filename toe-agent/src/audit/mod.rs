@@ -385,30 +385,65 @@ mod tests {
     }
 
     fn ids(r: &Report) -> Vec<(&str, u8)> {
-        r.findings.iter().map(|f| (f.id.as_str(), f.severity)).collect()
+        r.findings
+            .iter()
+            .map(|f| (f.id.as_str(), f.severity))
+            .collect()
     }
 
     fn get<'a>(r: &'a Report, id: &str) -> &'a Finding {
-        r.findings.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no {id} in {:?}", ids(r)))
+        r.findings
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("no {id} in {:?}", ids(r)))
     }
 
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");
-        assert_eq!(r.findings[0].id, "lro_forwarding", "most severe first: {:?}", ids(&r));
+        assert_eq!(
+            r.findings[0].id,
+            "lro_forwarding",
+            "most severe first: {:?}",
+            ids(&r)
+        );
         assert_eq!(r.findings[0].severity, 10);
-        assert_eq!(r.findings[0].fix.as_deref(), Some("ethtool -K ens1f0 lro off"));
+        assert_eq!(
+            r.findings[0].fix.as_deref(),
+            Some("ethtool -K ens1f0 lro off")
+        );
         let ring = get(&r, "nic_buffer_exhaustion");
-        assert_eq!(ring.evidence, "RX ring 512 of a possible 8192, and rx_missed_errors +450/s");
+        assert_eq!(
+            ring.evidence,
+            "RX ring 512 of a possible 8192, and rx_missed_errors +450/s"
+        );
         assert_eq!(ring.fix.as_deref(), Some("ethtool -G ens1f0 rx 8192"));
         let rss = get(&r, "rss_unused_queues");
-        assert_eq!(rss.evidence, "128 entries spread over 3 of 4 queues; queue(s) 3 never receive");
-        assert_eq!(get(&r, "queues_below_cpus").fix.as_deref(), Some("ethtool -L ens1f0 combined 16"));
+        assert_eq!(
+            rss.evidence,
+            "128 entries spread over 3 of 4 queues; queue(s) 3 never receive"
+        );
+        assert_eq!(
+            get(&r, "queues_below_cpus").fix.as_deref(),
+            Some("ethtool -L ens1f0 combined 16")
+        );
         assert_eq!(get(&r, "csum_off_tso_wanted").severity, 7);
         assert!(get(&r, "backlog_drops").evidence.contains("cpu3 +25"));
-        assert!(get(&r, "time_squeeze").evidence.contains("netdev_budget = 300"));
-        assert!(get(&r, "softirq_share").evidence.contains("cpu3 spent 30.0%"));
-        assert!(get(&r, "kernel_log").evidence.contains("Dropping NETIF_F_SG"));
+        assert!(
+            get(&r, "time_squeeze")
+                .evidence
+                .contains("netdev_budget = 300")
+        );
+        assert!(
+            get(&r, "softirq_share")
+                .evidence
+                .contains("cpu3 spent 30.0%")
+        );
+        assert!(
+            get(&r, "kernel_log")
+                .evidence
+                .contains("Dropping NETIF_F_SG")
+        );
         assert_eq!(get(&r, "interrupt_coalescing").severity, 3);
         assert!(get(&r, "jumbo_frames").evidence.contains("peer"));
         let sorted: Vec<u8> = r.findings.iter().map(|f| f.severity).collect();
@@ -418,31 +453,59 @@ mod tests {
     #[test]
     fn virtio_guest() {
         let r = fixture("virtio");
-        assert!(get(&r, "virtio").evidence.contains("vhost"), "{:?}", ids(&r));
+        assert!(
+            get(&r, "virtio").evidence.contains("vhost"),
+            "{:?}",
+            ids(&r)
+        );
         assert!(get(&r, "mtu_small").evidence.starts_with("MTU 1400"));
-        assert!(!r.findings.iter().any(|f| f.id == "lro_forwarding" || f.id == "feature_not_active"), "{:?}", ids(&r));
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.id == "lro_forwarding" || f.id == "feature_not_active"),
+            "{:?}",
+            ids(&r)
+        );
         assert!(r.findings.iter().all(|f| f.severity <= 3), "{:?}", ids(&r));
     }
 
     #[test]
     fn veth_with_tx_checksum_off() {
         let r = fixture("veth");
-        assert_eq!(get(&r, "csum_off_tso_wanted").fix.as_deref(), Some("ethtool -K veth0 tx on"));
+        assert_eq!(
+            get(&r, "csum_off_tso_wanted").fix.as_deref(),
+            Some("ethtool -K veth0 tx on")
+        );
         let f = get(&r, "feature_not_active");
         assert_eq!(f.title, "5 features are requested but not active");
-        assert!(f.evidence.contains("tx-tcp-segmentation (TSO needs scatter-gather, which needs TX checksum offload)"));
+        assert!(f.evidence.contains(
+            "tx-tcp-segmentation (TSO needs scatter-gather, which needs TX checksum offload)"
+        ));
         // Virtual device: no advice to turn on what it cannot do in hardware.
-        assert!(!r.findings.iter().any(|f| f.id.ends_with("_off") || f.id == "queues_below_cpus"), "{:?}", ids(&r));
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.id.ends_with("_off") || f.id == "queues_below_cpus"),
+            "{:?}",
+            ids(&r)
+        );
     }
 
     #[test]
     fn report_groups_by_severity() {
         let text = render(&fixture("ice"));
-        let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
+        let pos = |s: &str| {
+            text.find(s)
+                .unwrap_or_else(|| panic!("{s} missing:\n{text}"))
+        };
         assert!(pos("\nCRITICAL\n") < pos("\nHIGH\n") && pos("\nHIGH\n") < pos("\nMEDIUM\n"));
         assert!(pos("\nLOW\n") < pos("\nINFO\n"));
         assert!(text.contains("       fix: ethtool -K ens1f0 lro off"));
-        assert!(text.trim_end().ends_with("18 findings: 1 critical, 4 high, 7 medium, 4 low, 2 info"), "{text}");
+        assert!(
+            text.trim_end()
+                .ends_with("18 findings: 1 critical, 4 high, 7 medium, 4 low, 2 info"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -450,10 +513,20 @@ mod tests {
         let (a, b) = (fixture("ice"), fixture("veth"));
         assert!(diff(&a, &a).is_empty());
         let d = diff(&a, &b);
-        assert!(d.contains(&"ens1f0|veth0 feature rx-lro: on | off".to_string()), "{d:#?}");
-        assert!(d.contains(&"ens1f0|veth0 mtu: 9000 | 1500".to_string()), "{d:#?}");
+        assert!(
+            d.contains(&"ens1f0|veth0 feature rx-lro: on | off".to_string()),
+            "{d:#?}"
+        );
+        assert!(
+            d.contains(&"ens1f0|veth0 mtu: 9000 | 1500".to_string()),
+            "{d:#?}"
+        );
         assert!(d.contains(&"online CPUs: 16 | 2".to_string()), "{d:#?}");
-        assert!(d.iter().any(|l| l.starts_with("finding lro_forwarding ens1f0: present | absent")), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("finding lro_forwarding ens1f0: present | absent")),
+            "{d:#?}"
+        );
     }
 
     #[test]
@@ -472,10 +545,24 @@ mod tests {
         std::fs::write(&bad, "{\"snapshot\": {\"host\": 3").unwrap();
         let err = load(&bad).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.message().contains("not JSON") && err.message().contains("line 1"), "{}", err.message());
+        assert!(
+            err.message().contains("not JSON") && err.message().contains("line 1"),
+            "{}",
+            err.message()
+        );
         let future = dir.join("future.json");
         std::fs::write(&future, "{\"schema_version\": 9, \"snapshot\": {}}").unwrap();
-        assert!(load(&future).unwrap_err().message().contains("audit schema version 9"));
-        assert!(load(&dir.join("missing.json")).unwrap_err().message().starts_with("cannot read"));
+        assert!(
+            load(&future)
+                .unwrap_err()
+                .message()
+                .contains("audit schema version 9")
+        );
+        assert!(
+            load(&dir.join("missing.json"))
+                .unwrap_err()
+                .message()
+                .starts_with("cannot read")
+        );
     }
 }
