@@ -23,6 +23,10 @@ pub enum Command {
     Lab(LabCmd),
     /// Audit offload capabilities and tuning: findings with evidence and the fixing command.
     Audit(AuditCmd),
+    /// Keep the probes attached and expose /metrics for Prometheus.
+    Serve(ServeCmd),
+    /// Offline analysis of NDJSON files from `trace`: summary, comparison, plots.
+    Report(ReportCmd),
     /// Measure the agent's overhead on the lab (what `cargo xtask bench` runs).
     Bench(BenchCmd),
 }
@@ -50,6 +54,38 @@ pub struct AuditCmd {
     /// Show what differs between two hosts' --json reports.
     #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["iface", "all", "from"])]
     pub diff: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeCmd {
+    /// Interface to trace (repeatable), in this network namespace.
+    #[arg(short, long, required = true)]
+    pub iface: Vec<String>,
+    /// Address for /metrics and /healthz (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between readings of the kernel maps.
+    #[arg(long, default_value = "1", value_parser = positive_seconds)]
+    pub interval: Duration,
+    /// Readings the verdicts are judged over.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub window: u16,
+    /// Turn on the kernel's BPF statistics to export the programs' run time.
+    #[arg(long)]
+    pub self_stats: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportCmd {
+    /// NDJSON file written by `trace --ndjson` ("-" for stdin).
+    #[arg(required_unless_present = "compare")]
+    pub file: Option<PathBuf>,
+    /// Compare two runs side by side: BEFORE AFTER.
+    #[arg(long, num_args = 2, value_names = ["BEFORE", "AFTER"], conflicts_with = "file")]
+    pub compare: Option<Vec<PathBuf>>,
+    /// Draw the histograms and time series as SVG files into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

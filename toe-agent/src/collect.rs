@@ -141,6 +141,23 @@ pub fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>) -> T {
 }
 
 impl Totals {
+    /// Accumulate `other` (a later period) into `self`.
+    pub fn add(&mut self, other: &Totals) {
+        self.rx.add(&other.rx);
+        self.tx.add(&other.tx);
+        self.napi.add(&other.napi);
+        for (id, v) in &other.napi_by_id {
+            self.napi_by_id.entry(*id).or_default().add(v);
+        }
+        if self.softirq.len() < other.softirq.len() {
+            self.softirq
+                .resize(other.softirq.len(), SoftirqStats::zero());
+        }
+        for (mine, theirs) in self.softirq.iter_mut().zip(&other.softirq) {
+            mine.add(theirs);
+        }
+    }
+
     /// `self - earlier`, for an interval.
     pub fn delta(&self, earlier: &Totals) -> Totals {
         let zero = SoftirqStats::zero();
@@ -300,6 +317,19 @@ mod tests {
         let d = b.delta(&a);
         assert_eq!(d.napi_by_id.len(), 1);
         assert_eq!(d.napi_by_id[&8194].budget_exhausted, 2);
+    }
+
+    #[test]
+    fn adding_periods_gives_the_total() {
+        let a = reading(100, 1500, &[1000, 0]);
+        let b = reading(50, 1500, &[10, 20, 30]);
+        let mut t = Totals::default();
+        t.add(&a);
+        t.add(&b);
+        assert_eq!(t.rx.segment_len.count(), 150);
+        assert_eq!(t.softirq.len(), 3);
+        assert_eq!(t.softirq[0].time_ns[1], 1010);
+        assert_eq!(t.softirq[2].time_ns[1], 30);
     }
 
     #[test]

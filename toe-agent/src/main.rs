@@ -27,6 +27,18 @@ fn main() -> ExitCode {
             from: a.from,
             diff: a.diff.map(|d| (d[0].clone(), d[1].clone())),
         }),
+        Command::Serve(s) => toe_agent::serve::run(toe_agent::serve::ServeArgs {
+            ifaces: s.iface,
+            listen: s.listen,
+            interval: s.interval,
+            window: s.window as usize,
+            self_stats: s.self_stats,
+        }),
+        Command::Report(r) => toe_agent::report_cmd::run(toe_agent::report_cmd::ReportArgs {
+            file: r.file,
+            compare: r.compare.map(|c| (c[0].clone(), c[1].clone())),
+            svg: r.svg,
+        }),
         Command::Bench(b) => bench::run(bench::BenchArgs {
             pairs: b.pairs as usize,
             duration: b.duration,

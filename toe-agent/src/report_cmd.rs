@@ -1,0 +1,446 @@
+//! `toe-agent report`: offline analysis of `trace --ndjson` files. The
+//! reader streams: it keeps the header, the summary and a bounded series of
+//! per-interval points, so a multi-gigabyte file needs no more memory than a
+//! small one.
+use std::{
+    fmt::Write as _,
+    fs::File,
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    Failure,
+    ndjson::{Header, Interval, Record, SCHEMA_VERSION, Summary},
+    verdict::Verdict,
+    view,
+};
+
+pub struct ReportArgs {
+    pub file: Option<PathBuf>,
+    pub compare: Option<(PathBuf, PathBuf)>,
+    pub svg: Option<PathBuf>,
+}
+
+/// One interval, reduced to what the time series plot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Point {
+    /// Seconds since the start of the run (end of the interval).
+    pub t: f64,
+    pub rx_gbps: f64,
+    pub tx_gbps: f64,
+    /// NET_RX softirq time of the busiest CPU, % of that CPU.
+    pub softirq_pct: f64,
+    pub segs_per_skb: f64,
+}
+
+/// At most `MAX_POINTS` points: when full, neighbours are averaged in pairs
+/// and later intervals are averaged two (then four, ...) at a time.
+#[derive(Debug, Default)]
+pub struct Series {
+    pub points: Vec<Point>,
+    stride: usize,
+    pending: Vec<Point>,
+}
+
+pub const MAX_POINTS: usize = 2048;
+
+fn mean(points: &[Point]) -> Point {
+    let n = points.len().max(1) as f64;
+    let sum = |f: fn(&Point) -> f64| points.iter().map(f).sum::<f64>() / n;
+    Point {
+        t: points.last().map(|p| p.t).unwrap_or(0.0),
+        rx_gbps: sum(|p| p.rx_gbps),
+        tx_gbps: sum(|p| p.tx_gbps),
+        softirq_pct: sum(|p| p.softirq_pct),
+        segs_per_skb: sum(|p| p.segs_per_skb),
+    }
+}
+
+impl Series {
+    pub fn push(&mut self, p: Point) {
+        self.stride = self.stride.max(1);
+        self.pending.push(p);
+        if self.pending.len() < self.stride {
+            return;
+        }
+        self.points.push(mean(&self.pending));
+        self.pending.clear();
+        if self.points.len() >= MAX_POINTS {
+            self.points = self.points.chunks(2).map(mean).collect();
+            self.stride *= 2;
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            self.points.push(mean(&self.pending));
+            self.pending.clear();
+        }
+    }
+}
+
+/// A run read from NDJSON.
+#[derive(Debug)]
+pub struct Run {
+    pub header: Header,
+    pub summary: Summary,
+    pub series: Series,
+    pub intervals: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: line {line}: {reason}")]
+pub struct ReadError {
+    pub path: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+fn point(i: &Interval, start_ns: u64) -> Point {
+    let secs = (i.end_unix_ns.saturating_sub(i.start_unix_ns)) as f64 / 1e9;
+    let gbps = |bytes: u64| {
+        if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1e9
+        } else {
+            0.0
+        }
+    };
+    let busiest = i
+        .blocks
+        .softirq
+        .net_rx
+        .per_cpu
+        .iter()
+        .map(|c| c.time_ns)
+        .max()
+        .unwrap_or(0);
+    Point {
+        t: (i.end_unix_ns.saturating_sub(start_ns)) as f64 / 1e9,
+        rx_gbps: gbps(i.blocks.rx.bytes),
+        tx_gbps: gbps(i.blocks.tx.bytes),
+        softirq_pct: if secs > 0.0 {
+            100.0 * busiest as f64 / (secs * 1e9)
+        } else {
+            0.0
+        },
+        segs_per_skb: i.blocks.rx.segs_per_skb.mean(),
+    }
+}
+
+/// Stream a run from `reader`; `path` names it in errors.
+pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
+    let err = |line: u64, reason: String| ReadError {
+        path: path.to_string(),
+        line,
+        reason,
+    };
+    let mut lines = BufReader::new(reader);
+    let mut header: Option<Header> = None;
+    let mut summary: Option<Summary> = None;
+    let mut series = Series::default();
+    let mut intervals = 0;
+    let mut origin: Option<u64> = None;
+    let mut n = 0u64;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let read = lines
+            .read_line(&mut buf)
+            .map_err(|e| err(n + 1, format!("read error: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        let complete = buf.ends_with('\n');
+        let text = buf.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        if summary.is_some() {
+            return Err(err(
+                n,
+                "a record after the summary (the summary must be the last line)".into(),
+            ));
+        }
+        if header.is_none() {
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                err(
+                    n,
+                    if complete {
+                        format!("not JSON: {e}")
+                    } else {
+                        format!("truncated record: {e}")
+                    },
+                )
+            })?;
+            if v.get("type").and_then(|t| t.as_str()) != Some("header") {
+                return Err(err(
+                    n,
+                    "the first record is not a header: not a toe-agent trace file".into(),
+                ));
+            }
+            match v.get("schema_version").and_then(|s| s.as_u64()) {
+                Some(v) if v == SCHEMA_VERSION as u64 => {}
+                Some(v) if v > SCHEMA_VERSION as u64 => {
+                    return Err(err(
+                        n,
+                        format!(
+                            "written with NDJSON schema version {v}; this agent reads versions up to {SCHEMA_VERSION}: upgrade toe-agent"
+                        ),
+                    ));
+                }
+                Some(v) => {
+                    return Err(err(
+                        n,
+                        format!(
+                            "NDJSON schema version {v} is not one this agent can read (it reads {SCHEMA_VERSION})"
+                        ),
+                    ));
+                }
+                None => return Err(err(n, "header without schema_version".into())),
+            }
+        }
+        let record: Record = serde_json::from_str(text).map_err(|e| {
+            err(
+                n,
+                if complete {
+                    format!("malformed record: {e}")
+                } else {
+                    format!("truncated record: {e}")
+                },
+            )
+        })?;
+        match record {
+            Record::Header(h) if header.is_none() => header = Some(h),
+            Record::Header(_) => return Err(err(n, "a second header".into())),
+            Record::Interval(i) => {
+                intervals += 1;
+                // Times are relative to the start of the first interval.
+                let origin = *origin.get_or_insert(i.start_unix_ns);
+                series.push(point(&i, origin));
+            }
+            Record::Summary(s) => summary = Some(s),
+        }
+    }
+    series.finish();
+    let header = header.ok_or_else(|| err(n, "empty file: no header".into()))?;
+    let summary = summary.ok_or_else(|| {
+        err(
+            n,
+            "the file ends without a summary record: truncated (was the agent killed?)".into(),
+        )
+    })?;
+    Ok(Run {
+        header,
+        summary,
+        series,
+        intervals,
+    })
+}
+
+pub fn read_path(path: &Path) -> Result<Run, Failure> {
+    let name = path.display().to_string();
+    let result = if path == Path::new("-") {
+        read_run(std::io::stdin().lock(), "stdin")
+    } else {
+        let f =
+            File::open(path).map_err(|e| Failure::BadInput(format!("cannot read {name}: {e}")))?;
+        read_run(f, &name)
+    };
+    result.map_err(|e| Failure::BadInput(e.to_string()))
+}
+
+fn secs(s: &Summary) -> f64 {
+    (s.end_unix_ns.saturating_sub(s.start_unix_ns)) as f64 / 1e9
+}
+
+pub fn render_run(run: &Run) -> String {
+    let h = &run.header;
+    let attached = h
+        .probes
+        .iter()
+        .filter(|p| p.status != crate::probes::ProbeState::Failed)
+        .count();
+    let ctx = view::Context {
+        iface: &h.iface,
+        ifindex: h.ifindex,
+        driver: &h.driver,
+        mtu: h.mtu,
+        probes_attached: attached,
+        probes_total: h.probes.len(),
+    };
+    let s = &run.summary;
+    let period = view::Period {
+        blocks: &s.blocks,
+        verdicts: &s.verdicts,
+        checks: &s.checks,
+        overhead: &s.overhead,
+        secs: secs(s),
+    };
+    let mut o = format!(
+        "run of toe-agent {} on kernel {}: {} intervals of {} ms, ended by {:?}\n",
+        h.agent_version, h.kernel, run.intervals, h.interval_ms, s.end_reason
+    );
+    o.push_str(&view::render(
+        &ctx,
+        &format!("summary over {:.1} s", secs(s)),
+        &period,
+        false,
+    ));
+    o
+}
+
+fn change(a: f64, b: f64) -> String {
+    if a == 0.0 && b == 0.0 {
+        "=".into()
+    } else if a == 0.0 {
+        "new".into()
+    } else {
+        format!("{:+.1}%", 100.0 * (b - a) / a)
+    }
+}
+
+fn verdict_of(v: &[Verdict], o: crate::verdict::Offload) -> Option<&Verdict> {
+    v.iter().find(|x| x.offload == o)
+}
+
+pub fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
+    let mut o = String::new();
+    let (sa, sb) = (&a.summary, &b.summary);
+    let (ta, tb) = (secs(sa), secs(sb));
+    let _ = writeln!(
+        o,
+        "before: {} ({} on {}, {:.1} s)\nafter:  {} ({} on {}, {:.1} s)\n",
+        names.0, a.header.iface, a.header.kernel, ta, names.1, b.header.iface, b.header.kernel, tb
+    );
+    let _ = writeln!(
+        o,
+        "{:<44} {:>14} {:>14} {:>9}",
+        "", "before", "after", "change"
+    );
+    let mut row = |name: &str, x: f64, y: f64, unit: &str| {
+        let _ = writeln!(
+            o,
+            "{:<44} {:>14} {:>14} {:>9}",
+            name,
+            format!("{x:.2}{unit}"),
+            format!("{y:.2}{unit}"),
+            change(x, y)
+        );
+    };
+    let per_s = |n: u64, t: f64| if t > 0.0 { n as f64 / t } else { 0.0 };
+    row(
+        "RX Gbit/s",
+        per_s(sa.blocks.rx.bytes, ta) * 8e-9,
+        per_s(sb.blocks.rx.bytes, tb) * 8e-9,
+        "",
+    );
+    row(
+        "TX Gbit/s",
+        per_s(sa.blocks.tx.bytes, ta) * 8e-9,
+        per_s(sb.blocks.tx.bytes, tb) * 8e-9,
+        "",
+    );
+    row(
+        "RX segments/s",
+        per_s(sa.blocks.rx.segments, ta),
+        per_s(sb.blocks.rx.segments, tb),
+        "",
+    );
+    row(
+        "RX skbs/s",
+        per_s(sa.blocks.rx.skbs, ta),
+        per_s(sb.blocks.rx.skbs, tb),
+        "",
+    );
+    row(
+        "TX skbs to the driver/s",
+        per_s(sa.blocks.tx.xmit_skbs, ta),
+        per_s(sb.blocks.tx.xmit_skbs, tb),
+        "",
+    );
+    row(
+        "NET_RX softirq, % of a CPU",
+        100.0 * per_s(sa.blocks.softirq.net_rx.time_ns, ta) / 1e9,
+        100.0 * per_s(sb.blocks.softirq.net_rx.time_ns, tb) / 1e9,
+        "%",
+    );
+    let hists: [(&str, crate::plot::HistOf); 8] = [
+        ("RX segment length before GRO", |s| &s.blocks.rx.segment_len),
+        ("RX skb length after GRO", |s| &s.blocks.rx.skb_len),
+        ("RX segments per skb", |s| &s.blocks.rx.segs_per_skb),
+        ("TX skb length at net_dev_queue", |s| {
+            &s.blocks.tx.queued_len
+        }),
+        ("TX skb length at the driver", |s| &s.blocks.tx.xmit_len),
+        ("TX segments per driver skb", |s| &s.blocks.tx.segs_per_xmit),
+        ("NET_RX softirq duration ns", |s| {
+            &s.blocks.softirq.net_rx.duration_ns
+        }),
+        ("NAPI work per poll", |s| &s.blocks.napi.work),
+    ];
+    for (name, f) in hists {
+        let (x, y) = (f(sa), f(sb));
+        row(&format!("{name} mean"), x.mean(), y.mean(), "");
+        for (q, vx, vy) in [("p50", x.p50, y.p50), ("p99", x.p99, y.p99)] {
+            row(&format!("{name} {q}"), vx as f64, vy as f64, "");
+        }
+    }
+    let _ = writeln!(o, "\nverdicts (before -> after):");
+    for off in crate::verdict::Offload::ALL {
+        let (x, y) = (verdict_of(&sa.verdicts, off), verdict_of(&sb.verdicts, off));
+        let show = |v: Option<&Verdict>| {
+            v.map(|v| {
+                format!(
+                    "{}{}",
+                    v.mechanism.name(),
+                    if v.mismatch { " MISMATCH" } else { "" }
+                )
+            })
+            .unwrap_or_else(|| "-".into())
+        };
+        let (bx, by) = (show(x), show(y));
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<24} -> {:<24} {}",
+            off.name(),
+            bx,
+            by,
+            if bx == by { "" } else { "changed" }
+        );
+    }
+    o
+}
+
+pub fn run(args: ReportArgs) -> Result<(), Failure> {
+    if let Some((before, after)) = &args.compare {
+        let (a, b) = (read_path(before)?, read_path(after)?);
+        print!(
+            "{}",
+            render_compare(
+                &a,
+                &b,
+                (&before.display().to_string(), &after.display().to_string())
+            )
+        );
+        if let Some(dir) = &args.svg {
+            let written = crate::plot::write_all(dir, &[("before", &a), ("after", &b)])
+                .map_err(|e| Failure::Runtime(format!("{e:#}")))?;
+            println!("\nwrote {} SVG files to {}", written, dir.display());
+        }
+        return Ok(());
+    }
+    let path = args
+        .file
+        .as_ref()
+        .ok_or_else(|| Failure::BadInput("give an NDJSON file".into()))?;
+    let run = read_path(path)?;
+    print!("{}", render_run(&run));
+    if let Some(dir) = &args.svg {
+        let written = crate::plot::write_all(dir, &[("run", &run)])
+            .map_err(|e| Failure::Runtime(format!("{e:#}")))?;
+        println!("\nwrote {} SVG files to {}", written, dir.display());
+    }
+    Ok(())
+}
