@@ -93,6 +93,22 @@ fn counter(
     Ok(())
 }
 
+fn counter_f64(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, f64)],
+) -> std::fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in series {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -359,7 +375,7 @@ impl Collector for Metrics {
         // so the first interface up speaks for the host.
         if let Some((_, i)) = up.first() {
             let mut dur = Vec::new();
-            let mut time = Vec::new();
+            let mut time: Vec<(Labels, f64)> = Vec::new();
             let mut merged = [Hist::ZERO, Hist::ZERO];
             for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
                 for (cpu, c) in i
@@ -372,18 +388,17 @@ impl Collector for Metrics {
                     crate::collect::Counters::add(&mut merged[v], &c.duration[v]);
                     time.push((
                         vec![("vec", name.to_string()), ("cpu", cpu.to_string())],
-                        c.time_ns[v],
+                        c.time_ns[v] as f64 * 1e-9,
                     ));
                 }
             }
             for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
                 dur.push((vec![("vec", name.to_string())], &merged[v]));
             }
-            // Integer counters (ConstCounter<u64>): nanoseconds.
-            counter(
+            counter_f64(
                 &mut enc,
-                "toe_softirq_time_ns",
-                "Time spent in the NET_RX/NET_TX softirq, per CPU, in nanoseconds.",
+                "toe_softirq_seconds",
+                "Time spent in the NET_RX/NET_TX softirq, per CPU.",
                 &time,
             )?;
             histogram(
@@ -434,11 +449,11 @@ impl Collector for Metrics {
             "1 when an offload's configuration and observation disagree.",
             &mismatch,
         )?;
-        counter(
+        counter_f64(
             &mut enc,
-            "toe_agent_cpu_time_ns",
-            "CPU time of the agent (user + system), in nanoseconds.",
-            &[(vec![], s.agent_cpu_ns)],
+            "toe_agent_cpu_seconds",
+            "CPU time of the agent (user + system).",
+            &[(vec![], s.agent_cpu_ns as f64 * 1e-9)],
         )?;
         gauge(
             &mut enc,
@@ -453,11 +468,11 @@ impl Collector for Metrics {
                 "Runs of the agent's BPF programs (kernel BPF statistics).",
                 &[(vec![], s.bpf_runs)],
             )?;
-            counter(
+            counter_f64(
                 &mut enc,
-                "toe_bpf_program_run_time_ns",
-                "Run time of the agent's BPF programs, in nanoseconds.",
-                &[(vec![], s.bpf_run_ns)],
+                "toe_bpf_program_run_seconds",
+                "Run time of the agent's BPF programs.",
+                &[(vec![], s.bpf_run_ns as f64 * 1e-9)],
             )?;
         }
         Ok(())
@@ -593,6 +608,34 @@ fn sampler(
     }
 }
 
+/// The classic Prometheus text format (0.0.4) for clients that do not ask
+/// for OpenMetrics (curl, `promtool check metrics`, older scrapers). The
+/// library writes OpenMetrics; the two differ only in that counter families
+/// are named with their `_total` suffix in HELP/TYPE and there is no
+/// `# EOF` or `# UNIT`.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     registry: Arc<Registry>,
@@ -607,12 +650,22 @@ async fn handle(
     };
     Ok(match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => {
+            let openmetrics = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
             let mut text = String::new();
             match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                Ok(()) => reply(
+                Ok(()) if openmetrics => reply(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     text,
+                ),
+                Ok(()) => reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    prometheus_text(&text),
                 ),
                 Err(_) => reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -656,22 +709,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     for n in &args.ifaces {
         iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
     }
-    let stats = if args.self_stats {
-        Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?)
-    } else {
-        None
-    };
-    let opts = Options::default();
-    let mut first = Vec::new();
-    for n in &args.ifaces {
-        let iface = iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let probes = Probes::attach(&iface, &opts).map_err(|e| Failure::Runtime(e.to_string()))?;
-        first.push(Some(Attached {
-            iface,
-            probes,
-            window: VecDeque::new(),
-        }));
-    }
     let state = Arc::new(Mutex::new(State {
         self_stats: args.self_stats,
         kernel: crate::trace::kernel_release(),
@@ -690,6 +727,23 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(args.listen))
         .map_err(|e| Failure::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+    // Bound first: a bad address fails before anything is attached.
+    let stats = if args.self_stats {
+        Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?)
+    } else {
+        None
+    };
+    let opts = Options::default();
+    let mut first = Vec::new();
+    for n in &args.ifaces {
+        let iface = iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let probes = Probes::attach(&iface, &opts).map_err(|e| Failure::Runtime(e.to_string()))?;
+        first.push(Some(Attached {
+            iface,
+            probes,
+            window: VecDeque::new(),
+        }));
+    }
     eprintln!(
         "toe-agent serve: {} on http://{}/metrics",
         args.ifaces.join(", "),
@@ -731,6 +785,16 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
 mod tests {
     use super::*;
     use toe_agent_common::hist::bucket_index;
+
+    #[test]
+    fn classic_text_names_counters_with_total() {
+        let om = "# HELP toe_rx_segments Packets.\n# TYPE toe_rx_segments counter\ntoe_rx_segments_total{iface=\"a\"} 5\n# HELP toe_iface_up Up.\n# TYPE toe_iface_up gauge\ntoe_iface_up{iface=\"a\"} 1\n# EOF\n";
+        let text = prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP toe_rx_segments_total Packets.\n# TYPE toe_rx_segments_total counter\ntoe_rx_segments_total{iface=\"a\"} 5\n# HELP toe_iface_up Up.\n# TYPE toe_iface_up gauge\ntoe_iface_up{iface=\"a\"} 1\n"
+        );
+    }
 
     #[test]
     fn buckets_merge_to_powers_of_two_with_inf() {

@@ -54,6 +54,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
     ("perf", "linux-perf"),
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
+    ("curl", "curl"),
 ];
 
 fn main() -> ExitCode {
@@ -279,11 +282,12 @@ fn have(cmd: &str) -> bool {
 }
 
 fn ensure_test_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = TEST_PACKAGES
+    let mut missing: Vec<&str> = TEST_PACKAGES
         .iter()
         .filter(|(cmd, _)| !have(cmd))
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
