@@ -37,8 +37,12 @@ pub struct Interval {
     pub end_unix_ns: u64,
     #[serde(flatten)]
     pub blocks: Blocks,
+    /// Absent in files written before verdicts existed: read as empty.
+    #[serde(default)]
     pub verdicts: Vec<Verdict>,
+    #[serde(default)]
     pub checks: Vec<Check>,
+    #[serde(default)]
     pub overhead: Overhead,
 }
 
@@ -60,8 +64,12 @@ pub struct Summary {
     pub end_reason: EndReason,
     #[serde(flatten)]
     pub blocks: Blocks,
+    /// Absent in files written before verdicts existed: read as empty.
+    #[serde(default)]
     pub verdicts: Vec<Verdict>,
+    #[serde(default)]
     pub checks: Vec<Check>,
+    #[serde(default)]
     pub overhead: Overhead,
 }
 
