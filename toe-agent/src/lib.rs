@@ -17,6 +17,7 @@ pub mod netns;
 pub mod overhead;
 pub mod plot;
 pub mod probes;
+pub mod qstats;
 pub mod report;
 pub mod report_cmd;
 pub mod serve;

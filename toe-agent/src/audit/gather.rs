@@ -176,6 +176,7 @@ fn interface(name: &str) -> io::Result<Interface> {
     let ifindex = crate::iface::index_of(name).ok_or_else(gone)?;
     let sys = format!("/sys/class/net/{name}");
     let (speed_mbps, duplex) = ethtool::link(name).unwrap_or((None, None));
+    let qstats = crate::qstats::queue_stats(ifindex);
     let uppers = fs::read_dir(&sys)
         .into_iter()
         .flatten()
@@ -217,6 +218,11 @@ fn interface(name: &str) -> io::Result<Interface> {
             first: nic_stats(name),
             second: BTreeMap::new(),
         },
+        qstats: Sampled {
+            first: qstats.as_ref().cloned().unwrap_or_default(),
+            second: Vec::new(),
+        },
+        qstats_error: qstats.err().map(|e| e.to_string()),
         counters: Sampled {
             first: counters(name),
             second: BTreeMap::new(),
@@ -241,6 +247,9 @@ pub fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
             ));
         }
         i.nic_stats.second = nic_stats(&i.name);
+        if i.qstats_error.is_none() {
+            i.qstats.second = crate::qstats::queue_stats(i.ifindex).unwrap_or_default();
+        }
         i.counters.second = counters(&i.name);
     }
     let host = Host {

@@ -446,6 +446,15 @@ mod tests {
         );
         assert_eq!(get(&r, "interrupt_coalescing").severity, 3);
         assert!(get(&r, "jumbo_frames").evidence.contains("peer"));
+        assert_eq!(
+            get(&r, "queue_errors_rising").evidence,
+            "netdev qstats during the sample: rx-2 rx-hw-drops +120/s"
+        );
+        assert!(
+            get(&r, "queue_traffic").evidence.starts_with(
+                "rx-0 300000 pkt/s, rx-1 300000 pkt/s, rx-2 300000 pkt/s, rx-3 0 pkt/s"
+            )
+        );
         let sorted: Vec<u8> = r.findings.iter().map(|f| f.severity).collect();
         assert!(sorted.windows(2).all(|w| w[0] >= w[1]), "{sorted:?}");
     }
@@ -455,6 +464,12 @@ mod tests {
         let r = fixture("virtio");
         assert!(
             get(&r, "virtio").evidence.contains("vhost"),
+            "{:?}",
+            ids(&r)
+        );
+        // virtio_net offers the standard per-queue statistics.
+        assert!(
+            get(&r, "queue_traffic").evidence.starts_with("rx-0 "),
             "{:?}",
             ids(&r)
         );
@@ -503,7 +518,7 @@ mod tests {
         assert!(text.contains("       fix: ethtool -K ens1f0 lro off"));
         assert!(
             text.trim_end()
-                .ends_with("18 findings: 1 critical, 4 high, 7 medium, 4 low, 2 info"),
+                .ends_with("20 findings: 1 critical, 5 high, 7 medium, 4 low, 3 info"),
             "{text}"
         );
     }

@@ -402,6 +402,78 @@ fn errors(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
     }
 }
 
+/// Standard per-queue statistics: errors rising on a queue, and how the
+/// packets spread over the queues during the sample.
+fn queue_stats(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    const ERRORS: [&str; 7] = [
+        "rx-hw-drops",
+        "rx-hw-drop-overruns",
+        "rx-alloc-fail",
+        "rx-csum-bad",
+        "rx-hw-drop-ratelimits",
+        "tx-hw-drops",
+        "tx-hw-drop-errors",
+    ];
+    let secs = (s.host.sample_ms as f64 / 1000.0).max(1e-3);
+    let n = Some(i.name.as_str());
+    let mut rising = Vec::new();
+    let mut spread = Vec::new();
+    for b in &i.qstats.second {
+        let Some(a) = i
+            .qstats
+            .first
+            .iter()
+            .find(|a| a.queue_type == b.queue_type && a.queue_id == b.queue_id)
+        else {
+            continue;
+        };
+        let d = |k: &str| {
+            b.stats
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(a.stats.get(k).copied().unwrap_or(0))
+        };
+        for k in ERRORS {
+            if d(k) > 0 {
+                rising.push(format!(
+                    "{}-{} {k} +{:.0}/s",
+                    b.queue_type,
+                    b.queue_id,
+                    d(k) as f64 / secs
+                ));
+            }
+        }
+        let packets = d(&format!("{}-packets", b.queue_type));
+        spread.push(format!(
+            "{}-{} {:.0} pkt/s",
+            b.queue_type,
+            b.queue_id,
+            packets as f64 / secs
+        ));
+    }
+    if !rising.is_empty() {
+        out.push(finding(
+            "queue_errors_rising",
+            7,
+            n,
+            "per-queue drops or errors rising".into(),
+            format!("netdev qstats during the sample: {}", rising.join(", ")),
+            Some(format!("ynl --family netdev --dump qstats-get --json '{{\"ifindex\": {}, \"scope\": \"queue\"}}'", i.ifindex)),
+        ));
+    }
+    if !spread.is_empty() {
+        out.push(finding(
+            "queue_traffic",
+            1,
+            n,
+            "per-queue traffic (netdev qstats)".into(),
+            spread.join(", "),
+            None,
+        ));
+    }
+}
+
 fn link(i: &Interface, out: &mut Vec<Finding>) {
     let n = Some(i.name.as_str());
     let speed = i
@@ -677,6 +749,7 @@ pub fn findings(s: &Snapshot) -> Vec<Finding> {
         queues(s, i, &mut out);
         coalescing(i, &mut out);
         errors(s, i, &mut out);
+        queue_stats(s, i, &mut out);
         virtualisation(s, i, &mut out);
     }
     host(s, &mut out);

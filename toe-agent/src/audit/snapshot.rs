@@ -86,6 +86,12 @@ pub struct Interface {
     pub nic_stats: Sampled<BTreeMap<String, u64>>,
     /// /sys/class/net/<if>/statistics.
     pub counters: Sampled<BTreeMap<String, u64>>,
+    /// Standard per-queue statistics (netdev netlink qstats), where the
+    /// kernel and driver offer them; else why not.
+    #[serde(default)]
+    pub qstats: Sampled<Vec<crate::qstats::QueueStats>>,
+    #[serde(default)]
+    pub qstats_error: Option<String>,
 }
 
 impl Interface {
