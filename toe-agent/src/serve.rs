@@ -23,7 +23,7 @@ use hyper::{Request, Response, StatusCode, body::Bytes, server::conn::http1, ser
 use hyper_util::rt::TokioIo;
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet},
+    encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
@@ -77,20 +77,40 @@ struct Metrics(Arc<Mutex<State>>);
 /// Labels as prometheus-client wants them.
 type Labels = Vec<(&'static str, String)>;
 
+/// One metric family of constant values: a counter (`ConstCounter`) or a
+/// gauge (`ConstGauge`), whatever the value type.
+fn family<M: EncodeMetric, V: Copy>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    series: &[(Labels, V)],
+    metric: impl Fn(V) -> M,
+) -> std::fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in series {
+        metric(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     series: &[(Labels, u64)],
 ) -> std::fmt::Result {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, v) in series {
-        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(
+        enc,
+        name,
+        help,
+        MetricType::Counter,
+        series,
+        ConstCounter::new,
+    )
 }
 
 fn counter_f64(
@@ -99,14 +119,14 @@ fn counter_f64(
     help: &str,
     series: &[(Labels, f64)],
 ) -> std::fmt::Result {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, v) in series {
-        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(
+        enc,
+        name,
+        help,
+        MetricType::Counter,
+        series,
+        ConstCounter::new,
+    )
 }
 
 fn gauge(
@@ -115,14 +135,7 @@ fn gauge(
     help: &str,
     series: &[(Labels, i64)],
 ) -> std::fmt::Result {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in series {
-        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(enc, name, help, MetricType::Gauge, series, ConstGauge::new)
 }
 
 /// The kernel's log-linear buckets merged to powers of two (a log-linear
