@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod baseline;
 mod classic;
 mod hist;
 mod napi;

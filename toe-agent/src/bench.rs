@@ -66,6 +66,8 @@ pub struct Report {
     pub programs: Vec<ProgramFigures>,
     pub events_per_s: f64,
     pub mean_ns_per_run: f64,
+    /// An empty tp_btf program alone on napi_gro_receive_entry: the floor.
+    pub empty_program_ns_per_run: f64,
     /// Mean ns per run over a short and a long run: independent of run length?
     pub ns_per_run_by_length: Vec<(f64, f64)>,
     pub userspace: Vec<Userspace>,
@@ -246,6 +248,23 @@ fn mean_ns(p: &[ProgramFigures]) -> f64 {
     if runs == 0 { 0.0 } else { time / runs as f64 }
 }
 
+/// ns per run of the empty program `baseline_empty`, attached alone to
+/// the per-segment hook during a transfer (BPF statistics already on).
+fn empty_program_cost(secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> {
+    let mut ebpf = aya::EbpfLoader::new().load(crate::probes::OBJECT)?;
+    let btf = aya::Btf::from_sys_fs()?;
+    let prog: &mut aya::programs::BtfTracePoint = ebpf
+        .program_mut("baseline_empty")
+        .ok_or_else(|| anyhow::anyhow!("baseline_empty missing from the object"))?
+        .try_into()?;
+    prog.load("napi_gro_receive_entry", &btf)?;
+    prog.attach()?;
+    lab::transfer(secs, stop)?;
+    let info = prog.info()?;
+    let runs = info.run_count().max(1);
+    Ok(info.run_time().as_nanos() as f64 / runs as f64)
+}
+
 fn check(stop: &AtomicBool) -> anyhow::Result<()> {
     if stop.load(Ordering::Relaxed) {
         anyhow::bail!("interrupted");
@@ -327,6 +346,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         by_length.push((length.as_secs_f64(), mean_ns(&p)));
         programs = p;
     }
+    let floor = empty_program_cost(args.duration, stop)?;
     drop(stats);
 
     // Userspace at a 100 ms interval.
@@ -405,6 +425,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         programs,
         events_per_s,
         mean_ns_per_run: mean,
+        empty_program_ns_per_run: floor,
         ns_per_run_by_length: by_length,
         userspace,
         startup_ms,
@@ -460,6 +481,11 @@ pub fn render(r: &Report) -> String {
         r.programs.iter().map(|p| p.runs).sum::<u64>(),
         r.events_per_s,
         r.mean_ns_per_run
+    );
+    let _ = writeln!(
+        o,
+        "  an empty tp_btf program on napi_gro_receive_entry: {:.1} ns per run (the floor)",
+        r.empty_program_ns_per_run
     );
     let by_len: Vec<String> = r
         .ns_per_run_by_length
