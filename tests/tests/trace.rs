@@ -107,6 +107,19 @@ fn receiver_counts_match_perf_and_iperf() {
     assert_eq!(header["schema_version"], 1);
     assert_eq!(header["iface"], lab.dev_b.as_str());
     assert_eq!(header["driver"], "veth");
+    // The sender's veth end has the same index in its own namespace: were
+    // the kernel filter matching the index alone, its packets would be
+    // counted too and the counts below would not match perf's.
+    let out = lab.exec(
+        &lab.ns_a,
+        &["cat", &format!("/sys/class/net/{}/ifindex", lab.dev_a)],
+    );
+    let sender_index: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(
+        u(&header["ifindex"]),
+        sender_index,
+        "the test needs equal indexes"
+    );
     let probes = header["probes"].as_array().unwrap();
     assert!(
         probes.iter().all(|p| p["status"] == "attached"),
