@@ -267,53 +267,42 @@ impl Collector for Metrics {
             "TCP segments with a bad checksum found by the CPU.",
             &per(&|t| t.rx.bad_csum),
         )?;
-        let mut csum = Vec::new();
-        for (n, i) in &up {
-            for (stage, c) in [
-                ("handoff", &i.totals.rx.segment_csum),
-                ("after_gro", &i.totals.rx.skb_csum),
-            ] {
-                for (k, state) in CSUM_STATES.iter().enumerate() {
-                    csum.push((
-                        vec![
+        type CsumOf = fn(&Totals) -> &[u64; 4];
+        let csum = |stages: [(&str, CsumOf); 2]| -> Vec<(Labels, u64)> {
+            let mut out = Vec::new();
+            for (n, i) in &up {
+                for (stage, of) in stages {
+                    for (state, count) in CSUM_STATES.iter().zip(of(&i.totals)) {
+                        let labels = vec![
                             ("iface", n.to_string()),
                             ("stage", stage.to_string()),
                             ("state", state.to_string()),
-                        ],
-                        c[k],
-                    ));
+                        ];
+                        out.push((labels, *count));
+                    }
                 }
             }
-        }
+            out
+        };
+        let rx_csum = csum([
+            ("handoff", |t| &t.rx.segment_csum),
+            ("after_gro", |t| &t.rx.skb_csum),
+        ]);
         counter(
             &mut enc,
             "toe_rx_csum",
             "Received packets by ip_summed state.",
-            &csum,
+            &rx_csum,
         )?;
-        let mut csum = Vec::new();
-        for (n, i) in &up {
-            for (stage, c) in [
-                ("queue", &i.totals.tx.queued_csum),
-                ("xmit", &i.totals.tx.xmit_csum),
-            ] {
-                for (k, state) in CSUM_STATES.iter().enumerate() {
-                    csum.push((
-                        vec![
-                            ("iface", n.to_string()),
-                            ("stage", stage.to_string()),
-                            ("state", state.to_string()),
-                        ],
-                        c[k],
-                    ));
-                }
-            }
-        }
+        let tx_csum = csum([
+            ("queue", |t| &t.tx.queued_csum),
+            ("xmit", |t| &t.tx.xmit_csum),
+        ]);
         counter(
             &mut enc,
             "toe_tx_csum",
             "Transmitted skbs by ip_summed state.",
-            &csum,
+            &tx_csum,
         )?;
         let fallbacks: Vec<(Labels, u64)> = up
             .iter()
