@@ -531,7 +531,13 @@ fn sampler(
     let mut attached = first;
     // The previous cumulative reading per interface (None right after an
     // attach: the first period only sets the baseline).
-    let mut last: Vec<Option<Totals>> = vec![None; args.ifaces.len()];
+    // The baseline of each interface is read as soon as it is attached, so
+    // the first interval counts from there.
+    let baseline = |a: &mut Option<Attached>| {
+        a.as_mut()
+            .and_then(|a| crate::collect::Source::read(&mut a.probes.source()).ok())
+    };
+    let mut last: Vec<Option<Totals>> = attached.iter_mut().map(baseline).collect();
     let mut next = Instant::now() + args.interval;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(
@@ -553,6 +559,7 @@ fn sampler(
             }
             if attached[k].is_none() && present.is_some() {
                 attached[k] = attach(name, &opts);
+                last[k] = baseline(&mut attached[k]);
                 if attached[k].is_some() {
                     eprintln!("toe-agent serve: {name} attached");
                 }

@@ -191,11 +191,12 @@ async fn sample_loop(
     header: &Header,
     ndjson: &mut Option<NdjsonWriter>,
 ) -> anyhow::Result<(Summary, EndReason)> {
-    let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
-
+    // The baseline first, then the header: whoever waits for the header to
+    // start traffic must find every packet counted from there on.
     let mut collector = Collector::new(probes.source())?;
     let mut tracker = overhead::Tracker::new(probes, args.self_stats);
     let mut run_tracker = overhead::Tracker::new(probes, args.self_stats);
+    let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
     let run_start = SystemTime::now();
     let mut period_start = run_start;
     let start = Instant::now();
