@@ -97,28 +97,16 @@ fn family<M: EncodeMetric, V: Copy>(
     Ok(())
 }
 
-fn counter(
+/// A counter family, of integer or floating-point values.
+fn counter<V: Copy>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: &[(Labels, u64)],
-) -> std::fmt::Result {
-    family(
-        enc,
-        name,
-        help,
-        MetricType::Counter,
-        series,
-        ConstCounter::new,
-    )
-}
-
-fn counter_f64(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: &[(Labels, f64)],
-) -> std::fmt::Result {
+    series: &[(Labels, V)],
+) -> std::fmt::Result
+where
+    ConstCounter<V>: EncodeMetric,
+{
     family(
         enc,
         name,
@@ -397,7 +385,7 @@ impl Collector for Metrics {
             for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
                 dur.push((vec![("vec", name.to_string())], &merged[v]));
             }
-            counter_f64(
+            counter(
                 &mut enc,
                 "toe_softirq_seconds",
                 "Time spent in the NET_RX/NET_TX softirq, per CPU.",
@@ -451,7 +439,7 @@ impl Collector for Metrics {
             "1 when an offload's configuration and observation disagree.",
             &mismatch,
         )?;
-        counter_f64(
+        counter(
             &mut enc,
             "toe_agent_cpu_seconds",
             "CPU time of the agent (user + system).",
@@ -470,7 +458,7 @@ impl Collector for Metrics {
                 "Runs of the agent's BPF programs (kernel BPF statistics).",
                 &[(vec![], s.bpf_runs)],
             )?;
-            counter_f64(
+            counter(
                 &mut enc,
                 "toe_bpf_program_run_seconds",
                 "Run time of the agent's BPF programs.",
