@@ -170,6 +170,30 @@ impl Lab {
         Agent { child: Some(child) }
     }
 
+    /// `toe-agent trace` on `dev` in `ns`, sampling every `interval` seconds,
+    /// NDJSON to `ndjson`, plus `extra` arguments.
+    pub fn trace(
+        &self,
+        ns: &str,
+        dev: &str,
+        interval: &str,
+        ndjson: &Path,
+        extra: &[&str],
+    ) -> Agent {
+        let nd = ndjson.to_str().expect("UTF-8 scratch path");
+        let mut args = vec![
+            "trace",
+            "--iface",
+            dev,
+            "--interval",
+            interval,
+            "--ndjson",
+            nd,
+        ];
+        args.extend_from_slice(extra);
+        self.agent(ns, &args)
+    }
+
     /// A TCP transfer from a to b for `secs` seconds with iperf3; returns
     /// iperf3's JSON report (client side).
     pub fn iperf(&self, secs: u32) -> Value {

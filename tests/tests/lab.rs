@@ -244,30 +244,8 @@ fn trace_reports_verdicts_live() {
     lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", false)]);
     lab.offloads(&lab.ns_b, &lab.dev_b, &[("gro", true), ("rx", true)]);
     let (tx_nd, rx_nd) = (scratch("verdict-tx.ndjson"), scratch("verdict-rx.ndjson"));
-    let sender = lab.agent(
-        &lab.ns_a,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_a,
-            "--interval",
-            "0.5",
-            "--ndjson",
-            tx_nd.to_str().unwrap(),
-        ],
-    );
-    let receiver = lab.agent(
-        &lab.ns_b,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_b,
-            "--interval",
-            "0.5",
-            "--ndjson",
-            rx_nd.to_str().unwrap(),
-        ],
-    );
+    let sender = lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &tx_nd, &[]);
+    let receiver = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &rx_nd, &[]);
     wait_for_lines(&tx_nd, 1, Duration::from_secs(20));
     wait_for_lines(&rx_nd, 1, Duration::from_secs(20));
     lab.iperf(2);

@@ -53,18 +53,7 @@ fn report_reads_what_trace_wrote_and_refuses_damage() {
     }
     let lab = Lab::new();
     let nd = scratch("for-report.ndjson");
-    let agent = lab.agent(
-        &lab.ns_b,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_b,
-            "--interval",
-            "0.5",
-            "--ndjson",
-            nd.to_str().unwrap(),
-        ],
-    );
+    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &nd, &[]);
     wait_for_lines(&nd, 1, std::time::Duration::from_secs(20));
     lab.iperf(1);
     agent.signal(libc::SIGINT);

@@ -71,18 +71,7 @@ fn traced_transfer(
         &lab.dev_b,
         scratch(&format!("{tag}.perf")),
     );
-    let nd = ndjson.to_str().unwrap();
-    let mut args = vec![
-        "trace",
-        "--iface",
-        &lab.dev_b,
-        "--interval",
-        "0.5",
-        "--ndjson",
-        nd,
-    ];
-    args.extend_from_slice(extra);
-    let agent = lab.agent(&lab.ns_b, &args);
+    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &ndjson, extra);
     wait_for_lines(&ndjson, 1, ATTACH_TIMEOUT);
     let iperf = lab.iperf(2);
     std::thread::sleep(Duration::from_millis(300));
@@ -200,18 +189,7 @@ fn napi_gro_path_and_software_gso_are_measured() {
     lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", false)]);
     lab.offloads(&lab.ns_b, &lab.dev_b, &[("gro", true)]);
     let tx_nd = scratch("gso-tx.ndjson");
-    let sender = lab.agent(
-        &lab.ns_a,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_a,
-            "--interval",
-            "0.5",
-            "--ndjson",
-            tx_nd.to_str().unwrap(),
-        ],
-    );
+    let sender = lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &tx_nd, &[]);
     wait_for_lines(&tx_nd, 1, ATTACH_TIMEOUT);
     let (records, perf, _iperf, _) = traced_transfer(&lab, &[], "gro");
     sender.signal(libc::SIGINT);
@@ -263,19 +241,8 @@ fn classic_tracepoints_are_a_working_fallback() {
     let lab = Lab::new();
     let classic_nd = scratch("classic.ndjson");
     let btf_nd = scratch("classic-vs-btf.ndjson");
-    let start = |nd: &std::path::Path, extra: &[&str]| {
-        let mut args = vec![
-            "trace",
-            "--iface",
-            lab.dev_b.as_str(),
-            "--interval",
-            "0.5",
-            "--ndjson",
-            nd.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        lab.agent(&lab.ns_b, &args)
-    };
+    let start =
+        |nd: &std::path::Path, extra: &[&str]| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, extra);
     let classic = start(&classic_nd, &["--classic"]);
     let btf = start(&btf_nd, &[]);
     wait_for_lines(&classic_nd, 1, ATTACH_TIMEOUT);
@@ -346,20 +313,7 @@ fn duration_ends_the_run_with_a_summary() {
     }
     let lab = Lab::new();
     let nd = scratch("duration.ndjson");
-    let agent = lab.agent(
-        &lab.ns_b,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_b,
-            "--interval",
-            "0.2",
-            "--duration",
-            "1",
-            "--ndjson",
-            nd.to_str().unwrap(),
-        ],
-    );
+    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.2", &nd, &["--duration", "1"]);
     let done = agent.wait(EXIT_TIMEOUT);
     assert!(done.status.success(), "{}", done.stderr);
     let records = read_ndjson(&nd);
@@ -464,18 +418,7 @@ fn interface_vanishing_ends_the_run_cleanly() {
     }
     let lab = Lab::new();
     let nd = scratch("vanish.ndjson");
-    let agent = lab.agent(
-        &lab.ns_b,
-        &[
-            "trace",
-            "--iface",
-            &lab.dev_b,
-            "--interval",
-            "0.2",
-            "--ndjson",
-            nd.to_str().unwrap(),
-        ],
-    );
+    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.2", &nd, &[]);
     wait_for_lines(&nd, 2, ATTACH_TIMEOUT);
     lab.exec(&lab.ns_b, &["ip", "link", "del", &lab.dev_b]);
     let done = agent.wait(EXIT_TIMEOUT);
