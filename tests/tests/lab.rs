@@ -333,9 +333,30 @@ fn bench_measures_and_writes_its_figures() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
-    let t = &r["throughput"][0];
-    assert_eq!(t["config"], "gro-no-tso");
-    assert!(t["median_ratio"].as_f64().unwrap() > 0.5, "{t}");
+    let series: Vec<(&str, &str)> = r["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert!(t["median_ratio"].as_f64().unwrap() > 0.5, "{t}");
+            (t["config"].as_str().unwrap(), t["probes"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        series,
+        [
+            ("gro-no-tso", "agent"),
+            ("gro-no-tso", "empty"),
+            ("gro-no-tso", "empty-per-skb"),
+            ("all-on", "agent"),
+        ]
+    );
+    // The floor's empty programs are gone with the bench.
+    let left: Vec<String> = toe_agent_tests::loaded_programs()
+        .into_iter()
+        .filter(|n| n == "baseline_empty")
+        .collect();
+    assert!(left.is_empty(), "still loaded: {left:?}");
     let programs = r["programs"].as_array().unwrap();
     let napi = programs
         .iter()

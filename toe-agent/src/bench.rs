@@ -36,6 +36,11 @@ const TARGET_STARTUP_MS: f64 = 500.0;
 #[derive(Serialize)]
 pub struct Throughput {
     pub config: &'static str,
+    /// What ran in the "on" runs: `agent` (the default probe set) or
+    /// `empty` (an empty program on each of the same hooks: the share of
+    /// the loss that is the kernel's tracepoint dispatch, not our code) or
+    /// `empty-per-skb` (the same, leaving out the per-segment hooks).
+    pub probes: &'static str,
     pub off_gbps: Vec<f64>,
     pub on_gbps: Vec<f64>,
     pub ratios: Vec<f64>,
@@ -265,6 +270,49 @@ fn empty_program_cost(secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> 
     Ok(info.run_time().as_nanos() as f64 / runs as f64)
 }
 
+/// An empty program on every hook of the default set, so that a transfer
+/// pays the dispatch (tracepoint → bpf_trace_runN → program) and nothing
+/// else. aya loads a program once per object, hence one object per hook.
+fn attach_empty_programs(per_segment: bool) -> anyhow::Result<Vec<aya::Ebpf>> {
+    let btf = aya::Btf::from_sys_fs()?;
+    crate::probes::btf_hooks()
+        .into_iter()
+        .filter(|h| per_segment || !crate::probes::PER_SEGMENT_HOOKS.contains(h))
+        .map(|hook| {
+            let mut ebpf = aya::EbpfLoader::new().load(crate::probes::OBJECT)?;
+            let prog: &mut aya::programs::BtfTracePoint = ebpf
+                .program_mut("baseline_empty")
+                .ok_or_else(|| anyhow::anyhow!("baseline_empty missing from the object"))?
+                .try_into()?;
+            prog.load(hook, &btf)?;
+            prog.attach()?;
+            Ok(ebpf)
+        })
+        .collect()
+}
+
+/// What the "on" half of a throughput pair runs.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `trace`, the default probe set.
+    Agent,
+    /// An empty program on each hook of the default set.
+    Empty,
+    /// An empty program on each hook that fires once per skb only: what a
+    /// probe set without the per-segment hooks could cost at best.
+    EmptyPerSkb,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Agent => "agent",
+            Load::Empty => "empty",
+            Load::EmptyPerSkb => "empty-per-skb",
+        }
+    }
+}
+
 fn check(stop: &AtomicBool) -> anyhow::Result<()> {
     if stop.load(Ordering::Relaxed) {
         anyhow::bail!("interrupted");
@@ -299,29 +347,47 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let mut detaches = Vec::new();
     let mut cpu_1s = Vec::new();
     let mut peak_rss = 0;
-    for config in ["gro-no-tso", "all-on"] {
+    let series = [
+        ("gro-no-tso", Load::Agent),
+        ("gro-no-tso", Load::Empty),
+        ("gro-no-tso", Load::EmptyPerSkb),
+        ("all-on", Load::Agent),
+    ];
+    for (config, load) in series {
         configure(config)?;
         eprintln!(
-            "bench: {config}: {} pairs of {secs:.1} s, agent off then on",
-            args.pairs
+            "bench: {config}: {} pairs of {secs:.1} s, off then {}",
+            args.pairs,
+            load.name()
         );
         lab::transfer(Duration::from_millis(500), stop)?; // warm up
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..args.pairs {
             check(stop)?;
             off.push(gbps(lab::transfer(args.duration, stop)?, secs));
-            let agent = Agent::start("1", dir)?;
-            startups.push(agent.startup.as_secs_f64() * 1e3);
-            let cpu0 = agent.cpu_ns();
-            let t0 = Instant::now();
-            on.push(gbps(lab::transfer(args.duration, stop)?, secs));
-            cpu_1s.push(100.0 * (agent.cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64);
-            peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
-            detaches.push(agent.stop()?.as_secs_f64() * 1e3);
+            match load {
+                Load::Agent => {
+                    let agent = Agent::start("1", dir)?;
+                    startups.push(agent.startup.as_secs_f64() * 1e3);
+                    let cpu0 = agent.cpu_ns();
+                    let t0 = Instant::now();
+                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    let cpu = agent.cpu_ns() - cpu0;
+                    cpu_1s.push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
+                    peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
+                    detaches.push(agent.stop()?.as_secs_f64() * 1e3);
+                }
+                Load::Empty | Load::EmptyPerSkb => {
+                    let attached = attach_empty_programs(matches!(load, Load::Empty))?;
+                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    drop(attached);
+                }
+            }
         }
         let ratios: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
         throughput.push(Throughput {
             config,
+            probes: load.name(),
             median_ratio: median(&ratios),
             off_gbps: off,
             on_gbps: on,
@@ -447,6 +513,11 @@ pub fn render(r: &Report) -> String {
         "throughput (Gbit/s), agent off / on, tracing the receiver:"
     );
     for t in &r.throughput {
+        let label = match t.probes {
+            "empty" => format!("{}, empty programs, same hooks", t.config),
+            "empty-per-skb" => format!("{}, empty programs, per-skb hooks", t.config),
+            _ => t.config.to_string(),
+        };
         let pairs: Vec<String> = t
             .off_gbps
             .iter()
@@ -455,8 +526,7 @@ pub fn render(r: &Report) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "  {:<12} median on/off {:.3}   [{}]",
-            t.config,
+            "  {label:<45} median on/off {:.3}   [{}]",
             t.median_ratio,
             pairs.join("  ")
         );

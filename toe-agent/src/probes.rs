@@ -115,6 +115,24 @@ const SPECS: &[Spec] = &[
     },
 ];
 
+/// The hooks that fire once per wire segment rather than once per skb: the
+/// driver hand-off before GRO merges (net/core/gro.c, net/core/dev.c) and
+/// `net_dev_start_xmit`, which dev_hard_start_xmit() calls for every skb of
+/// the list software GSO produced (net/core/dev.c, xmit_one()).
+pub const PER_SEGMENT_HOOKS: &[&str] = &[
+    "napi_gro_receive_entry",
+    "napi_gro_frags_entry",
+    "netif_receive_skb_entry",
+    "netif_receive_skb_list_entry",
+    "netif_rx_entry",
+    "net_dev_start_xmit",
+];
+
+/// The BTF tracepoints of the default set, by hook name.
+pub fn btf_hooks() -> Vec<&'static str> {
+    SPECS.iter().map(|s| s.name).collect()
+}
+
 /// Every program in the object, BTF and classic, by name.
 pub fn program_names() -> Vec<&'static str> {
     SPECS
