@@ -346,6 +346,7 @@ fn bench_measures_and_writes_its_figures() {
         series,
         [
             ("gro-no-tso", "agent"),
+            ("gro-no-tso", "agent-per-skb"),
             ("gro-no-tso", "empty"),
             ("gro-no-tso", "empty-per-skb"),
             ("all-on", "agent"),
@@ -367,7 +368,7 @@ fn bench_measures_and_writes_its_figures() {
         "{napi}"
     );
     assert!(r["startup_ms"].as_f64().unwrap() > 0.0);
-    assert_eq!(r["targets"].as_array().unwrap().len(), 6);
+    assert_eq!(r["targets"].as_array().unwrap().len(), 7);
     assert!(
         text.contains("targets:") && text.contains("ns per program run"),
         "{text}"

@@ -282,6 +282,47 @@ fn serve_survives_the_interface_going_away_and_back() {
 }
 
 #[test]
+fn serve_per_skb_exports_what_it_cannot_see_as_not_measured() {
+    if !privileged("serve_per_skb_exports_what_it_cannot_see_as_not_measured") {
+        return;
+    }
+    let lab = Lab::new();
+    let _server = serve(&lab, &["--interval", "0.2", "--window", "25", "--per-skb"]);
+    let metrics = || curl(&lab, &["http://127.0.0.1:9469/metrics"]);
+    let verdict = |text: &str, offload: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("toe_offload_verdict{"))
+            .filter(|l| l.contains(&format!("offload=\"{offload}\"")))
+            .find(|l| l.ends_with(" 1"))
+            .map(str::to_string)
+    };
+    lab.iperf(1);
+    wait_for("verdicts over the transfer", Duration::from_secs(5), || {
+        verdict(&metrics(), "tx_segmentation").is_some_and(|l| !l.contains("not_exercised"))
+    });
+    let text = metrics();
+    for offload in [
+        "tx_segmentation",
+        "tx_checksum",
+        "rx_coalescing",
+        "rx_checksum",
+        "rss",
+    ] {
+        let line = verdict(&text, offload).unwrap_or_else(|| panic!("no {offload}: {text}"));
+        assert!(line.contains("mechanism=\"not_measured\""), "{line}");
+    }
+    // Skbs are counted; the per-segment hand-off is not attached at all.
+    let counter = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(counter("toe_rx_skbs_total") > 100, "{text}");
+    assert_eq!(counter("toe_rx_segments_total"), 0, "{text}");
+}
+
+#[test]
 fn serve_rejects_bad_input() {
     if !privileged("serve_rejects_bad_input") {
         return;

@@ -230,6 +230,87 @@ fn napi_gro_path_and_software_gso_are_measured() {
     assert!(u(&rx["segments"]) * 100 >= u(&tx["wire_segments"]) * 95);
 }
 
+#[test]
+fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
+    if !privileged("per_skb_leaves_out_the_per_segment_hooks_and_says_so") {
+        return;
+    }
+    let lab = Lab::new();
+    // The highest per-segment rate: MTU-sized segments merged by GRO.
+    lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", false)]);
+    lab.offloads(&lab.ns_b, &lab.dev_b, &[("gro", true)]);
+    let (records, perf, _iperf, stdout) = traced_transfer(&lab, &["--per-skb"], "per-skb");
+
+    let probes = records[0]["probes"].as_array().unwrap();
+    let skipped: Vec<&str> = probes
+        .iter()
+        .filter(|p| p["status"] == "skipped")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "napi_gro_receive_entry",
+            "napi_gro_frags_entry",
+            "netif_receive_skb_entry",
+            "netif_receive_skb_list_entry",
+            "netif_rx_entry",
+            "net_dev_start_xmit"
+        ]
+    );
+    assert!(
+        probes
+            .iter()
+            .filter(|p| p["status"] != "skipped")
+            .all(|p| p["status"] == "attached"),
+        "{probes:?}"
+    );
+    // The per-skb hook counts every skb; the hand-off fired but nobody listened.
+    let summary = records.last().unwrap();
+    let rx = &summary["rx"];
+    assert_eq!(u(&rx["skbs"]), perf["net:netif_receive_skb"]);
+    assert!(perf["net:napi_gro_receive_entry"] > 10_000, "{perf:?}");
+    assert_eq!(u(&rx["segments"]), 0, "{rx}");
+    let per_skb = u(&rx["segs_per_skb"]["sum"]) as f64 / u(&rx["skbs"]) as f64;
+    assert!(per_skb > 4.0, "segments per skb {per_skb}");
+    // The verdicts say what they cannot see instead of guessing.
+    let mechanisms: Vec<(&str, &str)> = summary["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["offload"].as_str().unwrap(),
+                v["mechanism"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mechanisms,
+        [
+            ("tx_segmentation", "not_measured"),
+            ("tx_checksum", "not_measured"),
+            ("rx_coalescing", "not_measured"),
+            ("rx_checksum", "not_measured"),
+            ("rss", "not_measured"),
+        ]
+    );
+    let coalescing = summary["verdicts"][2]["evidence"].as_str().unwrap();
+    assert!(
+        coalescing.contains("packets were coalesced; whether by the NIC or the CPU"),
+        "{coalescing}"
+    );
+    assert!(
+        stdout.contains("probes 7/13 attached, 6 left out (--per-skb)"),
+        "{stdout}"
+    );
+    assert!(
+        our_programs().is_empty(),
+        "left loaded: {:?}",
+        our_programs()
+    );
+}
+
 /// The fallback is checked against the tp_btf probes, traced side by side
 /// (perf cannot be the witness here: with a BPF program on the same classic
 /// tracepoint, perf's filtered count came out near zero on this kernel).

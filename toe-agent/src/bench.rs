@@ -37,6 +37,7 @@ const TARGET_STARTUP_MS: f64 = 500.0;
 pub struct Throughput {
     pub config: &'static str,
     /// What ran in the "on" runs: `agent` (the default probe set) or
+    /// `agent-per-skb` (`trace --per-skb`),
     /// `empty` (an empty program on each of the same hooks: the share of
     /// the loss that is the kernel's tracepoint dispatch, not our code) or
     /// `empty-per-skb` (the same, leaving out the per-segment hooks).
@@ -108,7 +109,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(interval: &str, dir: &Path) -> anyhow::Result<Agent> {
+    fn start(interval: &str, dir: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
         let exe = std::env::current_exe()?;
         let ndjson = dir.join("bench-agent.ndjson");
         let _ = std::fs::remove_file(&ndjson);
@@ -125,6 +126,7 @@ impl Agent {
                 "--ndjson",
             ])
             .arg(&ndjson)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -296,6 +298,8 @@ fn attach_empty_programs(per_segment: bool) -> anyhow::Result<Vec<aya::Ebpf>> {
 enum Load {
     /// `trace`, the default probe set.
     Agent,
+    /// `trace --per-skb`.
+    AgentPerSkb,
     /// An empty program on each hook of the default set.
     Empty,
     /// An empty program on each hook that fires once per skb only: what a
@@ -307,6 +311,7 @@ impl Load {
     fn name(self) -> &'static str {
         match self {
             Load::Agent => "agent",
+            Load::AgentPerSkb => "agent-per-skb",
             Load::Empty => "empty",
             Load::EmptyPerSkb => "empty-per-skb",
         }
@@ -349,6 +354,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let mut peak_rss = 0;
     let series = [
         ("gro-no-tso", Load::Agent),
+        ("gro-no-tso", Load::AgentPerSkb),
         ("gro-no-tso", Load::Empty),
         ("gro-no-tso", Load::EmptyPerSkb),
         ("all-on", Load::Agent),
@@ -367,7 +373,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
             off.push(gbps(lab::transfer(args.duration, stop)?, secs));
             match load {
                 Load::Agent => {
-                    let agent = Agent::start("1", dir)?;
+                    let agent = Agent::start("1", dir, &[])?;
                     startups.push(agent.startup.as_secs_f64() * 1e3);
                     let cpu0 = agent.cpu_ns();
                     let t0 = Instant::now();
@@ -376,6 +382,11 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
                     cpu_1s.push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
                     peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
                     detaches.push(agent.stop()?.as_secs_f64() * 1e3);
+                }
+                Load::AgentPerSkb => {
+                    let agent = Agent::start("1", dir, &["--per-skb"])?;
+                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    agent.stop()?;
                 }
                 Load::Empty | Load::EmptyPerSkb => {
                     let attached = attach_empty_programs(matches!(load, Load::Empty))?;
@@ -402,7 +413,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let mut programs = Vec::new();
     for length in [args.duration / 2, args.duration * 2] {
         check(stop)?;
-        let agent = Agent::start("1", dir)?;
+        let agent = Agent::start("1", dir, &[])?;
         let before = our_costs();
         let t = Instant::now();
         lab::transfer(length, stop)?;
@@ -417,7 +428,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
 
     // Userspace at a 100 ms interval.
     check(stop)?;
-    let agent = Agent::start("0.1", dir)?;
+    let agent = Agent::start("0.1", dir, &[])?;
     let cpu0 = agent.cpu_ns();
     let t0 = Instant::now();
     lab::transfer(args.duration, stop)?;
@@ -442,6 +453,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let startup_ms = median(&startups);
     let detach_ms = median(&detaches);
     let ratio = throughput[0].median_ratio;
+    let ratio_per_skb = throughput[1].median_ratio;
     let peak = peak_rss.max(rss_100ms);
     let targets = vec![
         Target {
@@ -455,6 +467,12 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
             target: format!(">= {TARGET_RATIO}"),
             measured: format!("{ratio:.3}"),
             met: ratio >= TARGET_RATIO,
+        },
+        Target {
+            name: "the same, trace --per-skb",
+            target: format!(">= {TARGET_RATIO}"),
+            measured: format!("{ratio_per_skb:.3}"),
+            met: ratio_per_skb >= TARGET_RATIO,
         },
         Target {
             name: "agent CPU at 1 s interval",
@@ -514,6 +532,7 @@ pub fn render(r: &Report) -> String {
     );
     for t in &r.throughput {
         let label = match t.probes {
+            "agent-per-skb" => format!("{}, trace --per-skb", t.config),
             "empty" => format!("{}, empty programs, same hooks", t.config),
             "empty-per-skb" => format!("{}, empty programs, per-skb hooks", t.config),
             _ => t.config.to_string(),

@@ -73,6 +73,11 @@ pub struct ServeCmd {
     /// Turn on the kernel's BPF statistics to export the programs' run time.
     #[arg(long)]
     pub self_stats: bool,
+    /// Attach only the hooks that fire once per skb, not per wire segment:
+    /// much cheaper at high packet rates, but the verdicts that need the
+    /// driver hand-off or net_dev_start_xmit become not_measured.
+    #[arg(long)]
+    pub per_skb: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -138,6 +143,11 @@ pub struct TraceCmd {
     /// ns per program run (costs a little; the previous state is restored on exit).
     #[arg(long)]
     pub self_stats: bool,
+    /// Attach only the hooks that fire once per skb, not per wire segment:
+    /// much cheaper at high packet rates, but the verdicts that need the
+    /// driver hand-off or net_dev_start_xmit become not_measured.
+    #[arg(long)]
+    pub per_skb: bool,
 }
 
 /// A strictly positive, finite number of seconds.

@@ -76,9 +76,11 @@ pub fn resolve(name: &str) -> Result<Iface, IfaceError> {
 }
 
 /// What the verdicts need to know about the device, read now (features
-/// can change during a run). Reads happen in the caller's namespace.
-pub fn device(iface: &Iface) -> crate::verdict::Device {
+/// can change during a run), and what the attached probes can see. Reads
+/// happen in the caller's namespace.
+pub fn device(iface: &Iface, coverage: crate::verdict::Coverage) -> crate::verdict::Device {
     crate::verdict::Device {
+        coverage,
         mtu: crate::ethtool::mtu(&iface.name).unwrap_or(iface.mtu),
         driver: iface.driver.clone(),
         features: crate::ethtool::features(&iface.name).ok(),

@@ -378,6 +378,7 @@ fn device_in(ns: &str, iface: &Iface) -> anyhow::Result<verdict::Device> {
         features: ethtool::features(&iface.name).ok(),
         rx_queues: ethtool::rx_queues(&iface.name),
         rps: false,
+        coverage: verdict::Coverage::default(),
     })?)
 }
 

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             ndjson: t.ndjson,
             classic_only: t.classic,
             self_stats: t.self_stats,
+            per_skb: t.per_skb,
         }),
         Command::Audit(a) => audit::run(audit::AuditArgs {
             ifaces: a.iface,
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             interval: s.interval,
             window: s.window as usize,
             self_stats: s.self_stats,
+            per_skb: s.per_skb,
         }),
         Command::Report(r) => toe_agent::report_cmd::run(toe_agent::report_cmd::ReportArgs {
             file: r.file,

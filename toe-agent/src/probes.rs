@@ -33,6 +33,15 @@ pub enum ProbeState {
     Degraded,
     /// Nothing attached for this probe.
     Failed,
+    /// Left out on request (`--per-skb`).
+    Skipped,
+}
+
+impl ProbeState {
+    /// Is the probe counting (on its preferred hook or a fallback)?
+    pub fn counts(self) -> bool {
+        matches!(self, ProbeState::Attached | ProbeState::Degraded)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,10 +124,20 @@ const SPECS: &[Spec] = &[
     },
 ];
 
+/// The driver hand-off, before GRO merges: once per packet from the wire
+/// (net/core/gro.c, net/core/dev.c).
+pub const HANDOFF_HOOKS: &[&str] = &[
+    "napi_gro_receive_entry",
+    "napi_gro_frags_entry",
+    "netif_receive_skb_entry",
+    "netif_receive_skb_list_entry",
+    "netif_rx_entry",
+];
+
 /// The hooks that fire once per wire segment rather than once per skb: the
-/// driver hand-off before GRO merges (net/core/gro.c, net/core/dev.c) and
-/// `net_dev_start_xmit`, which dev_hard_start_xmit() calls for every skb of
-/// the list software GSO produced (net/core/dev.c, xmit_one()).
+/// hand-off, and `net_dev_start_xmit`, which dev_hard_start_xmit() calls for
+/// every skb of the list software GSO produced (net/core/dev.c, xmit_one()).
+/// `--per-skb` leaves them out.
 pub const PER_SEGMENT_HOOKS: &[&str] = &[
     "napi_gro_receive_entry",
     "napi_gro_frags_entry",
@@ -145,6 +164,8 @@ pub fn program_names() -> Vec<&'static str> {
 pub struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
     pub classic_only: bool,
+    /// Leave out the per-segment hooks ([`PER_SEGMENT_HOOKS`]).
+    pub per_skb: bool,
 }
 
 pub struct Probes {
@@ -250,6 +271,15 @@ impl Probes {
         let mut status = Vec::new();
         let mut attached = Vec::new();
         for spec in SPECS {
+            if opts.per_skb && PER_SEGMENT_HOOKS.contains(&spec.name) {
+                status.push(ProbeStatus {
+                    name: spec.name.into(),
+                    hook: format!("tp_btf/{}", spec.name),
+                    status: ProbeState::Skipped,
+                    reason: Some("per-segment hook left out (--per-skb)".into()),
+                });
+                continue;
+            }
             let primary = match &btf {
                 Ok(kbtf) => attach_btf(&mut ebpf, spec.name, kbtf),
                 Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
@@ -303,13 +333,17 @@ impl Probes {
             };
             status.push(s);
         }
-        if let Some(first) = status
+        let tried: Vec<&ProbeStatus> = status
+            .iter()
+            .filter(|s| s.status != ProbeState::Skipped)
+            .collect();
+        if let Some(first) = tried
             .first()
-            .filter(|_| status.iter().all(|s| s.status == ProbeState::Failed))
+            .filter(|_| tried.iter().all(|s| s.status == ProbeState::Failed))
         {
             return Err(ProbeError::NothingAttached(format!(
                 "all {} failed; the first, {}: {}",
-                status.len(),
+                tried.len(),
                 first.name,
                 first.reason.as_deref().unwrap_or("?")
             )));
@@ -327,10 +361,7 @@ impl Probes {
     }
 
     pub fn attached(&self) -> usize {
-        self.status
-            .iter()
-            .filter(|s| s.status != ProbeState::Failed)
-            .count()
+        self.status.iter().filter(|s| s.status.counts()).count()
     }
 
     /// Run count and run time of every attached program (non-zero only

@@ -257,18 +257,12 @@ fn secs(s: &Summary) -> f64 {
 
 pub fn render_run(run: &Run) -> String {
     let h = &run.header;
-    let attached = h
-        .probes
-        .iter()
-        .filter(|p| p.status != crate::probes::ProbeState::Failed)
-        .count();
     let ctx = view::Context {
         iface: &h.iface,
         ifindex: h.ifindex,
         driver: &h.driver,
         mtu: h.mtu,
-        probes_attached: attached,
-        probes_total: h.probes.len(),
+        probes: &h.probes,
     };
     let s = &run.summary;
     let period = view::Period {

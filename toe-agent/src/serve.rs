@@ -36,7 +36,7 @@ use crate::{
     overhead,
     probes::{Options, Probes},
     report::Blocks,
-    verdict::{self, Mechanism, Offload, Verdict},
+    verdict::{self, Coverage, Mechanism, Offload, Verdict},
 };
 
 pub struct ServeArgs {
@@ -46,6 +46,8 @@ pub struct ServeArgs {
     /// Intervals the verdicts are judged over.
     pub window: usize,
     pub self_stats: bool,
+    /// Leave out the per-segment hooks (`--per-skb`).
+    pub per_skb: bool,
 }
 
 /// What the sampler knows about one interface.
@@ -515,7 +517,10 @@ fn sampler(
     stop: &AtomicBool,
     first: Vec<Option<Attached>>,
 ) {
-    let opts = Options::default();
+    let opts = Options {
+        per_skb: args.per_skb,
+        ..Options::default()
+    };
     let mut attached = first;
     // The previous cumulative reading per interface (None right after an
     // attach: the first period only sets the baseline).
@@ -579,7 +584,7 @@ fn sampler(
             let mut window = Totals::default();
             a.window.iter().for_each(|d| window.add(d));
             let blocks = Blocks::from_totals(&window);
-            let device = iface::device(&a.iface);
+            let device = iface::device(&a.iface, Coverage::of(&a.probes.status));
             entry.verdicts = verdict::judge(&blocks, &device);
             let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
             for (o, n) in fallback_counts(&newest, &entry.verdicts) {
@@ -730,7 +735,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let opts = Options::default();
+    let opts = Options {
+        per_skb: args.per_skb,
+        ..Options::default()
+    };
     let mut first = Vec::new();
     for n in &args.ifaces {
         let iface = iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;

@@ -29,6 +29,8 @@ pub struct TraceArgs {
     pub ndjson: Option<PathBuf>,
     pub classic_only: bool,
     pub self_stats: bool,
+    /// Leave out the per-segment hooks.
+    pub per_skb: bool,
 }
 
 fn unix_ns(t: SystemTime) -> u64 {
@@ -79,6 +81,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         &dev,
         &Options {
             classic_only: args.classic_only,
+            per_skb: args.per_skb,
         },
     )
     .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -100,8 +103,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         ifindex: dev.index,
         driver: &dev.driver,
         mtu: dev.mtu,
-        probes_attached: probes.attached(),
-        probes_total: probes.status.len(),
+        probes: &header.probes,
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -229,7 +231,7 @@ async fn sample_loop(
             .duration_since(period_start)
             .unwrap_or_default()
             .as_secs_f64();
-        let device = iface::device(dev);
+        let device = iface::device(dev, verdict::Coverage::of(&probes.status));
         let record = Record::Interval(Interval {
             seq,
             start_unix_ns: unix_ns(period_start),
@@ -288,7 +290,7 @@ async fn sample_loop(
         .duration_since(run_start)
         .unwrap_or_default()
         .as_secs_f64();
-    let device = iface::device(dev);
+    let device = iface::device(dev, verdict::Coverage::of(&probes.status));
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),

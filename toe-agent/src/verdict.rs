@@ -58,6 +58,9 @@ pub enum Mechanism {
     Off,
     /// No traffic of the kind to judge on.
     NotExercised,
+    /// The hook that would show it is not attached (left out by `--per-skb`,
+    /// or missing from the kernel).
+    NotMeasured,
 }
 
 impl Mechanism {
@@ -68,6 +71,7 @@ impl Mechanism {
             Mechanism::Deferred => "deferred",
             Mechanism::Off => "off",
             Mechanism::NotExercised => "not_exercised",
+            Mechanism::NotMeasured => "not_measured",
         }
     }
 }
@@ -92,6 +96,46 @@ pub struct Verdict {
     pub evidence: String,
 }
 
+/// Which of the per-segment views the attached probes give. Only these
+/// hooks see what the NIC did to each packet: the checksum state and queue
+/// it reported and whether it coalesced (the driver hand-off, before GRO),
+/// and the skbs the driver was given after software GSO
+/// (`net_dev_start_xmit`). Everything else is counted per skb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// Some driver hand-off hook is attached.
+    pub handoff: bool,
+    /// `net_dev_start_xmit` is attached.
+    pub driver_xmit: bool,
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage {
+            handoff: true,
+            driver_xmit: true,
+        }
+    }
+}
+
+impl Coverage {
+    /// From the probes' states: a hook that failed or was skipped gives nothing.
+    pub fn of(status: &[crate::probes::ProbeStatus]) -> Coverage {
+        let on = |names: &[&str]| {
+            status
+                .iter()
+                .any(|s| names.contains(&s.name.as_str()) && s.status.counts())
+        };
+        Coverage {
+            handoff: on(crate::probes::HANDOFF_HOOKS),
+            driver_xmit: on(&["net_dev_start_xmit"]),
+        }
+    }
+}
+
+/// Why a per-segment view is missing, for evidence.
+const UNMEASURED: &str = "not attached (--per-skb, or missing from this kernel)";
+
 /// What the verdicts need to know about the device besides the counts.
 #[derive(Debug, Clone, Default)]
 pub struct Device {
@@ -102,6 +146,8 @@ pub struct Device {
     pub rx_queues: Option<u32>,
     /// Receive Packet Steering configured on some rx queue.
     pub rps: bool,
+    /// What the attached probes can see.
+    pub coverage: Coverage,
 }
 
 /// Drivers of virtual devices, which hand skbs on instead of to a wire.
@@ -239,6 +285,15 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
     } else {
         t.queued_len.count_above(link)
     };
+    if !dev.coverage.driver_xmit {
+        let e = format!(
+            "net_dev_queue saw {} skbs averaging {}, {} with more than one segment; who segments them shows only at net_dev_start_xmit, {UNMEASURED}",
+            group(t.queued_skbs),
+            kb(t.queued_len.mean()),
+            group(built)
+        );
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
     let intact = multi(&t.segs_per_xmit);
     if built == 0 && intact == 0 {
         let bulk = t.xmit_len.count_above(dev.mtu as u64 / 2);
@@ -328,6 +383,12 @@ pub fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let cfg = dev.configured(TX_CSUM);
     let on = cfg.as_ref().is_some_and(|c| c.active);
     let o = Offload::TxChecksum;
+    if !dev.coverage.driver_xmit {
+        let e = format!(
+            "the checksum state the driver receives shows only at net_dev_start_xmit, {UNMEASURED}"
+        );
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
     if c.total() < MIN_PACKETS {
         let e = format!("only {} skbs reached the driver", group(c.total()));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
@@ -362,6 +423,14 @@ pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let cfg = dev.configured(RX_CSUM);
     let on = cfg.as_ref().is_some_and(|c| c.active);
     let o = Offload::RxChecksum;
+    if !dev.coverage.handoff {
+        // After GRO every merged skb reads UNNECESSARY whoever verified it
+        // (net/core/gro.c, skb_gro_checksum_validate() in tcp4_gro_receive()).
+        let e = format!(
+            "the checksum state the NIC reports shows only at the driver hand-off, {UNMEASURED}"
+        );
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
     if c.total() < MIN_PACKETS {
         let e = format!("only {} packets received", group(c.total()));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
@@ -393,6 +462,9 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     let o = Offload::RxCoalescing;
     let gro = dev.configured(GRO);
     let gro_on = gro.as_ref().is_some_and(|c| c.active);
+    if !dev.coverage.handoff {
+        return rx_coalescing_per_skb(b, dev, gro);
+    }
     if r.segments < MIN_PACKETS {
         let e = format!("only {} packets received", group(r.segments));
         return verdict(o, Mechanism::NotExercised, gro, false, e);
@@ -471,10 +543,53 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     verdict(o, Mechanism::Off, gro, gro_on && on_gro_path, e)
 }
 
+/// Coalescing judged from the skbs after GRO alone: whether packets were
+/// merged shows in `gso_segs`, but not whether the NIC or the CPU merged
+/// them (an LRO skb and a GRO skb look alike by then).
+fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> Verdict {
+    let r = &b.rx;
+    let o = Offload::RxCoalescing;
+    if r.skbs < MIN_PACKETS {
+        let e = format!("only {} skbs received", group(r.skbs));
+        return verdict(o, Mechanism::NotExercised, gro, false, e);
+    }
+    let per_skb = r.segs_per_skb.mean();
+    if per_skb >= 1.5 {
+        let e = format!(
+            "{} skbs after GRO carried {per_skb:.1} segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, {UNMEASURED}",
+            group(r.skbs)
+        );
+        return verdict(o, Mechanism::NotMeasured, gro, false, e);
+    }
+    let bulk = r.skb_len.count_above(dev.mtu as u64 / 2);
+    if bulk < MIN_PACKETS {
+        let e = format!(
+            "{} skbs, only small ones (p99 {} B): nothing to coalesce",
+            group(r.skbs),
+            group(r.skb_len.p99)
+        );
+        return verdict(o, Mechanism::NotExercised, gro, false, e);
+    }
+    let gro_on = gro.as_ref().is_some_and(|c| c.active);
+    let e = format!(
+        "{} skbs after GRO ({} of them near MTU size), one segment each: nothing coalesced{}",
+        group(r.skbs),
+        group(bulk),
+        although(&gro)
+    );
+    verdict(o, Mechanism::Off, gro, gro_on, e)
+}
+
 pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
     let o = Offload::Rss;
     let cfg = dev.configured(RXHASH);
+    if !dev.coverage.handoff {
+        let e = format!(
+            "the receive queue of each packet is counted at the driver hand-off, {UNMEASURED}"
+        );
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
     if r.segments < MIN_PACKETS {
         let e = format!("only {} packets received", group(r.segments));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
@@ -606,6 +721,7 @@ mod tests {
             features: Some(features(on, off)),
             rx_queues: Some(1),
             rps: false,
+            coverage: Coverage::default(),
         }
     }
 
@@ -632,6 +748,96 @@ mod tests {
         add(&mut t.rx.skb_len, 49_000, 60_000);
         add(&mut t.rx.segs_per_skb, 34, 60_000);
         t
+    }
+
+    /// What `--per-skb` leaves: the per-skb hooks' counts only.
+    fn per_skb_only(t: &Totals) -> Totals {
+        let mut p = Totals::default();
+        p.tx.queued_len = t.tx.queued_len;
+        p.tx.segs_per_queued = t.tx.segs_per_queued;
+        p.tx.queued_csum = t.tx.queued_csum;
+        p.rx.skb_len = t.rx.skb_len;
+        p.rx.segs_per_skb = t.rx.segs_per_skb;
+        p.rx.skb_csum = t.rx.skb_csum;
+        p
+    }
+
+    fn per_skb_veth(on: &[&str], off: &[&str]) -> Device {
+        Device {
+            coverage: Coverage {
+                handoff: false,
+                driver_xmit: false,
+            },
+            ..veth(on, off)
+        }
+    }
+
+    #[test]
+    fn per_skb_probe_set_says_what_it_cannot_see() {
+        let mut t = software_gso();
+        t.add(&software_gro(0));
+        let b = Blocks::from_totals(&per_skb_only(&t));
+        let dev = per_skb_veth(&["tx-tcp-segmentation", "rx-gro", "rx-checksum"], &[]);
+        let v = judge(&b, &dev);
+        let got: Vec<(Mechanism, bool)> = v.iter().map(|v| (v.mechanism, v.mismatch)).collect();
+        assert_eq!(got, [(Mechanism::NotMeasured, false); 5]);
+        assert_eq!(
+            v[0].evidence,
+            "net_dev_queue saw 60,000 skbs averaging 47.9 KB, 60,000 with more than one segment; who segments them shows only at net_dev_start_xmit, not attached (--per-skb, or missing from this kernel)"
+        );
+        assert_eq!(
+            v[2].evidence,
+            "60,000 skbs after GRO carried 34.0 segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, not attached (--per-skb, or missing from this kernel)"
+        );
+        for i in [1, 3, 4] {
+            assert!(v[i].evidence.ends_with(UNMEASURED), "{}", v[i].evidence);
+        }
+    }
+
+    #[test]
+    fn per_skb_probe_set_still_sees_that_nothing_coalesced() {
+        let mut t = Totals::default();
+        add(&mut t.rx.skb_len, 1500, 50_000);
+        add(&mut t.rx.segs_per_skb, 1, 50_000);
+        let b = Blocks::from_totals(&t);
+        let v = rx_coalescing(&b, &per_skb_veth(&["rx-gro"], &[]));
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true));
+        assert_eq!(
+            v.evidence,
+            "50,000 skbs after GRO (50,000 of them near MTU size), one segment each: nothing coalesced although rx-gro is on"
+        );
+        // Too little traffic is still not_exercised, not not_measured.
+        let quiet = rx_coalescing(&Blocks::default(), &per_skb_veth(&["rx-gro"], &[]));
+        assert_eq!(quiet.mechanism, Mechanism::NotExercised);
+    }
+
+    #[test]
+    fn coverage_follows_the_probes_that_count() {
+        use crate::probes::{ProbeState, ProbeStatus};
+        let st = |name: &str, status| ProbeStatus {
+            name: name.into(),
+            hook: String::new(),
+            status,
+            reason: None,
+        };
+        let all = [
+            st("napi_gro_receive_entry", ProbeState::Degraded),
+            st("net_dev_start_xmit", ProbeState::Attached),
+        ];
+        assert_eq!(Coverage::of(&all), Coverage::default());
+        let per_skb = [
+            st("napi_gro_receive_entry", ProbeState::Skipped),
+            st("netif_rx_entry", ProbeState::Failed),
+            st("net_dev_start_xmit", ProbeState::Skipped),
+            st("netif_receive_skb", ProbeState::Attached),
+        ];
+        assert_eq!(
+            Coverage::of(&per_skb),
+            Coverage {
+                handoff: false,
+                driver_xmit: false
+            }
+        );
     }
 
     #[test]

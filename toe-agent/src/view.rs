@@ -13,8 +13,22 @@ pub struct Context<'a> {
     pub ifindex: u32,
     pub driver: &'a str,
     pub mtu: u32,
-    pub probes_attached: usize,
-    pub probes_total: usize,
+    pub probes: &'a [crate::probes::ProbeStatus],
+}
+
+/// "7/13 attached, 6 left out (--per-skb)": probes counting, of all.
+fn probe_summary(probes: &[crate::probes::ProbeStatus]) -> String {
+    use crate::probes::ProbeState;
+    let on = probes.iter().filter(|p| p.status.counts()).count();
+    let skipped = probes
+        .iter()
+        .filter(|p| p.status == ProbeState::Skipped)
+        .count();
+    let mut s = format!("{on}/{} attached", probes.len());
+    if skipped > 0 {
+        s += &format!(", {skipped} left out (--per-skb)");
+    }
+    s
 }
 
 /// Digits grouped by thousands: 2075152 → "2,075,152".
@@ -120,7 +134,7 @@ pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], c
             Mechanism::Hardware => "32",
             Mechanism::Software => "33",
             Mechanism::Deferred => "36",
-            Mechanism::Off | Mechanism::NotExercised => "2",
+            Mechanism::Off | Mechanism::NotExercised | Mechanism::NotMeasured => "2",
         };
         let configured = match &v.configured {
             Some(c) => format!(
@@ -179,7 +193,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "toe-agent trace {} (ifindex {}, driver {}, mtu {})  {title}  probes {}/{} attached",
+        "toe-agent trace {} (ifindex {}, driver {}, mtu {})  {title}  probes {}",
         ctx.iface,
         ctx.ifindex,
         if ctx.driver.is_empty() {
@@ -188,8 +202,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
             ctx.driver
         },
         ctx.mtu,
-        ctx.probes_attached,
-        ctx.probes_total
+        probe_summary(ctx.probes)
     );
     let r = &b.rx;
     let gbps = |bytes: u64| {
