@@ -48,6 +48,18 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// The agent's count of a tracepoint against perf's. perf's window encloses
+/// the agent's (started before the agent attaches, stopped after it has
+/// detached), so a packet in those gaps (a late ACK, a neighbour probe) is
+/// perf's alone; more than a couple, or any the other way, is a real miss.
+#[track_caller]
+fn assert_counts_match(agent: u64, perf: u64, what: &str) {
+    assert!(
+        agent <= perf && perf - agent <= 2,
+        "{what}: agent {agent}, perf {perf}"
+    );
+}
+
 /// Trace the receiver while iperf3 runs; the agent is started first and
 /// stopped (SIGTERM) after the transfer, and perf counts the same
 /// tracepoints over a window enclosing the agent's.
@@ -125,13 +137,9 @@ fn receiver_counts_match_perf_and_iperf() {
 
     // The agent and perf saw the same tracepoints fire on this device.
     let rx = &summary["rx"];
-    assert_eq!(
-        u(&rx["skbs"]),
-        perf["net:netif_receive_skb"],
-        "skbs vs perf: {perf:?}"
-    );
+    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], "skbs");
     let handoffs = perf["net:netif_rx_entry"] + perf["net:napi_gro_receive_entry"];
-    assert_eq!(u(&rx["segments"]), handoffs, "segments vs perf: {perf:?}");
+    assert_counts_match(u(&rx["segments"]), handoffs, "segments");
     // Intervals add up to the summary.
     let sum: u64 = intervals.iter().map(|r| u(&r["rx"]["skbs"])).sum();
     assert_eq!(sum, u(&rx["skbs"]));
@@ -197,10 +205,11 @@ fn napi_gro_path_and_software_gso_are_measured() {
     assert!(sent.status.success(), "{}", sent.stderr);
 
     let rx = &records.last().unwrap()["rx"];
-    assert_eq!(u(&rx["skbs"]), perf["net:netif_receive_skb"]);
-    assert_eq!(
+    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], "skbs");
+    assert_counts_match(
         u(&rx["segments"]),
-        perf["net:napi_gro_receive_entry"] + perf["net:netif_rx_entry"]
+        perf["net:napi_gro_receive_entry"] + perf["net:netif_rx_entry"],
+        "segments",
     );
     assert!(
         u(&rx["handoff"]["napi_gro_receive"]) * 10 >= u(&rx["segments"]) * 9,
@@ -268,7 +277,7 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
     // The per-skb hook counts every skb; the hand-off fired but nobody listened.
     let summary = records.last().unwrap();
     let rx = &summary["rx"];
-    assert_eq!(u(&rx["skbs"]), perf["net:netif_receive_skb"]);
+    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], "skbs");
     assert!(perf["net:napi_gro_receive_entry"] > 10_000, "{perf:?}");
     assert_eq!(u(&rx["segments"]), 0, "{rx}");
     let per_skb = u(&rx["segs_per_skb"]["sum"]) as f64 / u(&rx["skbs"]) as f64;

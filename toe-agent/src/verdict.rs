@@ -424,8 +424,9 @@ pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let on = cfg.as_ref().is_some_and(|c| c.active);
     let o = Offload::RxChecksum;
     if !dev.coverage.handoff {
-        // After GRO every merged skb reads UNNECESSARY whoever verified it
-        // (net/core/gro.c, skb_gro_checksum_validate() in tcp4_gro_receive()).
+        // After GRO the state says nothing of who verified: every merged
+        // skb leaves as CHECKSUM_PARTIAL, ready to be segmented again
+        // (net/ipv4/tcp_offload.c, tcp_gro_complete()).
         let e = format!(
             "the checksum state the NIC reports shows only at the driver hand-off, {UNMEASURED}"
         );
@@ -554,6 +555,8 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
         return verdict(o, Mechanism::NotExercised, gro, false, e);
     }
     let per_skb = r.segs_per_skb.mean();
+    // A GSO skb that crossed a virtual device whole and a GRO skb look alike
+    // here: both multi-segment and CHECKSUM_PARTIAL (tcp_gro_complete()).
     if per_skb >= 1.5 {
         let e = format!(
             "{} skbs after GRO carried {per_skb:.1} segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, {UNMEASURED}",
@@ -776,6 +779,8 @@ mod tests {
     fn per_skb_probe_set_says_what_it_cannot_see() {
         let mut t = software_gso();
         t.add(&software_gro(0));
+        // What GRO hands up is CHECKSUM_PARTIAL, whoever verified the segments.
+        t.rx.skb_csum[3] = 60_000;
         let b = Blocks::from_totals(&per_skb_only(&t));
         let dev = per_skb_veth(&["tx-tcp-segmentation", "rx-gro", "rx-checksum"], &[]);
         let v = judge(&b, &dev);

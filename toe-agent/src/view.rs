@@ -76,6 +76,19 @@ fn csum_line(c: &Csum) -> String {
 /// One histogram, rows merged to powers of two (a log-linear bucket never
 /// straddles a power of two, so the merge is exact).
 pub fn histogram(out: &mut String, title: &str, unit: &str, h: &HistSummary) {
+    histogram_seen(out, title, unit, h, true);
+}
+
+/// A histogram whose hook may not be attached (`seen` false): then it says
+/// so rather than "no events".
+fn histogram_seen(out: &mut String, title: &str, unit: &str, h: &HistSummary, seen: bool) {
+    if !seen {
+        let _ = writeln!(
+            out,
+            "{title} ({unit})\n    (not attached: --per-skb, or missing from this kernel)"
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "{title} ({unit})  count {}  mean {}  p50 {}  p99 {}",
@@ -212,24 +225,46 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
             0.0
         }
     };
+    // Without the per-segment hooks (--per-skb) the same rates come from
+    // gso_segs of the skbs instead, and what only those hooks see is marked.
+    let cov = crate::verdict::Coverage::of(ctx.probes);
+    const NOT_ATTACHED: &str = "not attached";
+    let (segments, handoff_csum) = if cov.handoff {
+        (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum))
+    } else {
+        (
+            format!("{}/s (gso_segs)", rate(r.segs_per_skb.sum, secs)),
+            NOT_ATTACHED.to_string(),
+        )
+    };
     let _ = writeln!(
         o,
-        "RX  segments {}/s  skbs {}/s  {:.2} Gbit/s  segments/skb {:.1}  at hand-off: {}",
-        rate(r.segments, secs),
+        "RX  segments {segments}  skbs {}/s  {:.2} Gbit/s  segments/skb {:.1}  at hand-off: {handoff_csum}",
         rate(r.skbs, secs),
         gbps(r.bytes),
         r.segs_per_skb.mean(),
-        csum_line(&r.csum)
     );
     let t = &b.tx;
+    let (to_driver, wire, bytes, driver_csum) = if cov.driver_xmit {
+        (
+            format!("{}/s", rate(t.xmit_skbs, secs)),
+            format!("{}/s", rate(t.wire_segments, secs)),
+            t.bytes,
+            csum_line(&t.csum),
+        )
+    } else {
+        (
+            "-".to_string(),
+            format!("{}/s (gso_segs)", rate(t.segs_per_queued.sum, secs)),
+            t.queued_len.sum,
+            NOT_ATTACHED.to_string(),
+        )
+    };
     let _ = writeln!(
         o,
-        "TX  queued {}/s  to driver {}/s  wire segments {}/s  {:.2} Gbit/s  at driver: {}",
+        "TX  queued {}/s  to driver {to_driver}  wire segments {wire}  {:.2} Gbit/s  at driver: {driver_csum}",
         rate(t.queued_skbs, secs),
-        rate(t.xmit_skbs, secs),
-        rate(t.wire_segments, secs),
-        gbps(t.bytes),
-        csum_line(&t.csum)
+        gbps(bytes),
     );
     for (name, v) in [("NET_RX", &b.softirq.net_rx), ("NET_TX", &b.softirq.net_tx)] {
         let cpus: Vec<String> = v
@@ -255,11 +290,12 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
     o.push('\n');
     verdict_lines(&mut o, verdicts, checks, colour);
     o.push('\n');
-    histogram(
+    histogram_seen(
         &mut o,
         "RX segment length before GRO",
         "bytes",
         &r.segment_len,
+        cov.handoff,
     );
     histogram(&mut o, "RX skb length after GRO", "bytes", &r.skb_len);
     histogram(&mut o, "RX segments per skb", "count", &r.segs_per_skb);
@@ -269,17 +305,19 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
         "bytes",
         &t.queued_len,
     );
-    histogram(
+    histogram_seen(
         &mut o,
         "TX skb length at driver (net_dev_start_xmit)",
         "bytes",
         &t.xmit_len,
+        cov.driver_xmit,
     );
-    histogram(
+    histogram_seen(
         &mut o,
         "TX segments per driver skb",
         "count",
         &t.segs_per_xmit,
+        cov.driver_xmit,
     );
     histogram(
         &mut o,
