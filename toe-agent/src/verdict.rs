@@ -209,6 +209,26 @@ fn kb(bytes: f64) -> String {
     }
 }
 
+/// Packets in `h` longer than half the MTU; fewer than [`MIN_PACKETS`] of
+/// them is no bulk traffic, and the error is the evidence that says so.
+fn bulk_traffic(
+    n: u64,
+    what: &str,
+    h: &HistSummary,
+    dev: &Device,
+    so: &str,
+) -> Result<u64, String> {
+    let bulk = h.count_above(dev.mtu as u64 / 2);
+    if bulk >= MIN_PACKETS {
+        return Ok(bulk);
+    }
+    Err(format!(
+        "{} {what}, only small ones (p99 {} B): {so}",
+        group(n),
+        group(h.p99)
+    ))
+}
+
 /// Multi-segment skbs in a segments-per-skb histogram.
 fn multi(h: &HistSummary) -> u64 {
     h.count - h.count_exact(1) - h.count_exact(0)
@@ -296,13 +316,14 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
     }
     let intact = multi(&t.segs_per_xmit);
     if built == 0 && intact == 0 {
-        let bulk = t.xmit_len.count_above(dev.mtu as u64 / 2);
-        if bulk < MIN_PACKETS {
-            let e = format!(
-                "{} skbs, only small ones (p99 {} B): no bulk transfer to judge on",
-                group(t.xmit_skbs),
-                group(t.xmit_len.p99)
-            );
+        let small = bulk_traffic(
+            t.xmit_skbs,
+            "skbs",
+            &t.xmit_len,
+            dev,
+            "no bulk transfer to judge on",
+        );
+        if let Err(e) = small {
             return verdict(o, Mechanism::NotExercised, cfg, false, e);
         }
         let e = format!(
@@ -517,15 +538,16 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         );
         return verdict(o, Mechanism::Software, gro, !gro_on, e);
     }
-    let bulk = r.segment_len.count_above(dev.mtu as u64 / 2);
-    if bulk < MIN_PACKETS {
-        let e = format!(
-            "{} packets, only small ones (p99 {} B): nothing to coalesce",
-            group(r.segments),
-            group(r.segment_len.p99)
-        );
-        return verdict(o, Mechanism::NotExercised, gro, false, e);
-    }
+    let bulk = match bulk_traffic(
+        r.segments,
+        "packets",
+        &r.segment_len,
+        dev,
+        "nothing to coalesce",
+    ) {
+        Ok(bulk) => bulk,
+        Err(e) => return verdict(o, Mechanism::NotExercised, gro, false, e),
+    };
     // GRO only runs on the NAPI path; on the backlog it cannot merge.
     let napi = r.handoff.napi_gro_receive + r.handoff.napi_gro_frags;
     let on_gro_path = napi * 2 >= r.segments;
@@ -564,15 +586,10 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
         );
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     }
-    let bulk = r.skb_len.count_above(dev.mtu as u64 / 2);
-    if bulk < MIN_PACKETS {
-        let e = format!(
-            "{} skbs, only small ones (p99 {} B): nothing to coalesce",
-            group(r.skbs),
-            group(r.skb_len.p99)
-        );
-        return verdict(o, Mechanism::NotExercised, gro, false, e);
-    }
+    let bulk = match bulk_traffic(r.skbs, "skbs", &r.skb_len, dev, "nothing to coalesce") {
+        Ok(bulk) => bulk,
+        Err(e) => return verdict(o, Mechanism::NotExercised, gro, false, e),
+    };
     let gro_on = gro.as_ref().is_some_and(|c| c.active);
     let e = format!(
         "{} skbs after GRO ({} of them near MTU size), one segment each: nothing coalesced{}",
