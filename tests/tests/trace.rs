@@ -301,9 +301,22 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
             ("tx_checksum", "not_measured"),
             ("rx_coalescing", "not_measured"),
             ("rx_checksum", "not_measured"),
-            ("rss", "not_measured"),
+            ("rss", "off"),
         ]
     );
+    // One flow, one queue: counted on the skbs after GRO.
+    let rss = summary["verdicts"][4]["evidence"].as_str().unwrap();
+    assert!(
+        rss.starts_with("all skbs arrived on receive queue"),
+        "{rss}"
+    );
+    let queued: u64 = rx["skb_queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| u(&q[1]))
+        .sum();
+    assert_eq!(queued, u(&rx["skbs"]));
     let coalescing = summary["verdicts"][2]["evidence"].as_str().unwrap();
     assert!(
         coalescing.contains("packets were coalesced; whether by the NIC or the CPU"),

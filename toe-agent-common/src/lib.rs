@@ -61,6 +61,9 @@ pub struct RxStats {
     pub segs_per_skb: Hist,
     /// `ip_summed` of each delivered skb.
     pub skb_csum: [u64; CSUM_STATES],
+    /// Delivered skbs per receive queue: `queue_mapping` survives GRO (the
+    /// merged skb is the flow's first), so RSS shows without the hand-off.
+    pub skb_queue: [u64; MAX_QUEUES],
     /// `tcp:tcp_bad_csum` hits for skbs received on the interface.
     pub bad_csum: u64,
 }
@@ -188,7 +191,7 @@ mod tests {
         assert_eq!(size_of::<Hist>(), (HIST_BUCKETS + 1) * 8);
         assert_eq!(
             size_of::<RxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + MAX_QUEUES + 1) * 8
+            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 1) * 8
         );
         assert_eq!(
             size_of::<TxStats>(),

@@ -96,22 +96,38 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
             return 0;
         }
         let (_, segs) = skb::gso(skb);
-        record_skb(skb::len(skb), Some((segs, skb::ip_summed(skb))));
+        let detail = SkbDetail {
+            segs,
+            csum: skb::ip_summed(skb),
+            queue: skb::queue(skb),
+        };
+        record_skb(skb::len(skb), Some(detail));
     }
     0
 }
 
+/// What a BTF hook reads of an skb after GRO besides its length.
+pub struct SkbDetail {
+    /// `skb_shinfo(skb)->gso_segs`
+    pub segs: u64,
+    /// `skb->ip_summed`
+    pub csum: usize,
+    /// `skb->queue_mapping`
+    pub queue: usize,
+}
+
 /// Count one skb after GRO; the classic fallback knows only its length.
 #[inline(always)]
-pub fn record_skb(len: u32, segs_csum: Option<(u64, usize)>) {
+pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
     let Some(s) = RX.get_ptr_mut(0) else {
         return;
     };
     let s = unsafe { &mut *s };
     hist::add(&mut s.skb_len, len as u64);
-    if let Some((segs, csum)) = segs_csum {
-        hist::add(&mut s.segs_per_skb, if segs == 0 { 1 } else { segs });
-        s.skb_csum[csum & 3] += 1;
+    if let Some(d) = detail {
+        hist::add(&mut s.segs_per_skb, if d.segs == 0 { 1 } else { d.segs });
+        s.skb_csum[d.csum & 3] += 1;
+        s.skb_queue[d.queue & (MAX_QUEUES - 1)] += 1;
     }
 }
 

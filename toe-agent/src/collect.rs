@@ -95,6 +95,7 @@ counters!(RxStats {
     skb_len,
     segs_per_skb,
     skb_csum,
+    skb_queue,
     bad_csum,
 });
 counters!(TxStats {

@@ -168,6 +168,9 @@ pub struct Rx {
     pub handoff_gso_size: HistSummary,
     /// `[queue, segments]` for queues that received.
     pub queues: Vec<(u32, u64)>,
+    /// `[queue, skbs]` after GRO (absent from files of earlier versions).
+    #[serde(default)]
+    pub skb_queues: Vec<(u32, u64)>,
     pub bad_csum: u64,
 }
 
@@ -290,6 +293,7 @@ impl Blocks {
                 handoff: Handoff::from(&t.rx.handoff_by_hook),
                 handoff_gso_size: HistSummary::from_hist(&t.rx.handoff_gso_size),
                 queues: queues(&t.rx.queue),
+                skb_queues: queues(&t.rx.skb_queue),
                 bad_csum: t.rx.bad_csum,
             },
             tx: Tx {

@@ -604,20 +604,25 @@ pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
     let o = Offload::Rss;
     let cfg = dev.configured(RXHASH);
-    if !dev.coverage.handoff {
-        let e = format!(
-            "the receive queue of each packet is counted at the driver hand-off, {UNMEASURED}"
-        );
-        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
-    }
-    if r.segments < MIN_PACKETS {
-        let e = format!("only {} packets received", group(r.segments));
+    // Without the hand-off, the skbs after GRO carry the same queue.
+    let (what, total, by_queue) = if dev.coverage.handoff {
+        ("packets", r.segments, &r.queues)
+    } else {
+        ("skbs", r.skbs, &r.skb_queues)
+    };
+    if total < MIN_PACKETS {
+        let e = format!("only {} {what} received", group(total));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
     }
-    let used: Vec<&(u32, u64)> = r
-        .queues
+    if by_queue.is_empty() {
+        // Classic tracepoints carry no queue.
+        let e =
+            format!("the receive queue of each skb is not read by this probe set, {UNMEASURED}");
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
+    let used: Vec<&(u32, u64)> = by_queue
         .iter()
-        .filter(|(_, c)| pct(*c, r.segments) >= 5.0)
+        .filter(|(_, c)| pct(*c, total) >= 5.0)
         .collect();
     let queues = dev
         .rx_queues
@@ -626,10 +631,10 @@ pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     if used.len() >= 2 {
         let shares: Vec<String> = used
             .iter()
-            .map(|(q, c)| format!("queue {q} {:.0}%", pct(*c, r.segments)))
+            .map(|(q, c)| format!("queue {q} {:.0}%", pct(*c, total)))
             .collect();
         let e = format!(
-            "packets spread over {} receive queues{queues} ({}): the NIC hashes flows to queues",
+            "{what} spread over {} receive queues{queues} ({}): the NIC hashes flows to queues",
             used.len(),
             shares.join(", ")
         );
@@ -638,12 +643,12 @@ pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let q = used.first().map(|(q, _)| *q).unwrap_or(0);
     if dev.rps {
         let e = format!(
-            "all packets arrived on receive queue {q}{queues}; RPS (rps_cpus) spreads them over CPUs in software"
+            "all {what} arrived on receive queue {q}{queues}; RPS (rps_cpus) spreads them over CPUs in software"
         );
         return verdict(o, Mechanism::Software, cfg, false, e);
     }
     let e = format!(
-        "all packets arrived on receive queue {q}{queues}: no spreading (one flow always hashes to one queue; judge RSS with several flows)"
+        "all {what} arrived on receive queue {q}{queues}: no spreading (one flow always hashes to one queue; judge RSS with several flows)"
     );
     verdict(o, Mechanism::Off, cfg, false, e)
 }
@@ -831,6 +836,30 @@ mod tests {
         // Too little traffic is still not_exercised, not not_measured.
         let quiet = rx_coalescing(&Blocks::default(), &per_skb_veth(&["rx-gro"], &[]));
         assert_eq!(quiet.mechanism, Mechanism::NotExercised);
+    }
+
+    #[test]
+    fn per_skb_probe_set_judges_rss_from_the_skbs_queues() {
+        let mut t = Totals::default();
+        add(&mut t.rx.skb_len, 49_000, 30_000);
+        add(&mut t.rx.segs_per_skb, 34, 30_000);
+        t.rx.skb_queue[2] = 14_000;
+        t.rx.skb_queue[5] = 16_000;
+        let b = Blocks::from_totals(&t);
+        let nic = Device {
+            rx_queues: Some(8),
+            ..per_skb_veth(&["rx-hashing"], &[])
+        };
+        let v = rss(&b, &nic);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
+        assert_eq!(
+            v.evidence,
+            "skbs spread over 2 receive queues of 8 (queue 2 47%, queue 5 53%): the NIC hashes flows to queues"
+        );
+        // Classic tracepoints count skbs but read no queue.
+        t.rx.skb_queue = [0; toe_agent_common::MAX_QUEUES];
+        let v = rss(&Blocks::from_totals(&t), &nic);
+        assert_eq!(v.mechanism, Mechanism::NotMeasured);
     }
 
     #[test]
