@@ -279,7 +279,7 @@ fn attach_empty_programs(per_segment: bool) -> anyhow::Result<Vec<aya::Ebpf>> {
     let btf = aya::Btf::from_sys_fs()?;
     crate::probes::btf_hooks()
         .into_iter()
-        .filter(|h| per_segment || !crate::probes::PER_SEGMENT_HOOKS.contains(h))
+        .filter(|h| per_segment || !crate::probes::is_per_segment(h))
         .map(|hook| {
             let mut ebpf = aya::EbpfLoader::new().load(crate::probes::OBJECT)?;
             let prog: &mut aya::programs::BtfTracePoint = ebpf
@@ -452,8 +452,14 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let events_per_s = programs.iter().map(|p| p.runs_per_s).sum();
     let startup_ms = median(&startups);
     let detach_ms = median(&detaches);
-    let ratio = throughput[0].median_ratio;
-    let ratio_per_skb = throughput[1].median_ratio;
+    let napi_gro = |probes: &str| {
+        throughput
+            .iter()
+            .find(|t| t.config == "gro-no-tso" && t.probes == probes)
+            .map_or(0.0, |t| t.median_ratio)
+    };
+    let ratio = napi_gro(Load::Agent.name());
+    let ratio_per_skb = napi_gro(Load::AgentPerSkb.name());
     let peak = peak_rss.max(rss_100ms);
     let targets = vec![
         Target {

@@ -134,18 +134,13 @@ pub const HANDOFF_HOOKS: &[&str] = &[
     "netif_rx_entry",
 ];
 
-/// The hooks that fire once per wire segment rather than once per skb: the
-/// hand-off, and `net_dev_start_xmit`, which dev_hard_start_xmit() calls for
-/// every skb of the list software GSO produced (net/core/dev.c, xmit_one()).
-/// `--per-skb` leaves them out.
-pub const PER_SEGMENT_HOOKS: &[&str] = &[
-    "napi_gro_receive_entry",
-    "napi_gro_frags_entry",
-    "netif_receive_skb_entry",
-    "netif_receive_skb_list_entry",
-    "netif_rx_entry",
-    "net_dev_start_xmit",
-];
+/// Does the hook fire once per wire segment rather than once per skb? The
+/// hand-off does, and so does `net_dev_start_xmit`, which
+/// dev_hard_start_xmit() calls for every skb of the list software GSO
+/// produced (net/core/dev.c, xmit_one()). `--per-skb` leaves them out.
+pub fn is_per_segment(hook: &str) -> bool {
+    HANDOFF_HOOKS.contains(&hook) || hook == "net_dev_start_xmit"
+}
 
 /// The BTF tracepoints of the default set, by hook name.
 pub fn btf_hooks() -> Vec<&'static str> {
@@ -164,7 +159,7 @@ pub fn program_names() -> Vec<&'static str> {
 pub struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
     pub classic_only: bool,
-    /// Leave out the per-segment hooks ([`PER_SEGMENT_HOOKS`]).
+    /// Leave out the per-segment hooks ([`is_per_segment`]).
     pub per_skb: bool,
 }
 
@@ -271,7 +266,7 @@ impl Probes {
         let mut status = Vec::new();
         let mut attached = Vec::new();
         for spec in SPECS {
-            if opts.per_skb && PER_SEGMENT_HOOKS.contains(&spec.name) {
+            if opts.per_skb && is_per_segment(spec.name) {
                 status.push(ProbeStatus {
                     name: spec.name.into(),
                     hook: format!("tp_btf/{}", spec.name),
