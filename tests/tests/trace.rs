@@ -50,12 +50,15 @@ fn u(v: &Value) -> u64 {
 
 /// The agent's count of a tracepoint against perf's. perf's window encloses
 /// the agent's (started before the agent attaches, stopped after it has
-/// detached), so a packet in those gaps (a late ACK, a neighbour probe) is
-/// perf's alone; more than a couple, or any the other way, is a real miss.
+/// detached), and now and then perf sees a few more: up to 3 in some 50,000
+/// to 100,000 once the transfer's tail has passed (see `traced_transfer`),
+/// with no recursion misses on the programs. A handful, or 0.005%, is
+/// allowed; more, or any the other way, is a real miss (a CPU's counters
+/// lost) or a false match (another namespace's device).
 #[track_caller]
 fn assert_counts_match(agent: u64, perf: u64, what: &str) {
     assert!(
-        agent <= perf && perf - agent <= 2,
+        agent <= perf && perf - agent <= 3 + perf / 20_000,
         "{what}: agent {agent}, perf {perf}"
     );
 }
@@ -86,7 +89,10 @@ fn traced_transfer(
     let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &ndjson, extra);
     wait_for_lines(&ndjson, 1, ATTACH_TIMEOUT);
     let iperf = lab.iperf(2);
-    std::thread::sleep(Duration::from_millis(300));
+    // The transfer's tail (the connections' teardown) reaches the receiver
+    // after iperf3 has exited: with 300 ms here perf counted up to 29 skbs
+    // more than the agent, which had already stopped.
+    std::thread::sleep(Duration::from_millis(1000));
     agent.signal(libc::SIGTERM);
     let done = agent.wait(EXIT_TIMEOUT);
     let counts = perf.stop();
