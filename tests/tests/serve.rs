@@ -323,6 +323,13 @@ fn serve_per_skb_exports_what_it_cannot_see_as_not_measured() {
     };
     assert!(counter("toe_rx_skbs_total") > 100, "{text}");
     assert_eq!(counter("toe_rx_segments_total"), 0, "{text}");
+    // The programs' skipped runs are exported; none on these hooks.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("toe_bpf_program_missed_runs_total ")),
+        "{text}"
+    );
+    assert_eq!(counter("toe_bpf_program_missed_runs_total"), 0, "{text}");
 }
 
 #[test]

@@ -149,6 +149,11 @@ fn receiver_counts_match_perf_and_iperf() {
     // Intervals add up to the summary.
     let sum: u64 = intervals.iter().map(|r| u(&r["rx"]["skbs"])).sum();
     assert_eq!(sum, u(&rx["skbs"]));
+    // The kernel skipped none of the programs' runs (recursion), which the
+    // equal counts above rely on; the field is there in every interval.
+    for r in &intervals {
+        assert_eq!(u(&r["overhead"]["missed_runs"]), 0, "{}", r["overhead"]);
+    }
 
     // Bytes: at least the payload iperf3 delivered, at most payload plus
     // TCP/IP headers (52 bytes per 1448-byte segment) and the control channel.
@@ -398,6 +403,18 @@ fn classic_tracepoints_are_a_working_fallback() {
             .any(|p| p["name"] == "tcp_bad_csum" && p["status"] == "failed")
     );
 
+    // Classic softirq_raise runs in hardirq and can find its program busy
+    // on that CPU: the kernel skips the run and the agent reports it
+    // (nonzero here most runs); the run's total is its intervals' sum.
+    let missed: u64 = records
+        .iter()
+        .filter(|r| r["type"] == "interval")
+        .map(|r| u(&r["overhead"]["missed_runs"]))
+        .sum();
+    assert_eq!(
+        missed,
+        u(&records.last().unwrap()["overhead"]["missed_runs"])
+    );
     let rx = &records.last().unwrap()["rx"];
     let reference = &read_ndjson(&btf_nd).last().unwrap()["rx"].clone();
     for key in ["skbs", "segments", "bytes"] {

@@ -1,6 +1,9 @@
 //! The agent's own cost: kernel-side from the kernel's BPF statistics
 //! (`BPF_ENABLE_STATS`, opt-in), userspace from getrusage and /proc.
-use std::{os::fd::OwnedFd, time::Instant};
+use std::{
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd},
+    time::Instant,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,32 @@ pub fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime)
         .map(StatsGuard)
         .map_err(|e| anyhow::anyhow!("enabling BPF statistics (BPF_ENABLE_STATS): {e}"))
+}
+
+/// Runs of a program the kernel skipped because it was already running on
+/// that CPU (`bpf_prog_get_recursion_context()` failing in
+/// `__bpf_trace_run()`, kernel/trace/bpf_trace.c, and in the tracepoint
+/// path of `trace_call_bpf()`): events the tracer did not see. The kernel
+/// counts them whether or not BPF statistics are on; aya's ProgramInfo does
+/// not expose the field, so this asks BPF_OBJ_GET_INFO_BY_FD itself.
+pub fn recursion_misses(fd: BorrowedFd<'_>) -> Option<u64> {
+    use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
+    // SAFETY: both are plain C structs for which all-zero is valid.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<bpf_prog_info>() as u32;
+    attr.info.info = &raw mut info as u64;
+    // SAFETY: bpf(2) writes at most info_len bytes into `info`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            &raw mut attr,
+            size_of::<bpf_attr>(),
+        )
+    };
+    (r == 0).then_some(info.recursion_misses)
 }
 
 /// Run count and total run time of one program, since it was loaded.
@@ -40,6 +69,10 @@ pub struct Overhead {
     pub agent_rss_bytes: u64,
     /// Time the agent took to read the maps and summarise the period, µs.
     pub collect_us: u64,
+    /// Program runs the kernel skipped (recursion): events not seen.
+    /// Absent from files of earlier versions, read as 0.
+    #[serde(default)]
+    pub missed_runs: u64,
 }
 
 /// Events recorded in a period, from the counts themselves: one per
@@ -87,6 +120,7 @@ pub struct Tracker {
     last_cpu_ns: u64,
     last_runs: u64,
     last_time_ns: u64,
+    last_missed: u64,
     last: Instant,
 }
 
@@ -98,6 +132,7 @@ impl Tracker {
             last_cpu_ns: process_cpu_ns(),
             last_runs: runs,
             last_time_ns: time,
+            last_missed: probes.missed_runs(),
             last: Instant::now(),
         }
     }
@@ -106,6 +141,7 @@ impl Tracker {
         let now = Instant::now();
         let cpu = process_cpu_ns();
         let (runs, time) = totals(probes, self.stats);
+        let missed = probes.missed_runs();
         // A period under a millisecond says nothing about CPU share.
         let wall = now.duration_since(self.last).as_nanos().max(1_000_000) as f64;
         let d_runs = runs.saturating_sub(self.last_runs);
@@ -117,7 +153,9 @@ impl Tracker {
             agent_cpu_pct: 100.0 * cpu.saturating_sub(self.last_cpu_ns) as f64 / wall,
             agent_rss_bytes: rss_bytes("self").0,
             collect_us,
+            missed_runs: missed.saturating_sub(self.last_missed),
         };
+        self.last_missed = missed;
         (
             self.last,
             self.last_cpu_ns,

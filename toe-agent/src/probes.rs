@@ -3,7 +3,7 @@
 //!
 //! Dropping [`Probes`] detaches and unloads everything (aya closes the link
 //! and program file descriptors), which is how every exit path cleans up.
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, os::fd::AsFd, path::Path};
 
 use anyhow::Context as _;
 use aya::{
@@ -373,6 +373,17 @@ impl Probes {
                 })
             })
             .collect()
+    }
+
+    /// Runs the kernel skipped, summed over the attached programs.
+    pub fn missed_runs(&self) -> u64 {
+        self.attached
+            .iter()
+            .filter_map(|name| {
+                let fd = self.ebpf.program(name)?.fd().ok()?;
+                crate::overhead::recursion_misses(fd.as_fd())
+            })
+            .sum()
     }
 
     pub fn source(&self) -> KernelSource<'_> {

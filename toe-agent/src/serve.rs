@@ -68,6 +68,7 @@ struct State {
     agent_rss: u64,
     bpf_runs: u64,
     bpf_run_ns: u64,
+    bpf_missed: u64,
     self_stats: bool,
     kernel: String,
     sampler_alive: bool,
@@ -453,6 +454,12 @@ impl Collector for Metrics {
             "Resident set size of the agent.",
             &[(vec![], s.agent_rss as i64)],
         )?;
+        counter(
+            &mut enc,
+            "toe_bpf_program_missed_runs",
+            "Runs of the agent's BPF programs the kernel skipped (recursion): events not seen.",
+            &[(vec![], s.bpf_missed)],
+        )?;
         if s.self_stats {
             counter(
                 &mut enc,
@@ -601,6 +608,11 @@ fn sampler(
                 .fold((0, 0), |(r, t), c| (r + c.run_count, t + c.run_time_ns));
             st.bpf_runs = runs;
             st.bpf_run_ns = ns;
+            st.bpf_missed = attached
+                .iter()
+                .flatten()
+                .map(|a| a.probes.missed_runs())
+                .sum();
         }
     }
     // Detach everything before saying goodbye.

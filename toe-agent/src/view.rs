@@ -192,8 +192,13 @@ fn overhead_line(o: &Overhead, secs: f64) -> String {
         (Some(_), None) => "  no program runs".into(),
         _ => "  (--self-stats for ns per run)".into(),
     };
+    // Runs the kernel skipped are events nobody counted: say so.
+    let missed = match o.missed_runs {
+        0 => String::new(),
+        n => format!("  MISSED {} program runs (recursion)", group(n)),
+    };
     format!(
-        "agent  events {}/s{bpf}  cpu {:.2}%  rss {:.1} MiB",
+        "agent  events {}/s{bpf}{missed}  cpu {:.2}%  rss {:.1} MiB",
         rate(o.events, secs),
         o.agent_cpu_pct,
         o.agent_rss_bytes as f64 / (1024.0 * 1024.0)
