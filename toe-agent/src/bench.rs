@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::{
     Failure,
     lab::{self, CONFIGS, DEV_RX, NS_RX, NS_TX, runtime},
-    overhead::{self, ProgramCost},
+    overhead,
 };
 
 pub struct BenchArgs {
@@ -207,6 +207,13 @@ fn configure(name: &str) -> anyhow::Result<()> {
     lab::apply(NS_TX, lab::DEV_TX, config.sender)?;
     lab::apply(NS_RX, DEV_RX, config.receiver)?;
     Ok(())
+}
+
+/// Run count and total run time of one program, since it was loaded.
+struct ProgramCost {
+    name: String,
+    run_count: u64,
+    run_time_ns: u64,
 }
 
 /// Our programs among everything loaded, by the names the kernel keeps.

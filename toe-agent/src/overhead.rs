@@ -21,13 +21,35 @@ pub fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
         .map_err(|e| anyhow::anyhow!("enabling BPF statistics (BPF_ENABLE_STATS): {e}"))
 }
 
-/// Runs of a program the kernel skipped because it was already running on
-/// that CPU (`bpf_prog_get_recursion_context()` failing in
-/// `__bpf_trace_run()`, kernel/trace/bpf_trace.c, and in the tracepoint
-/// path of `trace_call_bpf()`): events the tracer did not see. The kernel
-/// counts them whether or not BPF statistics are on; aya's ProgramInfo does
-/// not expose the field, so this asks BPF_OBJ_GET_INFO_BY_FD itself.
-pub fn recursion_misses(fd: BorrowedFd<'_>) -> Option<u64> {
+/// What the kernel counts for a program since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Runs (counted only while BPF statistics are enabled).
+    pub run_count: u64,
+    /// Time spent in the program, ns (likewise).
+    pub run_time_ns: u64,
+    /// Runs the kernel skipped because the program was already running on
+    /// that CPU (`bpf_prog_get_recursion_context()` failing in
+    /// `__bpf_trace_run()`, kernel/trace/bpf_trace.c, and in the tracepoint
+    /// path of `trace_call_bpf()`): events the tracer did not see. Counted
+    /// whether or not BPF statistics are on.
+    pub missed_runs: u64,
+}
+
+impl std::iter::Sum for ProgramStats {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(ProgramStats::default(), |a, b| ProgramStats {
+            run_count: a.run_count + b.run_count,
+            run_time_ns: a.run_time_ns + b.run_time_ns,
+            missed_runs: a.missed_runs + b.missed_runs,
+        })
+    }
+}
+
+/// One BPF_OBJ_GET_INFO_BY_FD for the program behind `fd`. aya's
+/// ProgramInfo does not expose `recursion_misses`, so this reads the
+/// kernel's struct itself, and takes the run statistics from the same call.
+pub fn program_stats(fd: BorrowedFd<'_>) -> Option<ProgramStats> {
     use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
     // SAFETY: both are plain C structs for which all-zero is valid.
     let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -44,15 +66,11 @@ pub fn recursion_misses(fd: BorrowedFd<'_>) -> Option<u64> {
             size_of::<bpf_attr>(),
         )
     };
-    (r == 0).then_some(info.recursion_misses)
-}
-
-/// Run count and total run time of one program, since it was loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProgramCost {
-    pub name: String,
-    pub run_count: u64,
-    pub run_time_ns: u64,
+    (r == 0).then_some(ProgramStats {
+        run_count: info.run_cnt,
+        run_time_ns: info.run_time_ns,
+        missed_runs: info.recursion_misses,
+    })
 }
 
 /// What NDJSON interval records carry as `overhead`.
@@ -118,21 +136,16 @@ pub fn rss_bytes(pid: &str) -> (u64, u64) {
 pub struct Tracker {
     stats: bool,
     last_cpu_ns: u64,
-    last_runs: u64,
-    last_time_ns: u64,
-    last_missed: u64,
+    last_programs: ProgramStats,
     last: Instant,
 }
 
 impl Tracker {
     pub fn new(probes: &Probes, stats: bool) -> Self {
-        let (runs, time) = totals(probes, stats);
         Tracker {
             stats,
             last_cpu_ns: process_cpu_ns(),
-            last_runs: runs,
-            last_time_ns: time,
-            last_missed: probes.missed_runs(),
+            last_programs: probes.stats(),
             last: Instant::now(),
         }
     }
@@ -140,12 +153,12 @@ impl Tracker {
     pub fn sample(&mut self, probes: &Probes, blocks: &Blocks, collect_us: u64) -> Overhead {
         let now = Instant::now();
         let cpu = process_cpu_ns();
-        let (runs, time) = totals(probes, self.stats);
-        let missed = probes.missed_runs();
+        let programs = probes.stats();
+        let last = self.last_programs;
         // A period under a millisecond says nothing about CPU share.
         let wall = now.duration_since(self.last).as_nanos().max(1_000_000) as f64;
-        let d_runs = runs.saturating_sub(self.last_runs);
-        let d_time = time.saturating_sub(self.last_time_ns);
+        let d_runs = programs.run_count.saturating_sub(last.run_count);
+        let d_time = programs.run_time_ns.saturating_sub(last.run_time_ns);
         let o = Overhead {
             events: recorded_events(blocks),
             program_runs: self.stats.then_some(d_runs),
@@ -153,25 +166,9 @@ impl Tracker {
             agent_cpu_pct: 100.0 * cpu.saturating_sub(self.last_cpu_ns) as f64 / wall,
             agent_rss_bytes: rss_bytes("self").0,
             collect_us,
-            missed_runs: missed.saturating_sub(self.last_missed),
+            missed_runs: programs.missed_runs.saturating_sub(last.missed_runs),
         };
-        self.last_missed = missed;
-        (
-            self.last,
-            self.last_cpu_ns,
-            self.last_runs,
-            self.last_time_ns,
-        ) = (now, cpu, runs, time);
+        (self.last, self.last_cpu_ns, self.last_programs) = (now, cpu, programs);
         o
     }
-}
-
-fn totals(probes: &Probes, stats: bool) -> (u64, u64) {
-    if !stats {
-        return (0, 0);
-    }
-    probes
-        .costs()
-        .iter()
-        .fold((0, 0), |(r, t), c| (r + c.run_count, t + c.run_time_ns))
 }

@@ -355,33 +355,14 @@ impl Probes {
         })
     }
 
-    pub fn attached(&self) -> usize {
-        self.status.iter().filter(|s| s.status.counts()).count()
-    }
-
-    /// Run count and run time of every attached program (non-zero only
-    /// while BPF statistics are enabled).
-    pub fn costs(&self) -> Vec<crate::overhead::ProgramCost> {
-        self.attached
-            .iter()
-            .filter_map(|name| {
-                let info = self.ebpf.program(name)?.info().ok()?;
-                Some(crate::overhead::ProgramCost {
-                    name: name.to_string(),
-                    run_count: info.run_count(),
-                    run_time_ns: info.run_time().as_nanos() as u64,
-                })
-            })
-            .collect()
-    }
-
-    /// Runs the kernel skipped, summed over the attached programs.
-    pub fn missed_runs(&self) -> u64 {
+    /// The kernel's counts for the attached programs, summed: one
+    /// BPF_OBJ_GET_INFO_BY_FD per program.
+    pub fn stats(&self) -> crate::overhead::ProgramStats {
         self.attached
             .iter()
             .filter_map(|name| {
                 let fd = self.ebpf.program(name)?.fd().ok()?;
-                crate::overhead::recursion_misses(fd.as_fd())
+                crate::overhead::program_stats(fd.as_fd())
             })
             .sum()
     }

@@ -601,18 +601,11 @@ fn sampler(
         if let Ok(mut st) = state.lock() {
             st.agent_cpu_ns = overhead::process_cpu_ns();
             st.agent_rss = overhead::rss_bytes("self").0;
-            let (runs, ns) = attached
-                .iter()
-                .flatten()
-                .flat_map(|a| a.probes.costs())
-                .fold((0, 0), |(r, t), c| (r + c.run_count, t + c.run_time_ns));
-            st.bpf_runs = runs;
-            st.bpf_run_ns = ns;
-            st.bpf_missed = attached
-                .iter()
-                .flatten()
-                .map(|a| a.probes.missed_runs())
-                .sum();
+            let programs: overhead::ProgramStats =
+                attached.iter().flatten().map(|a| a.probes.stats()).sum();
+            st.bpf_runs = programs.run_count;
+            st.bpf_run_ns = programs.run_time_ns;
+            st.bpf_missed = programs.missed_runs;
         }
     }
     // Detach everything before saying goodbye.
