@@ -33,6 +33,30 @@ pub const HOOK_NETIF_RECEIVE_SKB: usize = 2;
 pub const HOOK_NETIF_RECEIVE_SKB_LIST: usize = 3;
 pub const HOOK_NETIF_RX: usize = 4;
 
+/// Classes of multi-segment skbs, from `skb_shinfo(skb)->gso_type`
+/// (include/linux/skbuff.h: `SKB_GSO_TCPV4 = 1 << 0`, `SKB_GSO_TCPV6 = 1 << 4`;
+/// everything else, UDP GSO included, is "other"). TSO is judged on TCP only,
+/// and per address family, because `tx-tcp-segmentation` and
+/// `tx-tcp6-segmentation` are separate features.
+pub const GSO_CLASSES: usize = 3;
+pub const GSO_TCP4: usize = 0;
+pub const GSO_TCP6: usize = 1;
+pub const GSO_OTHER: usize = 2;
+pub const SKB_GSO_TCPV4: u32 = 1 << 0;
+pub const SKB_GSO_TCPV6: u32 = 1 << 4;
+
+/// The GSO class of a `gso_type`.
+#[inline(always)]
+pub fn gso_class(gso_type: u32) -> usize {
+    if gso_type & SKB_GSO_TCPV4 != 0 {
+        GSO_TCP4
+    } else if gso_type & SKB_GSO_TCPV6 != 0 {
+        GSO_TCP6
+    } else {
+        GSO_OTHER
+    }
+}
+
 /// Softirq vectors traced, from `include/linux/interrupt.h`
 /// (`NET_TX_SOFTIRQ = 2`, `NET_RX_SOFTIRQ = 3`). Index = vector - `NET_TX_SOFTIRQ`.
 pub const NET_TX_SOFTIRQ: u32 = 2;
@@ -66,6 +90,15 @@ pub struct RxStats {
     pub skb_queue: [u64; MAX_QUEUES],
     /// `tcp:tcp_bad_csum` hits for skbs received on the interface.
     pub bad_csum: u64,
+    /// Hand-offs whose IP protocol is not TCP (UDP, ICMP, ARP...): TCP's
+    /// offloads are judged without them.
+    pub nontcp_handoffs: u64,
+    /// Of those, the ones already carrying a `gso_size` (UDP GSO or GRO).
+    pub nontcp_handoff_gso: u64,
+    /// Skbs after GRO that are not TCP, and the segments they carry
+    /// (`max(gso_segs, 1)` each).
+    pub nontcp_skbs: u64,
+    pub nontcp_skb_segs: u64,
 }
 
 /// Transmit side, one per CPU (map `TX`).
@@ -85,6 +118,11 @@ pub struct TxStats {
     pub segs_per_xmit: Hist,
     /// Transmissions per queue (`skb->queue_mapping`).
     pub queue: [u64; MAX_QUEUES],
+    /// Multi-segment skbs at `net_dev_queue`, by `GSO_*` class.
+    pub queued_gso: [u64; GSO_CLASSES],
+    /// Multi-segment skbs at `net_dev_start_xmit` (left for the device to
+    /// segment), by `GSO_*` class.
+    pub xmit_gso: [u64; GSO_CLASSES],
 }
 
 /// Softirq accounting, one per CPU (map `SOFTIRQ`). Index with `SOFTIRQ_*`.
@@ -141,10 +179,16 @@ pub struct Offsets {
     pub skb_ip_summed_byte: u32,
     pub skb_ip_summed_shift: u32,
     pub skb_queue_mapping: u32,
+    /// `skb->protocol` (`__be16` ethertype) and `skb->data`, which points at
+    /// the network header at the receive hooks (eth_type_trans() pulled the
+    /// MAC header).
+    pub skb_protocol: u32,
+    pub skb_data: u32,
     /// `struct skb_shared_info`: both fields lie in its first 8 bytes, which
     /// the programs read with one helper call.
     pub shinfo_gso_size: u32,
     pub shinfo_gso_segs: u32,
+    pub shinfo_gso_type: u32,
     /// `struct net_device`
     pub dev_ifindex: u32,
     pub dev_nd_net: u32,
@@ -191,17 +235,17 @@ mod tests {
         assert_eq!(size_of::<Hist>(), (HIST_BUCKETS + 1) * 8);
         assert_eq!(
             size_of::<RxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 1) * 8
+            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 5) * 8
         );
         assert_eq!(
             size_of::<TxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES) * 8
+            4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
         );
         assert_eq!(size_of::<SoftirqStats>(), 4 * size_of::<Hist>() + 8 * 8);
         assert_eq!(size_of::<NapiStats>(), size_of::<Hist>() + 8);
         assert_eq!(size_of::<NapiIdStats>(), 32);
-        assert_eq!(size_of::<Offsets>(), 15 * 4);
-        assert_eq!(size_of::<Config>(), 8 + 16 + 15 * 4);
+        assert_eq!(size_of::<Offsets>(), 18 * 4);
+        assert_eq!(size_of::<Config>(), 8 + 16 + 18 * 4);
     }
 
     #[test]
@@ -212,6 +256,16 @@ mod tests {
             offset_of!(SoftirqStats, entry_ts),
             4 * size_of::<Hist>() + 32
         );
+    }
+
+    #[test]
+    fn gso_classes_follow_the_kernel_bits() {
+        // SKB_GSO_TCPV4 | SKB_GSO_DODGY, as virtio_net_hdr_to_skb() sets it.
+        assert_eq!(gso_class(SKB_GSO_TCPV4 | 1 << 1), GSO_TCP4);
+        assert_eq!(gso_class(SKB_GSO_TCPV6 | 1 << 2), GSO_TCP6);
+        // SKB_GSO_UDP_L4 = 1 << 16
+        assert_eq!(gso_class(1 << 16), GSO_OTHER);
+        assert_eq!(gso_class(0), GSO_OTHER);
     }
 
     #[test]

@@ -71,7 +71,15 @@ fn handoff(ctx: &TracePointContext, hook: usize) -> u32 {
     let csum: u8 = field(ctx, 40);
     let len: u32 = field(ctx, 52);
     let gso_size: u16 = field(ctx, 74);
-    rx::record_handoff(hook, len, csum as usize, q as usize, gso_size as u64);
+    // The record carries no IP protocol: every packet counts as TCP.
+    rx::record_handoff(&rx::Handoff {
+        hook,
+        len,
+        csum: csum as usize,
+        queue: q as usize,
+        gso_size: gso_size as u64,
+        tcp: true,
+    });
     PASS
 }
 
@@ -117,14 +125,22 @@ pub fn net_dev_queue_tp(ctx: TracePointContext) -> u32 {
     PASS
 }
 
-/// net_dev_start_xmit: name@8 queue_mapping@12 ip_summed@32 len@36 gso_segs@60.
+/// net_dev_start_xmit: name@8 queue_mapping@12 ip_summed@32 len@36
+/// gso_segs@60 gso_type@62 (the low 16 bits, which hold the TCP classes).
 #[tracepoint]
 pub fn net_dev_start_xmit_tp(ctx: TracePointContext) -> u32 {
     if names_traced_dev(&ctx, 8) {
         let q: u16 = field(&ctx, 12);
         let csum: u8 = field(&ctx, 32);
         let segs: u16 = field(&ctx, 60);
-        tx::record_xmit(field(&ctx, 36), segs as u64, csum as usize, q as usize);
+        let gso_type: u16 = field(&ctx, 62);
+        tx::record_xmit(&tx::Xmit {
+            len: field(&ctx, 36),
+            segs: segs as u64,
+            csum: csum as usize,
+            queue: q as usize,
+            gso_type: gso_type as u32,
+        });
     }
     PASS
 }

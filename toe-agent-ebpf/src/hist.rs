@@ -4,7 +4,7 @@ use toe_agent_common::hist::{HIST_BUCKETS, Hist, bucket_index};
 /// Count `v` in `h`. The volatile round-trip keeps the mask: LLVM can prove
 /// `bucket_index` < 128 and would drop it, but the verifier cannot follow
 /// that proof through the leading-zeros expansion and then rejects the
-/// variable offset into the map value (KERNEL-NOTES.md, "Verifier traps").
+/// variable offset into the map value (docs/kernel-notes.md, "Verifier traps").
 #[inline(always)]
 pub fn add(h: &mut Hist, v: u64) {
     let i = bucket_index(v);

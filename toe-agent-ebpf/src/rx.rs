@@ -38,24 +38,54 @@ fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
         } else {
             0
         };
-        record_handoff(hook, len, skb::ip_summed(skb), skb::queue(skb), gso_size);
+        let h = Handoff {
+            hook,
+            len,
+            csum: skb::ip_summed(skb),
+            queue: skb::queue(skb),
+            gso_size,
+            tcp: skb::is_tcp(skb),
+        };
+        record_handoff(&h);
     }
     0
 }
 
+/// What a hand-off hook reads of a packet.
+pub struct Handoff {
+    /// `HOOK_*`
+    pub hook: usize,
+    /// `skb->len`
+    pub len: u32,
+    /// `skb->ip_summed`
+    pub csum: usize,
+    /// `skb->queue_mapping`
+    pub queue: usize,
+    /// `skb_shinfo(skb)->gso_size`, 0 when none or not read
+    pub gso_size: u64,
+    /// The IP protocol is TCP (the classic fallback cannot tell: true).
+    pub tcp: bool,
+}
+
 /// Count one driver hand-off (shared with the classic tracepoint fallback).
 #[inline(always)]
-pub fn record_handoff(hook: usize, len: u32, csum: usize, queue: usize, gso_size: u64) {
+pub fn record_handoff(h: &Handoff) {
     let Some(s) = RX.get_ptr_mut(0) else {
         return;
     };
     let s = unsafe { &mut *s };
-    hist::add(&mut s.segment_len, len as u64);
-    s.segment_csum[csum & 3] += 1;
-    s.handoff_by_hook[hook] += 1;
-    s.queue[queue & (MAX_QUEUES - 1)] += 1;
-    if gso_size != 0 {
-        hist::add(&mut s.handoff_gso_size, gso_size);
+    hist::add(&mut s.segment_len, h.len as u64);
+    s.segment_csum[h.csum & 3] += 1;
+    s.handoff_by_hook[h.hook] += 1;
+    s.queue[h.queue & (MAX_QUEUES - 1)] += 1;
+    if h.gso_size != 0 {
+        hist::add(&mut s.handoff_gso_size, h.gso_size);
+    }
+    if !h.tcp {
+        s.nontcp_handoffs += 1;
+        if h.gso_size != 0 {
+            s.nontcp_handoff_gso += 1;
+        }
     }
 }
 
@@ -100,6 +130,7 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
             segs,
             csum: skb::ip_summed(skb),
             queue: skb::queue(skb),
+            tcp: skb::is_tcp(skb),
         };
         record_skb(skb::len(skb), Some(detail));
     }
@@ -114,6 +145,8 @@ pub struct SkbDetail {
     pub csum: usize,
     /// `skb->queue_mapping`
     pub queue: usize,
+    /// The IP protocol is TCP.
+    pub tcp: bool,
 }
 
 /// Count one skb after GRO; the classic fallback knows only its length.
@@ -125,9 +158,14 @@ pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
     let s = unsafe { &mut *s };
     hist::add(&mut s.skb_len, len as u64);
     if let Some(d) = detail {
-        hist::add(&mut s.segs_per_skb, if d.segs == 0 { 1 } else { d.segs });
+        let segs = if d.segs == 0 { 1 } else { d.segs };
+        hist::add(&mut s.segs_per_skb, segs);
         s.skb_csum[d.csum & 3] += 1;
         s.skb_queue[d.queue & (MAX_QUEUES - 1)] += 1;
+        if !d.tcp {
+            s.nontcp_skbs += 1;
+            s.nontcp_skb_segs += segs;
+        }
     }
 }
 

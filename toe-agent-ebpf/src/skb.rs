@@ -3,7 +3,7 @@
 //! resolved from the running kernel's BTF (`CONFIG.off`).
 //!
 //! Loads are volatile so LLVM cannot merge neighbouring narrow loads into a
-//! wide one the verifier rejects (KERNEL-NOTES.md). A BTF pointer load that
+//! wide one the verifier rejects (docs/kernel-notes.md, "Verifier traps"). A BTF pointer load that
 //! faults reads 0 (the verifier turns it into a PROBE_MEM load), so a NULL
 //! `skb->dev` simply fails the filter.
 use aya_ebpf::helpers::bpf_probe_read_kernel;
@@ -76,4 +76,44 @@ pub unsafe fn gso(skb: *const u8) -> (u64, u64) {
     let size = (word >> (config!(off.shinfo_gso_size) * 8)) & 0xffff;
     let segs = (word >> (config!(off.shinfo_gso_segs) * 8)) & 0xffff;
     (size, segs)
+}
+
+/// `skb_shinfo(skb)->gso_type`, read only for multi-segment skbs: it lies
+/// beyond the first 8 bytes of `struct skb_shared_info`, so it costs a
+/// helper call of its own.
+#[inline(always)]
+pub unsafe fn gso_type(skb: *const u8) -> u32 {
+    let head: u64 = unsafe { load(skb, config!(off.skb_head)) };
+    let end: u32 = unsafe { load(skb, config!(off.skb_end)) };
+    let at = (head + end as u64 + config!(off.shinfo_gso_type) as u64) as *const u32;
+    unsafe { bpf_probe_read_kernel(at) }.unwrap_or(0)
+}
+
+/// `ETH_P_IP` and `ETH_P_IPV6` (include/uapi/linux/if_ether.h) as
+/// `skb->protocol` holds them: big-endian, so byte-swapped on this
+/// little-endian target.
+const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
+const ETH_P_IPV6_BE: u16 = 0x86ddu16.to_be();
+/// `IPPROTO_TCP` (include/uapi/linux/in.h).
+const IPPROTO_TCP: u8 = 6;
+
+/// Is this received packet TCP? At the receive hooks `skb->data` points at
+/// the network header: eth_type_trans() (net/ethernet/eth.c) has pulled the
+/// MAC header before the driver hands the skb up, and GRO keeps it there.
+/// The protocol byte is read from the IPv4 header (offset 9) or the IPv6
+/// fixed header's next-header field (offset 6); TCP behind IPv6 extension
+/// headers, tunnels or a VLAN tag still in the packet counts as "not TCP".
+#[inline(always)]
+pub unsafe fn is_tcp(skb: *const u8) -> bool {
+    let proto: u16 = unsafe { load(skb, config!(off.skb_protocol)) };
+    let at = if proto == ETH_P_IP_BE {
+        9
+    } else if proto == ETH_P_IPV6_BE {
+        6
+    } else {
+        return false;
+    };
+    let data: u64 = unsafe { load(skb, config!(off.skb_data)) };
+    let byte = unsafe { bpf_probe_read_kernel((data + at) as *const u8) }.unwrap_or(0);
+    byte == IPPROTO_TCP
 }

@@ -27,7 +27,7 @@ pub fn index(vec: u32) -> Option<usize> {
         return None;
     }
     // LLVM knows i < 2 and drops a plain mask; the verifier does not carry
-    // that bound to the 64-bit index, so launder it (KERNEL-NOTES.md).
+    // that bound to the 64-bit index, so launder it (docs/kernel-notes.md, "Verifier traps").
     let i = unsafe { core::ptr::read_volatile(&i) } & 1;
     Some(i as usize)
 }

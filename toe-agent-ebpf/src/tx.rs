@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::BtfTracePointContext,
 };
-use toe_agent_common::{MAX_QUEUES, TxStats};
+use toe_agent_common::{MAX_QUEUES, TxStats, gso_class};
 
 use crate::{hist, skb};
 
@@ -23,22 +23,40 @@ pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
             return 0;
         }
         let (_, segs) = skb::gso(skb);
-        record_queued(skb::len(skb), Some((segs, skb::ip_summed(skb))));
+        let detail = QueuedDetail {
+            segs,
+            csum: skb::ip_summed(skb),
+            gso_type: if segs > 1 { skb::gso_type(skb) } else { 0 },
+        };
+        record_queued(skb::len(skb), Some(detail));
     }
     0
 }
 
+/// What a BTF hook reads of a queued skb besides its length.
+pub struct QueuedDetail {
+    /// `skb_shinfo(skb)->gso_segs`
+    pub segs: u64,
+    /// `skb->ip_summed`
+    pub csum: usize,
+    /// `skb_shinfo(skb)->gso_type`, read for multi-segment skbs only
+    pub gso_type: u32,
+}
+
 /// Count one skb at net_dev_queue; the classic fallback knows only its length.
 #[inline(always)]
-pub fn record_queued(len: u32, segs_csum: Option<(u64, usize)>) {
+pub fn record_queued(len: u32, detail: Option<QueuedDetail>) {
     let Some(s) = TX.get_ptr_mut(0) else {
         return;
     };
     let s = unsafe { &mut *s };
     hist::add(&mut s.queued_len, len as u64);
-    if let Some((segs, csum)) = segs_csum {
-        hist::add(&mut s.segs_per_queued, if segs == 0 { 1 } else { segs });
-        s.queued_csum[csum & 3] += 1;
+    if let Some(d) = detail {
+        hist::add(&mut s.segs_per_queued, if d.segs == 0 { 1 } else { d.segs });
+        s.queued_csum[d.csum & 3] += 1;
+        if d.segs > 1 {
+            s.queued_gso[gso_class(d.gso_type)] += 1;
+        }
     }
 }
 
@@ -54,20 +72,41 @@ pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {
             return 0;
         }
         let (_, segs) = skb::gso(skb);
-        record_xmit(skb::len(skb), segs, skb::ip_summed(skb), skb::queue(skb));
+        let x = Xmit {
+            len: skb::len(skb),
+            segs,
+            csum: skb::ip_summed(skb),
+            queue: skb::queue(skb),
+            gso_type: if segs > 1 { skb::gso_type(skb) } else { 0 },
+        };
+        record_xmit(&x);
     }
     0
 }
 
+/// What the hooks read of an skb handed to the driver.
+pub struct Xmit {
+    pub len: u32,
+    /// `skb_shinfo(skb)->gso_segs`
+    pub segs: u64,
+    pub csum: usize,
+    pub queue: usize,
+    /// `skb_shinfo(skb)->gso_type`, for multi-segment skbs
+    pub gso_type: u32,
+}
+
 /// Count one skb handed to the driver (shared with the classic fallback).
 #[inline(always)]
-pub fn record_xmit(len: u32, segs: u64, csum: usize, queue: usize) {
+pub fn record_xmit(x: &Xmit) {
     let Some(s) = TX.get_ptr_mut(0) else {
         return;
     };
     let s = unsafe { &mut *s };
-    hist::add(&mut s.xmit_len, len as u64);
-    hist::add(&mut s.segs_per_xmit, if segs == 0 { 1 } else { segs });
-    s.xmit_csum[csum & 3] += 1;
-    s.queue[queue & (MAX_QUEUES - 1)] += 1;
+    hist::add(&mut s.xmit_len, x.len as u64);
+    hist::add(&mut s.segs_per_xmit, if x.segs == 0 { 1 } else { x.segs });
+    s.xmit_csum[x.csum & 3] += 1;
+    s.queue[x.queue & (MAX_QUEUES - 1)] += 1;
+    if x.segs > 1 {
+        s.xmit_gso[gso_class(x.gso_type)] += 1;
+    }
 }

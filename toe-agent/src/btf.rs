@@ -278,8 +278,11 @@ impl KernelBtf {
             skb_ip_summed_byte: ip_summed.byte(),
             skb_ip_summed_shift: shift,
             skb_queue_mapping: self.byte_offset("sk_buff", &["queue_mapping"])?,
+            skb_protocol: self.byte_offset("sk_buff", &["protocol"])?,
+            skb_data: self.byte_offset("sk_buff", &["data"])?,
             shinfo_gso_size: self.byte_offset("skb_shared_info", &["gso_size"])?,
             shinfo_gso_segs: self.byte_offset("skb_shared_info", &["gso_segs"])?,
+            shinfo_gso_type: self.byte_offset("skb_shared_info", &["gso_type"])?,
             dev_ifindex: self.byte_offset("net_device", &["ifindex"])?,
             dev_nd_net: self.byte_offset("net_device", &["nd_net", "net"])?,
             dev_mtu: self.byte_offset("net_device", &["mtu"])?,
@@ -397,6 +400,8 @@ mod tests {
         assert!(off.skb_len > off.skb_dev);
         assert!(off.skb_head > off.skb_len, "{off:?}");
         assert_eq!(off.shinfo_gso_segs, off.shinfo_gso_size + 2);
+        assert!(off.shinfo_gso_type > off.shinfo_gso_segs, "{off:?}");
+        assert!(off.skb_data > off.skb_head, "{off:?}");
         assert_ne!(off.dev_ifindex, 0);
         assert_ne!(off.net_ns_inum, 0);
     }

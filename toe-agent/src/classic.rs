@@ -26,6 +26,7 @@ fn expected(group: &str, event: &str) -> Option<&'static [(&'static str, u32, u3
             ("ip_summed", 32, 1),
             ("len", 36, 4),
             ("gso_segs", 60, 2),
+            ("gso_type", 62, 2),
         ],
         ("irq", "softirq_entry" | "softirq_exit" | "softirq_raise") => &[("vec", 8, 4)],
         ("napi", "napi_poll") => &[("dev_name", 16, 4), ("work", 20, 4), ("budget", 24, 4)],
@@ -138,6 +139,7 @@ format:
 \tfield:u8 ip_summed;\toffset:32;\tsize:1;\tsigned:0;
 \tfield:unsigned int len;\toffset:36;\tsize:4;\tsigned:0;
 \tfield:u16 gso_segs;\toffset:60;\tsize:2;\tsigned:0;
+\tfield:u16 gso_type;\toffset:62;\tsize:2;\tsigned:0;
 ";
 
     #[test]

@@ -3,6 +3,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+use crate::class::DeviceClass;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "toe-agent",
@@ -78,6 +80,10 @@ pub struct ServeCmd {
     /// driver hand-off or net_dev_start_xmit become not_measured.
     #[arg(long)]
     pub per_skb: bool,
+    /// Judge the devices as this class instead of the one their driver
+    /// implies (docs/device-classes.md): physical, paravirtual or virtual.
+    #[arg(long, value_name = "CLASS")]
+    pub device_class: Option<DeviceClass>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,6 +154,10 @@ pub struct TraceCmd {
     /// driver hand-off or net_dev_start_xmit become not_measured.
     #[arg(long)]
     pub per_skb: bool,
+    /// Judge the device as this class instead of the one its driver implies
+    /// (docs/device-classes.md): physical, paravirtual or virtual.
+    #[arg(long, value_name = "CLASS")]
+    pub device_class: Option<DeviceClass>,
 }
 
 /// A strictly positive, finite number of seconds.

@@ -97,6 +97,10 @@ counters!(RxStats {
     skb_csum,
     skb_queue,
     bad_csum,
+    nontcp_handoffs,
+    nontcp_handoff_gso,
+    nontcp_skbs,
+    nontcp_skb_segs,
 });
 counters!(TxStats {
     queued_len,
@@ -106,6 +110,8 @@ counters!(TxStats {
     xmit_csum,
     segs_per_xmit,
     queue,
+    queued_gso,
+    xmit_gso,
 });
 counters!(SoftirqStats { time_ns, count, duration, raise_latency } rest: entry_ts, raise_ts);
 counters!(NapiStats {

@@ -1,6 +1,8 @@
 //! Network interfaces as the agent's own network namespace sees them.
 use std::{ffi::CString, io, os::unix::fs::MetadataExt};
 
+use crate::class::DeviceClass;
+
 /// The traced interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Iface {
@@ -9,6 +11,8 @@ pub struct Iface {
     /// Inode of our network namespace: with `index`, unique on the host.
     pub netns_ino: u32,
     pub driver: String,
+    /// From the driver, unless the user said otherwise (`--device-class`).
+    pub class: DeviceClass,
     pub mtu: u32,
 }
 
@@ -58,7 +62,9 @@ pub fn netns_ino() -> io::Result<u32> {
     Ok(std::fs::metadata("/proc/self/ns/net")?.ino() as u32)
 }
 
-pub fn resolve(name: &str) -> Result<Iface, IfaceError> {
+/// The interface `name` of this namespace, of the class its driver says,
+/// or of `class` when given.
+pub fn resolve(name: &str, class: Option<DeviceClass>) -> Result<Iface, IfaceError> {
     let Some(index) = index_of(name) else {
         return Err(IfaceError::Unknown {
             name: name.to_string(),
@@ -66,11 +72,13 @@ pub fn resolve(name: &str) -> Result<Iface, IfaceError> {
         });
     };
     let netns_ino = netns_ino().map_err(IfaceError::Netns)?;
+    let driver = crate::ethtool::driver(name).unwrap_or_default();
     Ok(Iface {
         name: name.to_string(),
         index,
         netns_ino,
-        driver: crate::ethtool::driver(name).unwrap_or_default(),
+        class: class.unwrap_or_else(|| DeviceClass::of_driver(&driver)),
+        driver,
         mtu: crate::ethtool::mtu(name).unwrap_or(0),
     })
 }
@@ -83,6 +91,7 @@ pub fn device(iface: &Iface, coverage: crate::verdict::Coverage) -> crate::verdi
         coverage,
         mtu: crate::ethtool::mtu(&iface.name).unwrap_or(iface.mtu),
         driver: iface.driver.clone(),
+        class: iface.class,
         features: crate::ethtool::features(&iface.name).ok(),
         rx_queues: crate::ethtool::rx_queues(&iface.name),
         rps: rps_configured(&iface.name),
@@ -117,7 +126,7 @@ mod tests {
     #[test]
     fn loopback_exists_and_unknown_lists_it() {
         assert_eq!(index_of("lo"), Some(1));
-        let err = resolve("no-such-if0").unwrap_err().to_string();
+        let err = resolve("no-such-if0", None).unwrap_err().to_string();
         assert!(err.contains("no interface named 'no-such-if0'"), "{err}");
         assert!(err.contains("lo"), "{err}");
     }

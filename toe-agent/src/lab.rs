@@ -365,6 +365,7 @@ fn iface_in(ns: &str, dev: &str) -> anyhow::Result<Iface> {
         name: dev.to_string(),
         index: index.ok_or_else(|| anyhow::anyhow!("{dev} vanished from {ns}"))?,
         netns_ino: netns::inode(ns)?,
+        class: crate::class::DeviceClass::of_driver(&driver),
         driver,
         mtu,
     })
@@ -375,6 +376,7 @@ fn device_in(ns: &str, iface: &Iface) -> anyhow::Result<verdict::Device> {
     Ok(netns::run_in(ns, || verdict::Device {
         mtu: iface.mtu,
         driver: iface.driver.clone(),
+        class: iface.class,
         features: ethtool::features(&iface.name).ok(),
         rx_queues: ethtool::rx_queues(&iface.name),
         rps: false,

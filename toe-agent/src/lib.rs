@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod bench;
 pub mod btf;
+pub mod class;
 pub mod classic;
 pub mod cli;
 pub mod collect;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             classic_only: t.classic,
             self_stats: t.self_stats,
             per_skb: t.per_skb,
+            device_class: t.device_class,
         }),
         Command::Audit(a) => audit::run(audit::AuditArgs {
             ifaces: a.iface,
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             window: s.window as usize,
             self_stats: s.self_stats,
             per_skb: s.per_skb,
+            device_class: s.device_class,
         }),
         Command::Report(r) => toe_agent::report_cmd::run(toe_agent::report_cmd::ReportArgs {
             file: r.file,

@@ -25,6 +25,10 @@ pub struct Header {
     pub ifindex: u32,
     pub netns_ino: u32,
     pub driver: String,
+    /// physical, paravirtual or virtual (docs/device-classes.md); absent
+    /// from files written before device classes existed.
+    #[serde(default)]
+    pub device_class: Option<crate::class::DeviceClass>,
     pub mtu: u32,
     pub interval_ms: u64,
     pub probes: Vec<ProbeStatus>,
@@ -144,6 +148,7 @@ mod tests {
             ifindex: 7,
             netns_ino: 4026531840,
             driver: "veth".into(),
+            device_class: Some(crate::class::DeviceClass::Virtual),
             mtu: 1500,
             interval_ms: 1000,
             probes: vec![ProbeStatus {

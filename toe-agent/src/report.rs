@@ -3,7 +3,8 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, HANDOFF_HOOKS,
+    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, GSO_CLASSES,
+    GSO_OTHER, GSO_TCP4, GSO_TCP6, HANDOFF_HOOKS,
     HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
     HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
     hist::{bucket_index, bucket_lower_bound, bucket_upper_bound},
@@ -140,6 +141,42 @@ impl Handoff {
     }
 }
 
+/// Received packets whose IP protocol is not TCP: counted, but left out of
+/// the judgement of TCP's offloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NonTcpRx {
+    /// Hand-offs (before GRO).
+    pub handoffs: u64,
+    /// Hand-offs already carrying a `gso_size`.
+    pub handoff_gso: u64,
+    /// skbs after GRO, and the segments they carry.
+    pub skbs: u64,
+    pub skb_segments: u64,
+}
+
+/// Multi-segment skbs by `gso_type` class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GsoClasses {
+    pub tcp4: u64,
+    pub tcp6: u64,
+    /// UDP GSO, tunnels without TCP, anything else.
+    pub other: u64,
+}
+
+impl GsoClasses {
+    fn from(c: &[u64; GSO_CLASSES]) -> Self {
+        GsoClasses {
+            tcp4: c[GSO_TCP4],
+            tcp6: c[GSO_TCP6],
+            other: c[GSO_OTHER],
+        }
+    }
+
+    pub fn tcp(&self) -> u64 {
+        self.tcp4 + self.tcp6
+    }
+}
+
 fn queues(q: &[u64; MAX_QUEUES]) -> Vec<(u32, u64)> {
     q.iter()
         .enumerate()
@@ -172,6 +209,9 @@ pub struct Rx {
     #[serde(default)]
     pub skb_queues: Vec<(u32, u64)>,
     pub bad_csum: u64,
+    /// The part of the above that is not TCP (absent from earlier files).
+    #[serde(default)]
+    pub non_tcp: NonTcpRx,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -191,6 +231,12 @@ pub struct Tx {
     /// `ip_summed` at `net_dev_queue`.
     pub queued_csum: Csum,
     pub queues: Vec<(u32, u64)>,
+    /// Multi-segment skbs at net_dev_queue and at net_dev_start_xmit, by
+    /// GSO class (absent from earlier files).
+    #[serde(default)]
+    pub gso_queued: GsoClasses,
+    #[serde(default)]
+    pub gso_xmit: GsoClasses,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -295,6 +341,12 @@ impl Blocks {
                 queues: queues(&t.rx.queue),
                 skb_queues: queues(&t.rx.skb_queue),
                 bad_csum: t.rx.bad_csum,
+                non_tcp: NonTcpRx {
+                    handoffs: t.rx.nontcp_handoffs,
+                    handoff_gso: t.rx.nontcp_handoff_gso,
+                    skbs: t.rx.nontcp_skbs,
+                    skb_segments: t.rx.nontcp_skb_segs,
+                },
             },
             tx: Tx {
                 queued_skbs: queued_len.count,
@@ -308,6 +360,8 @@ impl Blocks {
                 csum: Csum::from(&t.tx.xmit_csum),
                 queued_csum: Csum::from(&t.tx.queued_csum),
                 queues: queues(&t.tx.queue),
+                gso_queued: GsoClasses::from(&t.tx.queued_gso),
+                gso_xmit: GsoClasses::from(&t.tx.xmit_gso),
             },
             softirq: Softirq {
                 net_rx: softirq_vec(t, SOFTIRQ_NET_RX),

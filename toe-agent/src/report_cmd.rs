@@ -261,6 +261,7 @@ pub fn render_run(run: &Run) -> String {
         iface: &h.iface,
         ifindex: h.ifindex,
         driver: &h.driver,
+        class: h.device_class,
         mtu: h.mtu,
         probes: &h.probes,
     };

@@ -30,6 +30,7 @@ use prometheus_client::{
 use toe_agent_common::{Hist, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX, hist::bucket_upper_bound};
 
 use crate::{
+    class::DeviceClass,
     Failure,
     collect::Totals,
     iface::{self, Iface},
@@ -48,6 +49,8 @@ pub struct ServeArgs {
     pub self_stats: bool,
     /// Leave out the per-segment hooks (`--per-skb`).
     pub per_skb: bool,
+    /// `--device-class`: judge every device as this class.
+    pub device_class: Option<crate::class::DeviceClass>,
 }
 
 /// What the sampler knows about one interface.
@@ -503,8 +506,8 @@ struct Attached {
     window: VecDeque<Totals>,
 }
 
-fn attach(name: &str, opts: &Options) -> Option<Attached> {
-    let iface = iface::resolve(name).ok()?;
+fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Attached> {
+    let iface = iface::resolve(name, class).ok()?;
     match Probes::attach(&iface, opts) {
         Ok(probes) => Some(Attached {
             iface,
@@ -558,7 +561,7 @@ fn sampler(
                 eprintln!("toe-agent serve: {name} is gone; its series stop until it returns");
             }
             if attached[k].is_none() && present.is_some() {
-                attached[k] = attach(name, &opts);
+                attached[k] = attach(name, &opts, args.device_class);
                 last[k] = baseline(&mut attached[k]);
                 if attached[k].is_some() {
                     eprintln!("toe-agent serve: {name} attached");
@@ -714,7 +717,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     // Interfaces must exist at start (a typo is not "down").
     for n in &args.ifaces {
-        iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
+        iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
     }
     let state = Arc::new(Mutex::new(State {
         self_stats: args.self_stats,
@@ -746,7 +749,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let mut first = Vec::new();
     for n in &args.ifaces {
-        let iface = iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let iface = iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
         let probes = Probes::attach(&iface, &opts).map_err(|e| Failure::Runtime(e.to_string()))?;
         first.push(Some(Attached {
             iface,

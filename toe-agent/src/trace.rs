@@ -13,6 +13,7 @@ use tokio::{
 
 use crate::{
     Failure,
+    class::DeviceClass,
     collect::Collector,
     iface,
     ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
@@ -31,6 +32,8 @@ pub struct TraceArgs {
     pub self_stats: bool,
     /// Leave out the per-segment hooks.
     pub per_skb: bool,
+    /// `--device-class`: judge the device as this class.
+    pub device_class: Option<DeviceClass>,
 }
 
 fn unix_ns(t: SystemTime) -> u64 {
@@ -56,7 +59,7 @@ enum Screen {
 }
 
 pub fn run(args: TraceArgs) -> Result<(), Failure> {
-    let dev = iface::resolve(&args.iface).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let dev = iface::resolve(&args.iface, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
     // Open the output before attaching anything: a bad path must fail early.
     let mut ndjson = match &args.ndjson {
         Some(p) => Some(NdjsonWriter::create(p).map_err(|e| {
@@ -94,6 +97,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         ifindex: dev.index,
         netns_ino: dev.netns_ino,
         driver: dev.driver.clone(),
+        device_class: Some(dev.class),
         mtu: dev.mtu,
         interval_ms: args.interval.as_millis() as u64,
         probes: probes.status.clone(),
@@ -102,6 +106,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         iface: &dev.name,
         ifindex: dev.index,
         driver: &dev.driver,
+        class: Some(dev.class),
         mtu: dev.mtu,
         probes: &header.probes,
     };

@@ -2,9 +2,14 @@
 //! device's feature flags say should happen. Pure functions of a period's
 //! [`Blocks`] and a [`Device`]; the rules and the kernel code they rest on
 //! are in docs/verdicts.md.
+//!
+//! TCP's offloads are judged on TCP: packets of other protocols are counted
+//! in the blocks (`non_tcp`, `gso_*.other`) and left out here, so that UDP
+//! bulk on the same device cannot pass for a TSO or GRO fault.
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    class::DeviceClass,
     ethtool::Features,
     report::{Blocks, Csum, HistSummary},
     view::group,
@@ -14,6 +19,9 @@ use crate::{
 pub const MIN_PACKETS: u64 = 100;
 /// NET_RX softirq share of one CPU above which the seed manual worries.
 pub const NET_RX_SHARE_PCT: f64 = 5.0;
+/// The largest skb GSO builds without BIG TCP (include/linux/netdevice.h,
+/// `GSO_LEGACY_MAX_SIZE`).
+const GSO_MAX_SIZE: u64 = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,9 +58,13 @@ impl Offload {
 pub enum Mechanism {
     /// The NIC does it.
     Hardware,
+    /// The host behind a paravirtual device does it (in its own silicon or
+    /// on its CPU: a guest cannot tell which).
+    Host,
     /// The kernel does it on the CPU.
     Software,
-    /// The skb crossed a virtual device intact; the work is left to whatever is next.
+    /// The skb crossed a virtual device intact; the work is done (or was
+    /// skipped) by whatever comes next, or came before.
     Deferred,
     /// Nobody does it.
     Off,
@@ -67,6 +79,7 @@ impl Mechanism {
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Hardware => "hardware",
+            Mechanism::Host => "host",
             Mechanism::Software => "software",
             Mechanism::Deferred => "deferred",
             Mechanism::Off => "off",
@@ -105,6 +118,10 @@ pub struct Verdict {
 pub struct Coverage {
     /// Some driver hand-off hook is attached.
     pub handoff: bool,
+    /// Hand-off hooks that are not attached while another is, as a bit per
+    /// position in [`crate::probes::HANDOFF_HOOKS`]: a driver that uses one
+    /// of them hands up packets nobody counts.
+    pub handoff_missing: u8,
     /// `net_dev_start_xmit` is attached.
     pub driver_xmit: bool,
 }
@@ -113,6 +130,7 @@ impl Default for Coverage {
     fn default() -> Self {
         Coverage {
             handoff: true,
+            handoff_missing: 0,
             driver_xmit: true,
         }
     }
@@ -121,15 +139,33 @@ impl Default for Coverage {
 impl Coverage {
     /// From the probes' states: a hook that failed or was skipped gives nothing.
     pub fn of(status: &[crate::probes::ProbeStatus]) -> Coverage {
-        let on = |names: &[&str]| {
+        let counts = |name: &str| {
             status
                 .iter()
-                .any(|s| names.contains(&s.name.as_str()) && s.status.counts())
+                .any(|s| s.name == name && s.status.counts())
         };
+        let hooks = crate::probes::HANDOFF_HOOKS;
+        let missing = hooks
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !counts(h))
+            .fold(0u8, |m, (i, _)| m | 1 << i);
+        let handoff = hooks.iter().any(|h| counts(h));
         Coverage {
-            handoff: on(crate::probes::HANDOFF_HOOKS),
-            driver_xmit: on(&["net_dev_start_xmit"]),
+            handoff,
+            handoff_missing: if handoff { missing } else { 0 },
+            driver_xmit: counts("net_dev_start_xmit"),
         }
+    }
+
+    /// The hand-off hooks that are not attached while others are.
+    fn missing_handoffs(&self) -> Vec<&'static str> {
+        crate::probes::HANDOFF_HOOKS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.handoff_missing & (1 << i) != 0)
+            .map(|(_, h)| *h)
+            .collect()
     }
 }
 
@@ -137,10 +173,12 @@ impl Coverage {
 const UNMEASURED: &str = "not attached (--per-skb, or missing from this kernel)";
 
 /// What the verdicts need to know about the device besides the counts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Device {
     pub mtu: u32,
     pub driver: String,
+    /// From the driver (docs/device-classes.md), or `--device-class`.
+    pub class: DeviceClass,
     pub features: Option<Features>,
     /// Receive queues the device has (channels), when known.
     pub rx_queues: Option<u32>,
@@ -150,31 +188,21 @@ pub struct Device {
     pub coverage: Coverage,
 }
 
-/// Drivers of virtual devices, which hand skbs on instead of to a wire.
-const VIRTUAL_DRIVERS: &[&str] = &[
-    "veth",
-    "bridge",
-    "bonding",
-    "team",
-    "vxlan",
-    "geneve",
-    "tun",
-    "macvlan",
-    "macvtap",
-    "ipvlan",
-    "dummy",
-    "openvswitch",
-    "vrf",
-    "nlmon",
-    "wireguard",
-    "",
-];
+impl Default for Device {
+    fn default() -> Self {
+        Device {
+            mtu: 0,
+            driver: String::new(),
+            class: DeviceClass::Virtual,
+            features: None,
+            rx_queues: None,
+            rps: false,
+            coverage: Coverage::default(),
+        }
+    }
+}
 
 impl Device {
-    pub fn is_virtual(&self) -> bool {
-        VIRTUAL_DRIVERS.contains(&self.driver.as_str())
-    }
-
     fn configured(&self, names: &[&str]) -> Option<Configured> {
         let f = self.features.as_ref()?;
         // The first feature of the list the device has and uses, else the
@@ -190,6 +218,33 @@ impl Device {
             active: pick.active,
             fixed: pick.fixed(),
         })
+    }
+
+    fn driver_name(&self) -> &str {
+        if self.driver.is_empty() {
+            "driverless"
+        } else {
+            &self.driver
+        }
+    }
+
+    /// Who did the work when it was left to the device: the mechanism, and
+    /// its name for evidence.
+    fn doer(&self, hardware: &str) -> (Mechanism, String) {
+        match self.class {
+            DeviceClass::Physical => (Mechanism::Hardware, hardware.to_string()),
+            DeviceClass::Paravirtual => (
+                Mechanism::Host,
+                format!(
+                    "the host behind the paravirtual {} device (whether the host used silicon cannot be seen from this guest)",
+                    self.driver_name()
+                ),
+            ),
+            DeviceClass::Virtual => (
+                Mechanism::Deferred,
+                format!("whatever is behind the {} virtual device", self.driver_name()),
+            ),
+        }
     }
 }
 
@@ -227,11 +282,6 @@ fn bulk_traffic(
         group(n),
         group(h.p99)
     ))
-}
-
-/// Multi-segment skbs in a segments-per-skb histogram.
-fn multi(h: &HistSummary) -> u64 {
-    h.count - h.count_exact(1) - h.count_exact(0)
 }
 
 fn verdict(
@@ -275,7 +325,17 @@ fn not_active_note(c: &Option<Configured>) -> String {
     }
 }
 
-const TSO: &[&str] = &["tx-tcp-segmentation", "tx-tcp6-segmentation"];
+/// "; N <what> of other protocols not judged", when there are any.
+fn others_note(n: u64, what: &str) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!("; {} {what} of other protocols not judged", group(n))
+    }
+}
+
+const TSO4: &[&str] = &["tx-tcp-segmentation", "tx-tcp6-segmentation"];
+const TSO6: &[&str] = &["tx-tcp6-segmentation", "tx-tcp-segmentation"];
 const GSO: &[&str] = &["tx-generic-segmentation"];
 const TX_CSUM: &[&str] = &[
     "tx-checksum-ip-generic",
@@ -288,72 +348,64 @@ const HW_GRO: &[&str] = &["rx-gro-hw", "rx-lro"];
 const RX_CSUM: &[&str] = &["rx-checksum"];
 const RXHASH: &[&str] = &["rx-hashing"];
 
+/// TCP skbs of more than one segment built by the stack (net_dev_queue) and
+/// still whole at the driver (net_dev_start_xmit), and whether IPv6 is the
+/// larger share. Classic tracepoints have no gso_segs at net_dev_queue:
+/// there a queued skb longer than the MTU counts as multi-segment.
+struct TcpGso {
+    built: u64,
+    intact: u64,
+    v6: bool,
+    other: u64,
+}
+
+fn tcp_gso(b: &Blocks, dev: &Device) -> TcpGso {
+    let t = &b.tx;
+    let classic = t.segs_per_queued.count == 0;
+    let built = if classic {
+        t.queued_len.count_above(dev.mtu as u64 + 64)
+    } else {
+        t.gso_queued.tcp()
+    };
+    TcpGso {
+        built,
+        intact: t.gso_xmit.tcp(),
+        v6: t.gso_queued.tcp6 + t.gso_xmit.tcp6 > t.gso_queued.tcp4 + t.gso_xmit.tcp4,
+        other: t.gso_queued.other.max(t.gso_xmit.other),
+    }
+}
+
 pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
     let t = &b.tx;
-    let cfg = dev.configured(TSO);
-    let tso_on = cfg.as_ref().is_some_and(|c| c.active);
     let o = Offload::TxSegmentation;
+    let g = tcp_gso(b, dev);
+    // The feature of the address family that carries most of the traffic:
+    // tx-tcp6-segmentation governs IPv6 (net/core/dev.c, gso_features_check
+    // and NETIF_F_TSO6 in netif_skb_features()).
+    let cfg = dev.configured(if g.v6 { TSO6 } else { TSO4 });
+    let tso_on = cfg.as_ref().is_some_and(|c| c.active);
     if t.queued_skbs < MIN_PACKETS && t.xmit_skbs < MIN_PACKETS {
         let e = format!("only {} skbs queued for transmission", group(t.queued_skbs));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
     }
-    // Multi-segment skbs built by the stack; classic tracepoints have no
-    // gso_segs at net_dev_queue, so fall back to "longer than the MTU".
-    let link = dev.mtu as u64 + 64;
-    let built = if t.segs_per_queued.count > 0 {
-        multi(&t.segs_per_queued)
-    } else {
-        t.queued_len.count_above(link)
-    };
+    let others = others_note(g.other, "multi-segment skbs");
     if !dev.coverage.driver_xmit {
         let e = format!(
-            "net_dev_queue saw {} skbs averaging {}, {} with more than one segment; who segments them shows only at net_dev_start_xmit, {UNMEASURED}",
+            "net_dev_queue saw {} skbs averaging {}, {} TCP skbs with more than one segment; who segments them shows only at net_dev_start_xmit, {UNMEASURED}{others}",
             group(t.queued_skbs),
             kb(t.queued_len.mean()),
-            group(built)
+            group(g.built)
         );
         return verdict(o, Mechanism::NotMeasured, cfg, false, e);
     }
-    let intact = multi(&t.segs_per_xmit);
-    if built == 0 && intact == 0 {
-        let small = bulk_traffic(
-            t.xmit_skbs,
-            "skbs",
-            &t.xmit_len,
-            dev,
-            "no bulk transfer to judge on",
-        );
-        if let Err(e) = small {
-            return verdict(o, Mechanism::NotExercised, cfg, false, e);
-        }
-        let e = format!(
-            "net_dev_queue saw {} skbs, none with more than one segment (largest {} B): the stack built MTU-sized packets, nobody segments{}{}",
-            group(t.queued_skbs),
-            group(t.queued_len.max),
-            although(&cfg),
-            not_active_note(&cfg)
-        );
-        return verdict(o, Mechanism::Off, cfg, tso_on, e);
+    if g.built == 0 && g.intact == 0 {
+        return tx_single_segments(b, dev, cfg, &others);
     }
-    if intact * 2 >= built.max(1) {
-        let (mechanism, whom) = if dev.is_virtual() {
-            (
-                Mechanism::Deferred,
-                format!(
-                    "left to whatever is behind the {} device",
-                    if dev.driver.is_empty() {
-                        "virtual"
-                    } else {
-                        &dev.driver
-                    }
-                ),
-            )
-        } else {
-            (Mechanism::Hardware, "done by the NIC (TSO)".to_string())
-        };
+    if g.intact * 2 >= g.built.max(1) {
+        let (mechanism, whom) = dev.doer("the NIC (TSO)");
         let e = format!(
-            "{} multi-segment skbs reached the driver intact ({:.1} segments and {} each): segmentation {whom}{}",
-            group(intact),
+            "{} multi-segment TCP skbs reached the driver intact ({:.1} segments and {} each on average): segmentation done by {whom}{}{others}",
+            group(g.intact),
             t.segs_per_xmit.mean(),
             kb(t.xmit_len.mean()),
             if tso_on {
@@ -380,14 +432,57 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
         (cfg, false, note)
     };
     let e = format!(
-        "net_dev_queue saw {} skbs averaging {}; the driver received {} skbs averaging {} ({:.1}% single-segment): segmentation done in software (GSO){why}",
+        "net_dev_queue saw {} TCP skbs of more than one segment ({} skbs averaging {}); the driver received {} skbs averaging {}, {} of them still multi-segment: segmentation done in software (GSO){why}{others}",
+        group(g.built),
         group(t.queued_skbs),
         kb(t.queued_len.mean()),
         group(t.xmit_skbs),
         kb(t.xmit_len.mean()),
-        pct(t.xmit_skbs - intact, t.xmit_skbs),
+        group(g.intact),
     );
     verdict(o, Mechanism::Software, cfg, mismatch, e)
+}
+
+/// No skb needed segmenting. Either TCP built MTU-sized skbs itself
+/// (segmentation `off`, a mismatch when TSO is on), or the MTU is so large
+/// that one segment per skb is all GSO could build (loopback's 64 KB):
+/// nothing to judge.
+fn tx_single_segments(
+    b: &Blocks,
+    dev: &Device,
+    cfg: Option<Configured>,
+    others: &str,
+) -> Verdict {
+    let t = &b.tx;
+    let o = Offload::TxSegmentation;
+    let small = bulk_traffic(
+        t.xmit_skbs,
+        "skbs",
+        &t.xmit_len,
+        dev,
+        "no bulk transfer to judge on",
+    );
+    if let Err(e) = small {
+        return verdict(o, Mechanism::NotExercised, cfg, false, e);
+    }
+    if dev.mtu as u64 * 2 > GSO_MAX_SIZE {
+        let e = format!(
+            "net_dev_queue saw {} skbs of up to {} B, each one segment: with an MTU of {} a GSO skb (at most 64 KB) holds only one, so nothing needed segmenting{others}",
+            group(t.queued_skbs),
+            group(t.queued_len.max),
+            group(dev.mtu as u64)
+        );
+        return verdict(o, Mechanism::NotExercised, cfg, false, e);
+    }
+    let tso_on = cfg.as_ref().is_some_and(|c| c.active);
+    let e = format!(
+        "net_dev_queue saw {} skbs, none with more than one segment (largest {} B): the stack built MTU-sized packets, nobody segments{}{}{others}",
+        group(t.queued_skbs),
+        group(t.queued_len.max),
+        although(&cfg),
+        not_active_note(&cfg)
+    );
+    verdict(o, Mechanism::Off, cfg, tso_on, e)
 }
 
 fn csum_shares(c: &Csum) -> (f64, f64, f64) {
@@ -399,6 +494,9 @@ fn csum_shares(c: &Csum) -> (f64, f64, f64) {
     )
 }
 
+/// Checksum offload is judged on packets of every protocol: the same
+/// features govern TCP's and UDP's checksums (NETIF_F_HW_CSUM / IP_CSUM /
+/// IPV6_CSUM, include/linux/netdev_features.h).
 pub fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let c = &b.tx.csum;
     let cfg = dev.configured(TX_CSUM);
@@ -416,16 +514,9 @@ pub fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     }
     let (_, none, partial) = csum_shares(c);
     if partial >= 50.0 {
-        let (mechanism, whom) = if dev.is_virtual() {
-            (
-                Mechanism::Deferred,
-                "left to whatever is behind the virtual device",
-            )
-        } else {
-            (Mechanism::Hardware, "the NIC computes them")
-        };
+        let (mechanism, whom) = dev.doer("the NIC");
         let e = format!(
-            "{partial:.1}% of {} skbs reached the driver with ip_summed=PARTIAL: checksums {whom}{}",
+            "{partial:.1}% of {} skbs reached the driver with ip_summed=PARTIAL: checksums computed by {whom}{}",
             group(c.total()),
             if on { String::new() } else { although(&cfg) }
         );
@@ -439,6 +530,35 @@ pub fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     verdict(o, Mechanism::Software, cfg, on, e)
 }
 
+/// When only some hand-off hooks are attached, the packets a driver hands
+/// up through a missing one are never counted. The hand-off is judged only
+/// if the hooks that are attached saw (nearly) every TCP segment the stack
+/// received after GRO; the error is the evidence that says otherwise.
+fn handoff_accounts(b: &Blocks, dev: &Device) -> Result<(), String> {
+    let missing = dev.coverage.missing_handoffs();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let r = &b.rx;
+    let after = if r.segs_per_skb.count > 0 {
+        r.segs_per_skb.sum.saturating_sub(r.non_tcp.skb_segments)
+    } else {
+        r.skbs.saturating_sub(r.non_tcp.skbs)
+    };
+    let seen = r.segments.saturating_sub(r.non_tcp.handoffs);
+    if seen * 10 >= after * 9 {
+        return Ok(());
+    }
+    Err(format!(
+        "the attached hand-off hooks saw {} TCP packets, but {} segments reached the stack after GRO: the driver hands packets up through {}, not attached",
+        group(seen),
+        group(after),
+        missing.join(", ")
+    ))
+}
+
+/// The checksum state the NIC reported, at the driver hand-off. As on
+/// transmit, every protocol counts.
 pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let c = &b.rx.csum;
     let cfg = dev.configured(RX_CSUM);
@@ -453,6 +573,9 @@ pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
         );
         return verdict(o, Mechanism::NotMeasured, cfg, false, e);
     }
+    if let Err(e) = handoff_accounts(b, dev) {
+        return verdict(o, Mechanism::NotMeasured, cfg, false, e);
+    }
     if c.total() < MIN_PACKETS {
         let e = format!("only {} packets received", group(c.total()));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
@@ -460,23 +583,108 @@ pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let (hw, none, partial) = csum_shares(c);
     let n = group(c.total());
     if partial >= 50.0 {
-        let e = format!(
-            "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: built on this host and never checksummed, verification skipped (virtual path)"
-        );
-        return verdict(o, Mechanism::Deferred, cfg, false, e);
+        return rx_checksum_partial(partial, &n, dev, cfg);
     }
     if hw >= 50.0 {
+        let (mechanism, whom) = match dev.class {
+            // Someone before the virtual device vouched for them: the NIC
+            // or the stack the packets came from.
+            DeviceClass::Virtual => (
+                Mechanism::Deferred,
+                "before they reached the virtual device (by the NIC or stack they came from)"
+                    .to_string(),
+            ),
+            _ => {
+                let (m, w) = dev.doer("the NIC");
+                (m, format!("by {w}"))
+            }
+        };
         let e = format!(
-            "{hw:.1}% of {n} received packets had ip_summed=UNNECESSARY or COMPLETE: checksums verified by the NIC{}",
+            "{hw:.1}% of {n} received packets had ip_summed=UNNECESSARY or COMPLETE: checksums verified {whom}{}",
             if on { String::new() } else { although(&cfg) }
         );
-        return verdict(o, Mechanism::Hardware, cfg, !on, e);
+        let mismatch = !on && dev.class == DeviceClass::Physical;
+        return verdict(o, mechanism, cfg, mismatch, e);
     }
     let e = format!(
         "{none:.1}% of {n} received packets had ip_summed=NONE: checksums verified by the CPU{}",
         if on { although(&cfg) } else { String::new() }
     );
     verdict(o, Mechanism::Software, cfg, on, e)
+}
+
+/// `CHECKSUM_PARTIAL` at the hand-off means different things by class. On
+/// a virtual device the skb was built on this host and nobody ever
+/// computes its checksum (the receiver trusts it, skb_csum_unnecessary()).
+/// A physical NIC hands up PARTIAL only from hardware GRO, after verifying
+/// every segment it merged: bnxt_gro_skb() → tcp_gro_complete()
+/// (drivers/net/ethernet/broadcom/bnxt/bnxt.c), bnx2x_gro_csum(),
+/// qede_gro_ip_csum(), mlx5e_shampo_update_hdr(). A paravirtual device's
+/// host marks it so (VIRTIO_NET_HDR_F_NEEDS_CSUM, include/linux/virtio_net.h).
+fn rx_checksum_partial(
+    partial: f64,
+    n: &str,
+    dev: &Device,
+    cfg: Option<Configured>,
+) -> Verdict {
+    let o = Offload::RxChecksum;
+    let on = cfg.as_ref().is_some_and(|c| c.active);
+    let (mechanism, e, mismatch) = match dev.class {
+        DeviceClass::Virtual => (
+            Mechanism::Deferred,
+            format!(
+                "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: built on this host and never checksummed, verification skipped (virtual path)"
+            ),
+            false,
+        ),
+        DeviceClass::Physical => (
+            Mechanism::Hardware,
+            format!(
+                "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: coalesced by the NIC's hardware GRO, which verified each segment's checksum{}",
+                if on { String::new() } else { although(&cfg) }
+            ),
+            !on,
+        ),
+        DeviceClass::Paravirtual => {
+            let (m, whom) = dev.doer("");
+            (
+                m,
+                format!(
+                    "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: vouched for by {whom}"
+                ),
+                false,
+            )
+        }
+    };
+    verdict(o, mechanism, cfg, mismatch, e)
+}
+
+/// TCP packets at the hand-off, and TCP skbs and their segments after GRO.
+/// Classic tracepoints read neither the protocol nor gso_segs after GRO:
+/// every packet counts as TCP, and segments per skb come from the ratio of
+/// hand-offs to skbs.
+struct TcpRx {
+    segments: u64,
+    skbs: u64,
+    per_skb: Option<f64>,
+}
+
+fn tcp_rx(b: &Blocks) -> TcpRx {
+    let r = &b.rx;
+    let n = &r.non_tcp;
+    let segments = r.segments.saturating_sub(n.handoffs);
+    let skbs = r.skbs.saturating_sub(n.skbs);
+    let per_skb = if r.segs_per_skb.count > 0 {
+        let segs = r.segs_per_skb.sum.saturating_sub(n.skb_segments);
+        (skbs > 0).then(|| segs as f64 / skbs as f64)
+    } else {
+        None
+    };
+    TcpRx {
+        segments,
+        skbs,
+        per_skb,
+    }
 }
 
 pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
@@ -487,49 +695,38 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     if !dev.coverage.handoff {
         return rx_coalescing_per_skb(b, dev, gro);
     }
-    if r.segments < MIN_PACKETS {
-        let e = format!("only {} packets received", group(r.segments));
+    if let Err(e) = handoff_accounts(b, dev) {
+        return verdict(o, Mechanism::NotMeasured, gro, false, e);
+    }
+    let tcp = tcp_rx(b);
+    let others = others_note(r.non_tcp.handoffs, "packets");
+    if tcp.segments < MIN_PACKETS {
+        let e = format!("only {} TCP packets received{others}", group(tcp.segments));
         return verdict(o, Mechanism::NotExercised, gro, false, e);
     }
-    let large = r.handoff_gso_size.count;
-    if large * 2 >= r.segments {
-        let (_, _, partial) = csum_shares(&r.csum);
-        if partial >= 50.0 {
-            let e = format!(
-                "{} of {} packets arrived at the driver hand-off already {} on average with gso_size {}: GSO skbs crossed the virtual device intact, nothing to coalesce",
-                group(large),
-                group(r.segments),
-                kb(r.segment_len.mean()),
-                group(r.handoff_gso_size.mean().round() as u64)
-            );
-            return verdict(o, Mechanism::Deferred, gro, false, e);
-        }
-        let hw = dev.configured(HW_GRO);
-        let hw_on = hw.as_ref().is_some_and(|c| c.active);
-        let e = format!(
-            "{} of {} packets were larger than the MTU at the driver hand-off (gso_size {}): coalesced by the NIC (LRO / hardware GRO){}",
-            group(large),
-            group(r.segments),
-            group(r.handoff_gso_size.mean().round() as u64),
-            if hw_on { String::new() } else { although(&hw) }
-        );
-        return verdict(o, Mechanism::Hardware, hw, !hw_on, e);
+    // Longer than the MTU at the hand-off: coalesced before the stack saw
+    // it, with a gso_size (LRO, HW-GRO, GSO skbs crossing a virtual device)
+    // or without one (bnxt's TPA in LRO mode, bnxt_tpa_end()).
+    let over_mtu = r.segment_len.count_above(dev.mtu as u64);
+    let large = over_mtu
+        .max(r.handoff_gso_size.count)
+        .saturating_sub(r.non_tcp.handoff_gso);
+    if large * 2 >= tcp.segments {
+        return rx_coalesced_before_stack(b, dev, large, tcp.segments, &others);
     }
     // Merged after the hand-off: segments per skb from gso_segs, or (classic
     // tracepoints) from the ratio of hand-offs to delivered skbs.
-    let per_skb = if r.segs_per_skb.count > 0 {
-        r.segs_per_skb.mean()
-    } else if r.skbs > 0 {
-        r.segments as f64 / r.skbs as f64
+    let per_skb = tcp.per_skb.unwrap_or(if tcp.skbs > 0 {
+        tcp.segments as f64 / tcp.skbs as f64
     } else {
         0.0
-    };
+    });
     if per_skb >= 1.5 {
         let e = format!(
-            "{} packets of {} on average at the hand-off became {} skbs after GRO ({per_skb:.1} segments per skb): coalesced by the CPU (software GRO){}",
-            group(r.segments),
+            "{} TCP packets of {} on average at the hand-off became {} skbs after GRO ({per_skb:.1} segments per skb): coalesced by the CPU (software GRO){}{others}",
+            group(tcp.segments),
             kb(r.segment_len.mean()),
-            group(r.skbs),
+            group(tcp.skbs),
             if gro_on {
                 String::new()
             } else {
@@ -552,10 +749,10 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     let napi = r.handoff.napi_gro_receive + r.handoff.napi_gro_frags;
     let on_gro_path = napi * 2 >= r.segments;
     let e = format!(
-        "{} packets at the hand-off ({} of them near MTU size), {} skbs after GRO: nothing coalesced{}{}",
-        group(r.segments),
+        "{} TCP packets at the hand-off ({} packets near MTU size), {} skbs after GRO: nothing coalesced{}{}{others}",
+        group(tcp.segments),
         group(bulk),
-        group(r.skbs),
+        group(tcp.skbs),
         although(&gro),
         if on_gro_path {
             ""
@@ -566,23 +763,115 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     verdict(o, Mechanism::Off, gro, gro_on && on_gro_path, e)
 }
 
+/// Most TCP packets were already larger than the MTU when the driver handed
+/// them up: coalesced before the stack. Who did it depends on the class;
+/// on a physical NIC the checksum state tells the style apart (LRO hands up
+/// UNNECESSARY, hardware GRO PARTIAL).
+fn rx_coalesced_before_stack(
+    b: &Blocks,
+    dev: &Device,
+    large: u64,
+    segments: u64,
+    others: &str,
+) -> Verdict {
+    let r = &b.rx;
+    let o = Offload::RxCoalescing;
+    let (_, _, partial) = csum_shares(&r.csum);
+    let with_gso = r
+        .handoff_gso_size
+        .count
+        .saturating_sub(r.non_tcp.handoff_gso);
+    let gso_note = if with_gso * 2 >= large {
+        format!(
+            "with gso_size {}",
+            group(r.handoff_gso_size.mean().round() as u64)
+        )
+    } else {
+        "without a gso_size".to_string()
+    };
+    let arrived = format!(
+        "{} of {} TCP packets arrived at the driver hand-off already {} on average, {gso_note}",
+        group(large),
+        group(segments),
+        kb(r.segment_len.mean()),
+    );
+    match dev.class {
+        DeviceClass::Virtual => {
+            let e = if partial >= 50.0 {
+                format!(
+                    "{arrived}: GSO skbs crossed the virtual device intact, nothing to coalesce{others}"
+                )
+            } else {
+                format!(
+                    "{arrived}: coalesced before they reached the virtual device (by the NIC or stack they came from){others}"
+                )
+            };
+            let gro = dev.configured(GRO);
+            verdict(o, Mechanism::Deferred, gro, false, e)
+        }
+        DeviceClass::Paravirtual => {
+            let (m, whom) = dev.doer("");
+            let e = format!("{arrived}: coalesced by {whom}{others}");
+            verdict(o, m, dev.configured(HW_GRO), false, e)
+        }
+        DeviceClass::Physical => {
+            let hw = dev.configured(HW_GRO);
+            let hw_on = hw.as_ref().is_some_and(|c| c.active);
+            let style = if partial >= 50.0 {
+                "hardware GRO: merged skbs marked CHECKSUM_PARTIAL"
+            } else if with_gso * 2 >= large {
+                "LRO"
+            } else {
+                "LRO that sets no gso_size"
+            };
+            let e = format!(
+                "{arrived}: coalesced by the NIC ({style}){}{others}",
+                if hw_on { String::new() } else { although(&hw) }
+            );
+            verdict(o, Mechanism::Hardware, hw, !hw_on, e)
+        }
+    }
+}
+
 /// Coalescing judged from the skbs after GRO alone: whether packets were
 /// merged shows in `gso_segs`, but not whether the NIC or the CPU merged
 /// them (an LRO skb and a GRO skb look alike by then).
 fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> Verdict {
     let r = &b.rx;
     let o = Offload::RxCoalescing;
-    if r.skbs < MIN_PACKETS {
-        let e = format!("only {} skbs received", group(r.skbs));
+    let tcp = tcp_rx(b);
+    if tcp.skbs < MIN_PACKETS {
+        let e = format!(
+            "only {} TCP skbs received{}",
+            group(tcp.skbs),
+            others_note(r.non_tcp.skbs, "skbs")
+        );
         return verdict(o, Mechanism::NotExercised, gro, false, e);
     }
-    let per_skb = r.segs_per_skb.mean();
+    // Classic tracepoints read no gso_segs after GRO: an empty histogram is
+    // not "one segment each".
+    let Some(per_skb) = tcp.per_skb else {
+        let e = format!(
+            "{} skbs after GRO, but this probe set reads no segments per skb there (classic tracepoints), and the driver hand-off is {UNMEASURED}",
+            group(r.skbs)
+        );
+        return verdict(o, Mechanism::NotMeasured, gro, false, e);
+    };
     // A GSO skb that crossed a virtual device whole and a GRO skb look alike
     // here: both multi-segment and CHECKSUM_PARTIAL (tcp_gro_complete()).
     if per_skb >= 1.5 {
         let e = format!(
-            "{} skbs after GRO carried {per_skb:.1} segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, {UNMEASURED}",
-            group(r.skbs)
+            "{} TCP skbs after GRO carried {per_skb:.1} segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, {UNMEASURED}",
+            group(tcp.skbs)
+        );
+        return verdict(o, Mechanism::NotMeasured, gro, false, e);
+    }
+    // Coalesced skbs without a gso_segs (LRO that sets no gso_size) are
+    // longer than the MTU: not "one segment each".
+    if r.skb_len.count_above(dev.mtu as u64) * 2 >= tcp.skbs {
+        let e = format!(
+            "{} TCP skbs after GRO, most longer than the MTU but counted as one segment: coalesced by someone who set no gso_size; whether the NIC shows only at the driver hand-off, {UNMEASURED}",
+            group(tcp.skbs)
         );
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     }
@@ -592,13 +881,20 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
     };
     let gro_on = gro.as_ref().is_some_and(|c| c.active);
     let e = format!(
-        "{} skbs after GRO ({} of them near MTU size), one segment each: nothing coalesced{}",
-        group(r.skbs),
+        "{} TCP skbs after GRO ({} skbs near MTU size), one segment each: nothing coalesced{}{}",
+        group(tcp.skbs),
         group(bulk),
-        although(&gro)
+        although(&gro),
+        others_note(r.non_tcp.skbs, "skbs")
     );
     verdict(o, Mechanism::Off, gro, gro_on, e)
 }
+
+/// A queue "takes part" with at least this share of the packets; the
+/// verdict is spreading when the queues other than the busiest together
+/// carry at least [`RSS_SPREAD_PCT`].
+const RSS_QUEUE_PCT: f64 = 1.0;
+const RSS_SPREAD_PCT: f64 = 5.0;
 
 pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
@@ -620,35 +916,61 @@ pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
             format!("the receive queue of each skb is not read by this probe set, {UNMEASURED}");
         return verdict(o, Mechanism::NotMeasured, cfg, false, e);
     }
-    let used: Vec<&(u32, u64)> = by_queue
-        .iter()
-        .filter(|(_, c)| pct(*c, total) >= 5.0)
-        .collect();
     let queues = dev
         .rx_queues
         .map(|q| format!(" of {q}"))
         .unwrap_or_default();
-    if used.len() >= 2 {
-        let shares: Vec<String> = used
+    let mut used: Vec<(u32, u64)> = by_queue
+        .iter()
+        .copied()
+        .filter(|(_, c)| pct(*c, total) >= RSS_QUEUE_PCT)
+        .collect();
+    used.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (busiest, busiest_n) = used.first().copied().unwrap_or((0, total));
+    // Many evenly loaded queues each hold a small share: judge the spread by
+    // what the busiest queue did not get, not by a per-queue threshold.
+    if used.len() >= 2 && pct(total - busiest_n, total) >= RSS_SPREAD_PCT {
+        let shown: Vec<String> = used
             .iter()
+            .take(4)
             .map(|(q, c)| format!("queue {q} {:.0}%", pct(*c, total)))
             .collect();
+        let more = if used.len() > 4 {
+            format!(", {} more", used.len() - 4)
+        } else {
+            String::new()
+        };
+        let (mechanism, whom) = match dev.class {
+            DeviceClass::Virtual => (
+                Mechanism::Deferred,
+                "queues chosen before the virtual device (by its sender's transmit queue)"
+                    .to_string(),
+            ),
+            _ => {
+                let (m, w) = dev.doer("the NIC");
+                (m, format!("{w} hashes flows to queues"))
+            }
+        };
         let e = format!(
-            "{what} spread over {} receive queues{queues} ({}): the NIC hashes flows to queues",
+            "{what} spread over {} receive queues{queues} ({}{more}): {whom}",
             used.len(),
-            shares.join(", ")
+            shown.join(", ")
         );
-        return verdict(o, Mechanism::Hardware, cfg, false, e);
+        return verdict(o, mechanism, cfg, false, e);
     }
-    let q = used.first().map(|(q, _)| *q).unwrap_or(0);
+    let share = if busiest_n == total {
+        format!("all {what}")
+    } else {
+        format!("{:.1}% of {what}", pct(busiest_n, total))
+    };
     if dev.rps {
         let e = format!(
-            "all {what} arrived on receive queue {q}{queues}; RPS (rps_cpus) spreads them over CPUs in software"
+            "{share} arrived on receive queue {busiest}{queues}; RPS (rps_cpus) spreads them over CPUs in software"
         );
         return verdict(o, Mechanism::Software, cfg, false, e);
     }
     let e = format!(
-        "all {what} arrived on receive queue {q}{queues}: no spreading (one flow always hashes to one queue; judge RSS with several flows)"
+        "{share} arrived on receive queue {busiest}{queues}: no spreading (one flow always hashes to one queue; judge RSS with several flows)"
     );
     verdict(o, Mechanism::Off, cfg, false, e)
 }
@@ -716,7 +1038,7 @@ mod tests {
         collect::Totals,
         ethtool::{Feature, Features},
     };
-    use toe_agent_common::{Hist, hist::bucket_index};
+    use toe_agent_common::{GSO_OTHER, GSO_TCP4, GSO_TCP6, Hist, hist::bucket_index};
 
     fn add(h: &mut Hist, v: u64, n: u64) {
         h.buckets[bucket_index(v)] += n;
@@ -743,6 +1065,7 @@ mod tests {
         Device {
             mtu: 1500,
             driver: "veth".into(),
+            class: DeviceClass::Virtual,
             features: Some(features(on, off)),
             rx_queues: Some(1),
             rps: false,
@@ -756,6 +1079,7 @@ mod tests {
         let mut t = Totals::default();
         add(&mut t.tx.queued_len, 49_000, 60_000);
         add(&mut t.tx.segs_per_queued, 34, 60_000);
+        t.tx.queued_gso[GSO_TCP4] = 60_000;
         t.tx.queued_csum[3] = 60_000;
         add(&mut t.tx.xmit_len, 1514, 2_040_000);
         add(&mut t.tx.segs_per_xmit, 1, 2_040_000);
@@ -781,6 +1105,7 @@ mod tests {
         p.tx.queued_len = t.tx.queued_len;
         p.tx.segs_per_queued = t.tx.segs_per_queued;
         p.tx.queued_csum = t.tx.queued_csum;
+        p.tx.queued_gso = t.tx.queued_gso;
         p.rx.skb_len = t.rx.skb_len;
         p.rx.segs_per_skb = t.rx.segs_per_skb;
         p.rx.skb_csum = t.rx.skb_csum;
@@ -791,6 +1116,7 @@ mod tests {
         Device {
             coverage: Coverage {
                 handoff: false,
+                handoff_missing: 0,
                 driver_xmit: false,
             },
             ..veth(on, off)
@@ -810,11 +1136,11 @@ mod tests {
         assert_eq!(got, [(Mechanism::NotMeasured, false); 5]);
         assert_eq!(
             v[0].evidence,
-            "net_dev_queue saw 60,000 skbs averaging 47.9 KB, 60,000 with more than one segment; who segments them shows only at net_dev_start_xmit, not attached (--per-skb, or missing from this kernel)"
+            "net_dev_queue saw 60,000 skbs averaging 47.9 KB, 60,000 TCP skbs with more than one segment; who segments them shows only at net_dev_start_xmit, not attached (--per-skb, or missing from this kernel)"
         );
         assert_eq!(
             v[2].evidence,
-            "60,000 skbs after GRO carried 34.0 segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, not attached (--per-skb, or missing from this kernel)"
+            "60,000 TCP skbs after GRO carried 34.0 segments each: packets were coalesced; whether by the NIC or the CPU shows only at the driver hand-off, not attached (--per-skb, or missing from this kernel)"
         );
         for i in [1, 3, 4] {
             assert!(v[i].evidence.ends_with(UNMEASURED), "{}", v[i].evidence);
@@ -831,7 +1157,7 @@ mod tests {
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true));
         assert_eq!(
             v.evidence,
-            "50,000 skbs after GRO (50,000 of them near MTU size), one segment each: nothing coalesced although rx-gro is on"
+            "50,000 TCP skbs after GRO (50,000 skbs near MTU size), one segment each: nothing coalesced although rx-gro is on"
         );
         // Too little traffic is still not_exercised, not not_measured.
         let quiet = rx_coalescing(&Blocks::default(), &per_skb_veth(&["rx-gro"], &[]));
@@ -848,13 +1174,15 @@ mod tests {
         let b = Blocks::from_totals(&t);
         let nic = Device {
             rx_queues: Some(8),
+            driver: "ice".into(),
+            class: DeviceClass::Physical,
             ..per_skb_veth(&["rx-hashing"], &[])
         };
         let v = rss(&b, &nic);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
         assert_eq!(
             v.evidence,
-            "skbs spread over 2 receive queues of 8 (queue 2 47%, queue 5 53%): the NIC hashes flows to queues"
+            "skbs spread over 2 receive queues of 8 (queue 5 53%, queue 2 47%): the NIC hashes flows to queues"
         );
         // Classic tracepoints count skbs but read no queue.
         t.rx.skb_queue = [0; toe_agent_common::MAX_QUEUES];
@@ -871,11 +1199,19 @@ mod tests {
             status,
             reason: None,
         };
-        let all = [
-            st("napi_gro_receive_entry", ProbeState::Degraded),
-            st("net_dev_start_xmit", ProbeState::Attached),
-        ];
+        let mut all: Vec<ProbeStatus> = crate::probes::HANDOFF_HOOKS
+            .iter()
+            .map(|h| st(h, ProbeState::Attached))
+            .collect();
+        all[0].status = ProbeState::Degraded;
+        all.push(st("net_dev_start_xmit", ProbeState::Attached));
         assert_eq!(Coverage::of(&all), Coverage::default());
+        // One hand-off hook the kernel refused: the others still count, and
+        // the missing one is named.
+        all[2].status = ProbeState::Failed;
+        let partial = Coverage::of(&all);
+        assert!(partial.handoff);
+        assert_eq!(partial.missing_handoffs(), ["netif_receive_skb_entry"]);
         let per_skb = [
             st("napi_gro_receive_entry", ProbeState::Skipped),
             st("netif_rx_entry", ProbeState::Failed),
@@ -886,6 +1222,7 @@ mod tests {
             Coverage::of(&per_skb),
             Coverage {
                 handoff: false,
+                handoff_missing: 0,
                 driver_xmit: false
             }
         );
@@ -915,7 +1252,7 @@ mod tests {
         assert!(!v.mismatch);
         assert_eq!(
             v.evidence,
-            "net_dev_queue saw 60,000 skbs averaging 47.9 KB; the driver received 2,040,000 skbs averaging 1.5 KB (100.0% single-segment): segmentation done in software (GSO)"
+            "net_dev_queue saw 60,000 TCP skbs of more than one segment (60,000 skbs averaging 47.9 KB); the driver received 2,040,000 skbs averaging 1.5 KB, 0 of them still multi-segment: segmentation done in software (GSO)"
         );
         assert_eq!(
             v.configured.as_ref().unwrap().feature,
@@ -931,6 +1268,7 @@ mod tests {
         let b = Blocks::from_totals(&software_gso());
         let nic = Device {
             driver: "ice".into(),
+            class: DeviceClass::Physical,
             ..veth(&["tx-tcp-segmentation", "tx-checksum-ip-generic"], &[])
         };
         let v = tx_segmentation(&b, &nic);
@@ -947,8 +1285,10 @@ mod tests {
         let mut t = Totals::default();
         add(&mut t.tx.queued_len, 64_000, 1000);
         add(&mut t.tx.segs_per_queued, 44, 1000);
+        t.tx.queued_gso[GSO_TCP4] = 1000;
         add(&mut t.tx.xmit_len, 64_000, 1000);
         add(&mut t.tx.segs_per_xmit, 44, 1000);
+        t.tx.xmit_gso[GSO_TCP4] = 1000;
         t.tx.xmit_csum[3] = 1000;
         let b = Blocks::from_totals(&t);
         let v = tx_segmentation(&b, &nic);
@@ -974,7 +1314,7 @@ mod tests {
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, false));
         assert_eq!(
             v.evidence,
-            "2,040,000 packets of 1.5 KB on average at the hand-off became 60,000 skbs after GRO (34.0 segments per skb): coalesced by the CPU (software GRO)"
+            "2,040,000 TCP packets of 1.5 KB on average at the hand-off became 60,000 skbs after GRO (34.0 segments per skb): coalesced by the CPU (software GRO)"
         );
         let c = rx_checksum(&b, &dev);
         assert_eq!((c.mechanism, c.mismatch), (Mechanism::Software, true));
@@ -997,6 +1337,7 @@ mod tests {
         let mut t = software_gro(1);
         let nic = Device {
             driver: "mlx5_core".into(),
+            class: DeviceClass::Physical,
             ..veth(&["rx-checksum", "rx-lro"], &["rx-gro-hw"])
         };
         assert_eq!(

@@ -12,6 +12,8 @@ pub struct Context<'a> {
     pub iface: &'a str,
     pub ifindex: u32,
     pub driver: &'a str,
+    /// None for recordings made before device classes existed.
+    pub class: Option<crate::class::DeviceClass>,
     pub mtu: u32,
     pub probes: &'a [crate::probes::ProbeStatus],
 }
@@ -145,6 +147,7 @@ pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], c
     for v in verdicts {
         let code = match v.mechanism {
             Mechanism::Hardware => "32",
+            Mechanism::Host => "34",
             Mechanism::Software => "33",
             Mechanism::Deferred => "36",
             Mechanism::Off | Mechanism::NotExercised | Mechanism::NotMeasured => "2",
@@ -211,7 +214,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "toe-agent trace {} (ifindex {}, driver {}, mtu {})  {title}  probes {}",
+        "toe-agent trace {} (ifindex {}, driver {}{}, mtu {})  {title}  probes {}",
         ctx.iface,
         ctx.ifindex,
         if ctx.driver.is_empty() {
@@ -219,6 +222,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
         } else {
             ctx.driver
         },
+        ctx.class.map(|c| format!(", {c}")).unwrap_or_default(),
         ctx.mtu,
         probe_summary(ctx.probes)
     );

@@ -138,7 +138,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
                 }));
             }
             for n in &names {
-                crate::iface::resolve(n).map_err(|e| Failure::BadInput(e.to_string()))?;
+                crate::iface::resolve(n, None).map_err(|e| Failure::BadInput(e.to_string()))?;
             }
             Report::new(
                 gather::gather(&names, args.sample).map_err(|e| Failure::Runtime(e.to_string()))?,
