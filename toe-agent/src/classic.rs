@@ -147,7 +147,7 @@ format:
         let f = parse_format(XMIT_FORMAT);
         assert_eq!(f[0], ("common_type".to_string(), 0, 2));
         assert_eq!(f[1], ("name".to_string(), 8, 4));
-        assert_eq!(f.len(), 6);
+        assert_eq!(f.len(), 7);
     }
 
     #[test]

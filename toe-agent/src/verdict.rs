@@ -334,8 +334,8 @@ fn others_note(n: u64, what: &str) -> String {
     }
 }
 
-const TSO4: &[&str] = &["tx-tcp-segmentation", "tx-tcp6-segmentation"];
-const TSO6: &[&str] = &["tx-tcp6-segmentation", "tx-tcp-segmentation"];
+const TSO4: &[&str] = &["tx-tcp-segmentation"];
+const TSO6: &[&str] = &["tx-tcp6-segmentation"];
 const GSO: &[&str] = &["tx-generic-segmentation"];
 const TX_CSUM: &[&str] = &[
     "tx-checksum-ip-generic",
@@ -382,7 +382,8 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
     // The feature of the address family that carries most of the traffic:
     // tx-tcp6-segmentation governs IPv6 (net/core/dev.c, gso_features_check
     // and NETIF_F_TSO6 in netif_skb_features()).
-    let cfg = dev.configured(if g.v6 { TSO6 } else { TSO4 });
+    let (family, other) = if g.v6 { (TSO6, TSO4) } else { (TSO4, TSO6) };
+    let cfg = dev.configured(family).or_else(|| dev.configured(other));
     let tso_on = cfg.as_ref().is_some_and(|c| c.active);
     if t.queued_skbs < MIN_PACKETS && t.xmit_skbs < MIN_PACKETS {
         let e = format!("only {} skbs queued for transmission", group(t.queued_skbs));
@@ -416,6 +417,9 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
         );
         return verdict(o, mechanism, cfg, !tso_on, e);
     }
+    if dev.mtu as u64 * 2 > GSO_MAX_SIZE {
+        return tx_split_over_gso_limit(b, dev, &g, cfg, &others);
+    }
     // TCP sockets always get NETIF_F_GSO (net/core/sock.c, sk_setup_caps()),
     // so with tx-generic-segmentation off the kernel still segments: that
     // flag is then the one that disagrees with the observation.
@@ -441,6 +445,41 @@ pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
         group(g.intact),
     );
     verdict(o, Mechanism::Software, cfg, mismatch, e)
+}
+
+/// With an MTU over 32 KB (loopback's 64 KB) an skb of two segments is
+/// already longer than the 64 KB GSO limit, and gso_features_check()
+/// (net/core/dev.c) clears the device's GSO features for an skb that long:
+/// the kernel splits it in software whatever TSO says. No mismatch; and
+/// when such skbs are a small part of the traffic, nothing else needed
+/// segmenting.
+fn tx_split_over_gso_limit(
+    b: &Blocks,
+    dev: &Device,
+    g: &TcpGso,
+    cfg: Option<Configured>,
+    others: &str,
+) -> Verdict {
+    let t = &b.tx;
+    let o = Offload::TxSegmentation;
+    let e = format!(
+        "{} of {} skbs at net_dev_queue had more than one segment, and the driver received {} still multi-segment: with an MTU of {} such skbs exceed the 64 KB GSO limit and the kernel splits them whatever TSO says (gso_features_check()){}{others}",
+        group(g.built),
+        group(t.queued_skbs),
+        group(g.intact),
+        group(dev.mtu as u64),
+        if g.built * 10 < t.queued_skbs {
+            "; the other skbs were one segment each: nothing needed segmenting"
+        } else {
+            ""
+        }
+    );
+    let mechanism = if g.built * 10 < t.queued_skbs {
+        Mechanism::NotExercised
+    } else {
+        Mechanism::Software
+    };
+    verdict(o, mechanism, cfg, false, e)
 }
 
 /// No skb needed segmenting. Either TCP built MTU-sized skbs itself
@@ -1462,5 +1501,328 @@ mod tests {
             c[1].message,
             "7 of 100 NAPI polls used their whole budget: the device had more packets than a poll takes (net.core.netdev_budget, more queues)"
         );
+    }
+
+    fn nic(driver: &str, class: DeviceClass, on: &[&str], off: &[&str]) -> Device {
+        Device {
+            driver: driver.into(),
+            class,
+            ..veth(on, off)
+        }
+    }
+
+    /// What a hardware-GRO NIC hands up: 5,000 skbs of ~43 KB, gso_size
+    /// 1448, CHECKSUM_PARTIAL (bnxt_gro_skb() → tcp_gro_complete()).
+    fn hw_gro_handoffs(csum_state: usize) -> Totals {
+        let mut t = Totals::default();
+        add(&mut t.rx.segment_len, 43_440, 5000);
+        add(&mut t.rx.handoff_gso_size, 1448, 5000);
+        t.rx.segment_csum[csum_state] = 5000;
+        t.rx.handoff_by_hook[0] = 5000;
+        t.rx.queue[0] = 5000;
+        add(&mut t.rx.skb_len, 43_440, 5000);
+        add(&mut t.rx.segs_per_skb, 30, 5000);
+        t
+    }
+
+    #[test]
+    fn hardware_gro_on_a_physical_nic_is_hardware_not_a_virtual_path() {
+        let b = Blocks::from_totals(&hw_gro_handoffs(3));
+        let bnxt = nic(
+            "bnxt_en",
+            DeviceClass::Physical,
+            &["rx-gro", "rx-gro-hw", "rx-checksum"],
+            &["rx-lro"],
+        );
+        let v = rx_coalescing(&b, &bnxt);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
+        assert_eq!(v.configured.as_ref().unwrap().feature, "rx-gro-hw");
+        assert_eq!(
+            v.evidence,
+            "5,000 of 5,000 TCP packets arrived at the driver hand-off already 42.4 KB on average, with gso_size 1,448: coalesced by the NIC (hardware GRO: merged skbs marked CHECKSUM_PARTIAL)"
+        );
+        let c = rx_checksum(&b, &bnxt);
+        assert_eq!((c.mechanism, c.mismatch), (Mechanism::Hardware, false));
+        assert!(c.evidence.contains("hardware GRO"), "{}", c.evidence);
+        for v in judge(&b, &bnxt) {
+            assert!(!v.evidence.contains("virtual"), "{}", v.evidence);
+            assert!(!v.evidence.contains("never checksummed"), "{}", v.evidence);
+        }
+        // Hardware GRO turned off, yet the NIC coalesced: a mismatch.
+        let off = nic("bnxt_en", DeviceClass::Physical, &["rx-gro"], &["rx-gro-hw", "rx-lro"]);
+        let v = rx_coalescing(&b, &off);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, true));
+    }
+
+    #[test]
+    fn lro_without_gso_size_is_coalescing_not_mtu_sized_traffic() {
+        // bnxt TPA in LRO mode: 64 KB hand-offs, no gso_size, UNNECESSARY.
+        let mut t = Totals::default();
+        add(&mut t.rx.segment_len, 64_000, 3000);
+        t.rx.segment_csum[1] = 3000;
+        t.rx.handoff_by_hook[0] = 3000;
+        add(&mut t.rx.skb_len, 64_000, 3000);
+        add(&mut t.rx.segs_per_skb, 1, 3000);
+        let b = Blocks::from_totals(&t);
+        let dev = nic("bnxt_en", DeviceClass::Physical, &["rx-gro", "rx-lro"], &["rx-gro-hw"]);
+        let v = rx_coalescing(&b, &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
+        assert_eq!(v.configured.as_ref().unwrap().feature, "rx-lro");
+        assert!(
+            v.evidence.ends_with("without a gso_size: coalesced by the NIC (LRO that sets no gso_size)"),
+            "{}",
+            v.evidence
+        );
+        assert!(!v.evidence.contains("near MTU"), "{}", v.evidence);
+        // The same skbs seen only after GRO: coalesced by someone, not "off".
+        let mut p = Totals::default();
+        p.rx.skb_len = t.rx.skb_len;
+        p.rx.segs_per_skb = t.rx.segs_per_skb;
+        let dev = Device {
+            coverage: Coverage {
+                handoff: false,
+                handoff_missing: 0,
+                driver_xmit: false,
+            },
+            ..dev
+        };
+        let v = rx_coalescing(&Blocks::from_totals(&p), &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotMeasured, false));
+    }
+
+    #[test]
+    fn paravirtual_devices_name_the_host_not_the_nic() {
+        // virtio_net during a download: ~53 KB GSO packets with gso_size
+        // 1348 and PARTIAL at the hand-off; the guest's own transmissions
+        // leave as PARTIAL, TSO skbs intact.
+        let mut t = hw_gro_handoffs(3);
+        t.rx.segment_len = Hist::ZERO;
+        add(&mut t.rx.segment_len, 53_000, 4000);
+        t.rx.handoff_gso_size = Hist::ZERO;
+        add(&mut t.rx.handoff_gso_size, 1348, 4000);
+        t.rx.segment_csum = [0, 0, 0, 4000];
+        t.rx.handoff_by_hook = [4000, 0, 0, 0, 0];
+        t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
+        t.rx.queue[0] = 4000;
+        add(&mut t.tx.queued_len, 30_000, 500);
+        add(&mut t.tx.segs_per_queued, 22, 500);
+        t.tx.queued_gso[GSO_TCP4] = 500;
+        add(&mut t.tx.xmit_len, 30_000, 500);
+        add(&mut t.tx.segs_per_xmit, 22, 500);
+        t.tx.xmit_gso[GSO_TCP4] = 500;
+        t.tx.xmit_csum[3] = 500;
+        let b = Blocks::from_totals(&t);
+        let virtio = nic(
+            "virtio_net",
+            DeviceClass::Paravirtual,
+            &["tx-tcp-segmentation", "tx-checksum-ip-generic", "rx-gro"],
+            &["rx-lro", "rx-gro-hw"],
+        );
+        let v = judge(&b, &virtio);
+        let got: Vec<Mechanism> = v.iter().map(|v| v.mechanism).collect();
+        assert_eq!(
+            got,
+            [
+                Mechanism::Host,
+                Mechanism::Host,
+                Mechanism::Host,
+                Mechanism::Host,
+                Mechanism::Off
+            ]
+        );
+        for v in &v[..4] {
+            assert!(!v.mismatch, "{v:?}");
+            assert!(
+                v.evidence.contains("the host behind the paravirtual virtio_net device"),
+                "{}",
+                v.evidence
+            );
+            assert!(!v.evidence.contains("the NIC"), "{}", v.evidence);
+            assert!(!v.evidence.contains("built on this host"), "{}", v.evidence);
+        }
+    }
+
+    #[test]
+    fn rss_over_many_evenly_loaded_queues_is_spreading() {
+        let mut t = software_gro(1);
+        t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
+        for q in 0..32 {
+            t.rx.queue[q] = 2_040_000 / 32;
+        }
+        let b = Blocks::from_totals(&t);
+        let dev = Device {
+            rx_queues: Some(32),
+            ..nic("ice", DeviceClass::Physical, &["rx-hashing"], &[])
+        };
+        let v = rss(&b, &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
+        assert!(
+            v.evidence.starts_with("packets spread over 32 receive queues of 32 (queue 0 3%, queue 1 3%, queue 2 3%, queue 3 3%, 28 more)"),
+            "{}",
+            v.evidence
+        );
+        // One bulk flow and a trickle elsewhere is not spreading.
+        t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
+        t.rx.queue[3] = 2_000_000;
+        t.rx.queue[0] = 40_000;
+        let v = rss(&Blocks::from_totals(&t), &dev);
+        assert_eq!(v.mechanism, Mechanism::Off);
+        assert!(
+            v.evidence.starts_with("98.0% of packets arrived on receive queue 3 of 32"),
+            "{}",
+            v.evidence
+        );
+    }
+
+    #[test]
+    fn udp_bulk_does_not_pass_for_a_tcp_offload_fault() {
+        // Receive: TCP merged 34 to 1 by GRO, beside 3M UDP datagrams GRO
+        // leaves alone. Judged on all packets that is 1.04 per skb: "off".
+        let mut t = software_gro(0);
+        add(&mut t.rx.segment_len, 1200, 3_000_000);
+        t.rx.segment_csum[0] += 3_000_000;
+        t.rx.handoff_by_hook[0] += 3_000_000;
+        t.rx.nontcp_handoffs = 3_000_000;
+        add(&mut t.rx.skb_len, 1200, 3_000_000);
+        add(&mut t.rx.segs_per_skb, 1, 3_000_000);
+        t.rx.nontcp_skbs = 3_000_000;
+        t.rx.nontcp_skb_segs = 3_000_000;
+        let dev = veth(&["rx-gro"], &[]);
+        let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, false));
+        assert!(
+            v.evidence.ends_with("; 3,000,000 packets of other protocols not judged"),
+            "{}",
+            v.evidence
+        );
+        // Transmit: the NIC does TSO for TCP, while UDP GSO skbs (no
+        // tx-udp-segmentation) are split in software. Not a TSO mismatch.
+        let mut t = Totals::default();
+        add(&mut t.tx.queued_len, 64_000, 1000);
+        add(&mut t.tx.segs_per_queued, 44, 1000);
+        t.tx.queued_gso[GSO_TCP4] = 1000;
+        add(&mut t.tx.queued_len, 60_000, 5000);
+        add(&mut t.tx.segs_per_queued, 50, 5000);
+        t.tx.queued_gso[GSO_OTHER] = 5000;
+        add(&mut t.tx.xmit_len, 64_000, 1000);
+        add(&mut t.tx.segs_per_xmit, 44, 1000);
+        t.tx.xmit_gso[GSO_TCP4] = 1000;
+        add(&mut t.tx.xmit_len, 1200, 250_000);
+        add(&mut t.tx.segs_per_xmit, 1, 250_000);
+        t.tx.xmit_csum[3] = 251_000;
+        let dev = nic("ice", DeviceClass::Physical, &["tx-tcp-segmentation"], &[]);
+        let v = tx_segmentation(&Blocks::from_totals(&t), &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
+        assert!(
+            v.evidence.ends_with("; 5,000 multi-segment skbs of other protocols not judged"),
+            "{}",
+            v.evidence
+        );
+    }
+
+    #[test]
+    fn classic_per_skb_reads_no_segments_per_skb_and_says_so() {
+        // --classic --per-skb: skb lengths only, no gso_segs after GRO.
+        let mut t = Totals::default();
+        add(&mut t.rx.skb_len, 49_000, 60_000);
+        let v = rx_coalescing(&Blocks::from_totals(&t), &per_skb_veth(&["rx-gro"], &[]));
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotMeasured, false));
+        assert!(v.evidence.contains("classic tracepoints"), "{}", v.evidence);
+    }
+
+    #[test]
+    fn ipv6_is_judged_against_the_ipv6_tso_flag() {
+        let mut t = software_gso();
+        t.tx.queued_gso = [0, 60_000, 0];
+        let b = Blocks::from_totals(&t);
+        // TSO for IPv4 on, for IPv6 off: software GSO is what was asked.
+        let dev = nic(
+            "ice",
+            DeviceClass::Physical,
+            &["tx-tcp-segmentation", "tx-checksum-ip-generic"],
+            &["tx-tcp6-segmentation"],
+        );
+        let v = tx_segmentation(&b, &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, false));
+        assert_eq!(v.configured.unwrap().feature, "tx-tcp6-segmentation");
+        // IPv6 TSO on, yet segmented in software: the mismatch names it.
+        let dev = nic(
+            "ice",
+            DeviceClass::Physical,
+            &["tx-tcp6-segmentation", "tx-tcp-segmentation"],
+            &[],
+        );
+        let v = tx_segmentation(&b, &dev);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, true));
+        assert!(
+            v.evidence.ends_with("although tx-tcp6-segmentation is on"),
+            "{}",
+            v.evidence
+        );
+        // IPv4 traffic on the same device goes by the IPv4 flag.
+        t.tx.queued_gso = [60_000, 0, 0];
+        let v = tx_segmentation(&Blocks::from_totals(&t), &dev);
+        assert_eq!(v.configured.unwrap().feature, "tx-tcp-segmentation");
+    }
+
+    #[test]
+    fn loopback_single_segment_skbs_needed_no_segmenting() {
+        // lo: MTU 65536, TCP's 64 KB skbs are one segment each.
+        let mut t = Totals::default();
+        add(&mut t.tx.queued_len, 65_483, 20_000);
+        add(&mut t.tx.segs_per_queued, 1, 20_000);
+        add(&mut t.tx.xmit_len, 65_483, 20_000);
+        add(&mut t.tx.segs_per_xmit, 1, 20_000);
+        t.tx.xmit_csum[3] = 20_000;
+        let lo = Device {
+            mtu: 65_536,
+            driver: String::new(),
+            ..veth(&["tx-tcp-segmentation", "tx-checksum-ip-generic"], &[])
+        };
+        let v = tx_segmentation(&Blocks::from_totals(&t), &lo);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotExercised, false));
+        assert!(v.evidence.contains("nothing needed segmenting"), "{}", v.evidence);
+        // A few two-segment skbs over the 64 KB GSO limit, split in software
+        // whatever TSO says (what lo shows under iperf3): no mismatch.
+        t.tx.queued_gso[GSO_TCP4] = 1128;
+        add(&mut t.tx.segs_per_queued, 2, 1128);
+        add(&mut t.tx.queued_len, 65_600, 1128);
+        let v = tx_segmentation(&Blocks::from_totals(&t), &lo);
+        assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotExercised, false));
+        assert!(v.evidence.contains("gso_features_check()"), "{}", v.evidence);
+        t.tx.queued_gso[GSO_TCP4] = 0;
+        // With a 1500-byte MTU the same single-segment skbs would be "off".
+        let v = tx_segmentation(&Blocks::from_totals(&t), &Device { mtu: 1500, ..lo });
+        assert_eq!(v.mechanism, Mechanism::Off);
+    }
+
+    #[test]
+    fn a_missing_handoff_hook_is_not_claimed_as_seen() {
+        // The driver hands packets to netif_receive_skb(), whose hook did
+        // not attach; napi_gro_receive's did and saw nothing.
+        let mut t = Totals::default();
+        add(&mut t.rx.skb_len, 1500, 50_000);
+        add(&mut t.rx.segs_per_skb, 1, 50_000);
+        let dev = Device {
+            coverage: Coverage {
+                handoff: true,
+                handoff_missing: 1 << 2,
+                driver_xmit: true,
+            },
+            ..veth(&["rx-gro", "rx-checksum"], &[])
+        };
+        let b = Blocks::from_totals(&t);
+        for v in [rx_coalescing(&b, &dev), rx_checksum(&b, &dev)] {
+            assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotMeasured, false));
+            assert_eq!(
+                v.evidence,
+                "the attached hand-off hooks saw 0 TCP packets, but 50,000 segments reached the stack after GRO: the driver hands packets up through netif_receive_skb_entry, not attached"
+            );
+        }
+        // When the attached hooks saw the traffic, they are judged as usual.
+        let mut t = software_gro(0);
+        t.add(&Totals::default());
+        let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
+        assert_eq!(v.mechanism, Mechanism::Software);
     }
 }
