@@ -1,7 +1,8 @@
-//! `toe-agent lab` and the verdicts end to end: the whole matrix on veth,
-//! checked against the table below (what veth on these kernels does, from
-//! KERNEL-NOTES.md and the kernel source cited in docs/verdicts.md), and
-//! `trace` giving the same verdicts live.
+//! `toe-agent lab` and the verdicts end to end: the whole matrix, on veth and
+//! on the emulated NIC, checked against the table below (what veth on these
+//! kernels does, docs/kernel-notes.md "veth as a lab", and what the drivers
+//! each emulated row imitates hand the stack, docs/lab.md), and `trace`
+//! giving the same verdicts live.
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;
@@ -84,6 +85,70 @@ const EXPECTED: &[(&str, [Row; 5])] = &[
             ("rss", "off", false),
         ],
     ),
+    // The emulated NIC, judged as a physical device.
+    (
+        "nic-no-offload",
+        [
+            ("tx_segmentation", "software", false),
+            ("tx_checksum", "software", false),
+            ("rx_coalescing", "software", false),
+            ("rx_checksum", "software", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "nic-tso-csum",
+        [
+            ("tx_segmentation", "hardware", false),
+            ("tx_checksum", "hardware", false),
+            ("rx_coalescing", "software", false),
+            // Declared on, handed up CHECKSUM_NONE: e1000e under QEMU.
+            ("rx_checksum", "software", true),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "nic-lro",
+        [
+            ("tx_segmentation", "hardware", false),
+            ("tx_checksum", "hardware", false),
+            ("rx_coalescing", "hardware", false),
+            ("rx_checksum", "software", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "nic-hw-gro",
+        [
+            ("tx_segmentation", "hardware", false),
+            ("tx_checksum", "hardware", false),
+            ("rx_coalescing", "hardware", false),
+            ("rx_checksum", "hardware", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "nic-lro-no-gso",
+        [
+            ("tx_segmentation", "hardware", false),
+            ("tx_checksum", "hardware", false),
+            // Coalesced although the NIC declares LRO and HW-GRO off.
+            ("rx_coalescing", "hardware", true),
+            ("rx_checksum", "software", false),
+            ("rss", "off", false),
+        ],
+    ),
+    ("nic-rss-2", NIC_RSS),
+    ("nic-rss-4", NIC_RSS),
+    ("nic-rss-32", NIC_RSS),
+];
+
+const NIC_RSS: [Row; 5] = [
+    ("tx_segmentation", "hardware", false),
+    ("tx_checksum", "hardware", false),
+    ("rx_coalescing", "hardware", false),
+    ("rx_checksum", "hardware", false),
+    ("rss", "hardware", false),
 ];
 
 fn lab(args: &[&str]) -> std::process::Output {
@@ -106,20 +171,71 @@ fn lab_matrix_gives_the_expected_verdicts() {
     let configs = report["configs"].as_array().unwrap();
     assert_eq!(configs.len(), EXPECTED.len());
     let mut wrong = Vec::new();
+    // (offload, mechanism) pairs the emulated rows produced.
+    let mut nic_seen = std::collections::BTreeSet::new();
     for ((name, table), got) in EXPECTED.iter().zip(configs) {
         assert_eq!(got["name"], *name);
         assert!(got["throughput_gbps"].as_f64().unwrap() > 0.1, "{got}");
+        let emulated = name.starts_with("nic-");
+        assert_eq!(
+            got["link"],
+            if emulated { "emulated_nic" } else { "veth" },
+            "{name}"
+        );
+        assert_eq!(
+            got["device_class"],
+            if emulated { "physical" } else { "virtual" },
+            "{name}"
+        );
+        if emulated {
+            // The silicon carried the transfer, and said how fast.
+            let silicon = &got["silicon"];
+            assert!(silicon["frames_per_s"].as_f64().unwrap() > 1000.0, "{got}");
+            assert_eq!(silicon["dropped"], 0, "{name}: {silicon}");
+        }
         for ((offload, mechanism, mismatch), v) in
             table.iter().zip(got["verdicts"].as_array().unwrap())
         {
             assert_eq!(v["offload"], *offload);
             assert!(!v["evidence"].as_str().unwrap().is_empty());
+            // Every expectation names the code that makes it so.
+            assert!(
+                v["expected"]["because"].as_str().unwrap().contains("()"),
+                "{name}/{offload}: {}",
+                v["expected"]["because"]
+            );
+            if emulated {
+                nic_seen.insert((*offload, v["mechanism"].as_str().unwrap().to_string()));
+                for word in ["virtual", "deferred", "never checksummed"] {
+                    assert!(
+                        !v["evidence"].as_str().unwrap().contains(word),
+                        "{name}/{offload}: {}",
+                        v["evidence"]
+                    );
+                }
+            }
             if v["mechanism"] != *mechanism || v["mismatch"] != *mismatch {
                 wrong.push(format!("{name}/{offload}: got {} mismatch {} ({}), want {mechanism} mismatch {mismatch}", v["mechanism"], v["mismatch"], v["evidence"]));
             }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // On a physical-class device, every hardware branch ran end to end,
+    // and so did its software (or off) counterpart.
+    for (offload, mechanisms) in [
+        ("tx_segmentation", &["hardware", "software"][..]),
+        ("tx_checksum", &["hardware", "software"]),
+        ("rx_checksum", &["hardware", "software"]),
+        ("rx_coalescing", &["hardware", "software"]),
+        ("rss", &["hardware", "off"]),
+    ] {
+        for m in mechanisms {
+            assert!(
+                nic_seen.contains(&(offload, m.to_string())),
+                "no emulated row gave {offload} {m}: {nic_seen:?}"
+            );
+        }
+    }
     assert_eq!(report["as_expected"], true);
     assert!(out.status.success(), "{stderr}");
     // Nothing left behind.
@@ -147,7 +263,7 @@ fn lab_table_names_configurations_and_evidence() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("no-txcsum (sender TX checksum off, receiver GRO off)"),
+        text.contains("no-txcsum (veth, sender TX checksum off, receiver GRO off)"),
         "{text}"
     );
     assert!(
@@ -172,7 +288,7 @@ fn lab_refuses_bad_input_and_taken_names() {
     );
 
     let list = lab(&["--list"]);
-    assert!(String::from_utf8_lossy(&list.stdout).lines().count() >= 7);
+    assert!(String::from_utf8_lossy(&list.stdout).lines().count() >= 15);
 
     Command::new("ip")
         .args(["netns", "add", "toe-lab-rx"])
@@ -200,6 +316,58 @@ fn lab_refuses_bad_input_and_taken_names() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("must run as root"), "{err}");
+}
+
+/// Interrupted while the emulated NIC carries traffic over 32 queues: the
+/// silicon stops, its taps vanish with it, and so do the namespaces.
+#[test]
+fn lab_cleans_up_the_emulated_nic_on_sigterm() {
+    if !privileged("lab_cleans_up_the_emulated_nic_on_sigterm") {
+        return;
+    }
+    let child = Command::new(agent_bin().unwrap())
+        .args(["lab", "--config", "nic-rss-32", "--duration", "10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let tap_up = || {
+        Command::new("ip")
+            .args(["-n", "toe-lab-rx", "link", "show", "lab-rx"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    while !tap_up() {
+        assert!(std::time::Instant::now() < deadline, "lab did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(2000));
+    let started = std::time::Instant::now();
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted; the lab's namespaces were removed"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert!(!std::path::Path::new("/run/netns/toe-lab-rx").exists());
+    assert!(!std::path::Path::new("/run/netns/toe-lab-tx").exists());
+    let links = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["link", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        !links.contains("lab-rx") && !links.contains("lab-tx"),
+        "{links}"
+    );
 }
 
 #[test]

@@ -60,8 +60,9 @@ pub fn record_queued(len: u32, detail: Option<QueuedDetail>) {
     }
 }
 
-/// `trace_net_dev_start_xmit(skb, dev)` in netdev_start_xmit()
-/// (include/linux/netdevice.h), after validate_xmit_skb(): an skb that still
+/// `trace_net_dev_start_xmit(skb, dev)` in xmit_one() (net/core/dev.c), just
+/// before netdev_start_xmit() calls the driver and after validate_xmit_skb():
+/// an skb that still
 /// has gso_segs > 1 here is segmented by the device (TSO) or by whatever
 /// virtual device forwards it.
 #[btf_tracepoint(function = "net_dev_start_xmit")]

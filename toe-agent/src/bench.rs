@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::{
     Failure,
-    lab::{self, CONFIGS, DEV_RX, NS_RX, NS_TX, runtime},
+    lab::{self, CONFIGS, DEV_RX, NS_RX, runtime},
     overhead,
 };
 
@@ -198,15 +198,13 @@ fn gbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 * 8.0 / secs / 1e9
 }
 
-fn configure(name: &str) -> anyhow::Result<()> {
+/// Build the lab link of configuration `name`; it lasts while the guard does.
+fn configure(name: &str) -> anyhow::Result<lab::LinkGuard> {
     let config = CONFIGS
         .iter()
         .find(|c| c.name == name)
         .ok_or_else(|| anyhow::anyhow!("no config {name}"))?;
-    lab::make_pair()?;
-    lab::apply(NS_TX, lab::DEV_TX, config.sender)?;
-    lab::apply(NS_RX, DEV_RX, config.receiver)?;
-    Ok(())
+    lab::set_up(config)
 }
 
 /// Run count and total run time of one program, since it was loaded.
@@ -273,7 +271,7 @@ fn empty_program_cost(secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> 
         .try_into()?;
     prog.load("napi_gro_receive_entry", &btf)?;
     prog.attach()?;
-    lab::transfer(secs, stop)?;
+    lab::transfer(secs, stop, 1)?;
     let info = prog.info()?;
     let runs = info.run_count().max(1);
     Ok(info.run_time().as_nanos() as f64 / runs as f64)
@@ -367,24 +365,24 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         ("all-on", Load::Agent),
     ];
     for (config, load) in series {
-        configure(config)?;
+        let _link = configure(config)?;
         eprintln!(
             "bench: {config}: {} pairs of {secs:.1} s, off then {}",
             args.pairs,
             load.name()
         );
-        lab::transfer(Duration::from_millis(500), stop)?; // warm up
+        lab::transfer(Duration::from_millis(500), stop, 1)?; // warm up
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..args.pairs {
             check(stop)?;
-            off.push(gbps(lab::transfer(args.duration, stop)?, secs));
+            off.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
             match load {
                 Load::Agent => {
                     let agent = Agent::start("1", dir, &[])?;
                     startups.push(agent.startup.as_secs_f64() * 1e3);
                     let cpu0 = agent.cpu_ns();
                     let t0 = Instant::now();
-                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
                     let cpu = agent.cpu_ns() - cpu0;
                     cpu_1s.push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
                     peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
@@ -392,12 +390,12 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
                 }
                 Load::AgentPerSkb => {
                     let agent = Agent::start("1", dir, &["--per-skb"])?;
-                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
                     agent.stop()?;
                 }
                 Load::Empty | Load::EmptyPerSkb => {
                     let attached = attach_empty_programs(matches!(load, Load::Empty))?;
-                    on.push(gbps(lab::transfer(args.duration, stop)?, secs));
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
                     drop(attached);
                 }
             }
@@ -414,7 +412,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     }
 
     // Kernel-side cost: BPF statistics on (held by us), highest event rate.
-    configure("gro-no-tso")?;
+    let _link = configure("gro-no-tso")?;
     let stats = overhead::enable_bpf_stats()?;
     let mut by_length = Vec::new();
     let mut programs = Vec::new();
@@ -423,7 +421,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         let agent = Agent::start("1", dir, &[])?;
         let before = our_costs();
         let t = Instant::now();
-        lab::transfer(length, stop)?;
+        lab::transfer(length, stop, 1)?;
         let elapsed = t.elapsed().as_secs_f64();
         let p = cost_delta(&before, &our_costs(), elapsed);
         agent.stop()?;
@@ -438,7 +436,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     let agent = Agent::start("0.1", dir, &[])?;
     let cpu0 = agent.cpu_ns();
     let t0 = Instant::now();
-    lab::transfer(args.duration, stop)?;
+    lab::transfer(args.duration, stop, 1)?;
     let cpu_100ms = 100.0 * (agent.cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
     let rss_100ms = overhead::rss_bytes(&agent.pid()).1;
     agent.stop()?;

@@ -21,20 +21,22 @@ pub enum DeviceClass {
     Virtual,
 }
 
-/// Drivers of paravirtual devices, as their get_drvinfo names them.
+/// Drivers of paravirtual devices, as their get_drvinfo names them
+/// (docs/device-classes.md gives the source of each name).
 const PARAVIRTUAL: &[&str] = &[
     "virtio_net",
     "vmxnet3",
     "hv_netvsc",
-    "netvsc",
     "vif",
-    "xen-netfront",
     "gve",
     "ena",
+    "mana",
+    "ibmveth",
 ];
 
-/// Drivers of virtual and stacked devices. An empty name is a device with
-/// no driver information at all (loopback, some tunnels).
+/// Drivers of virtual and stacked devices. An empty name is a device that
+/// answers no driver information at all (loopback). macvtap reports
+/// "macvlan" and ipvtap "ipvlan".
 const VIRTUAL: &[&str] = &[
     "",
     "veth",
@@ -45,30 +47,35 @@ const VIRTUAL: &[&str] = &[
     "geneve",
     "tun",
     "macvlan",
-    "macvtap",
     "ipvlan",
-    "ipvtap",
     "dummy",
     "openvswitch",
     "vrf",
     "nlmon",
     "wireguard",
     "802.1Q VLAN Support",
-    "ip_gre",
-    "ip6_gre",
+    "gre",
+    "gretap",
+    "erspan",
+    "ip6gre",
+    "ip6gretap",
+    "ip6erspan",
     "ipip",
     "sit",
-    "ip6_tunnel",
-    "ip_vti",
-    "ip6_vti",
+    "ip6tnl",
+    "vti",
+    "vti6",
+    "xfrm",
     "macsec",
     "ifb",
     "netkit",
     "bareudp",
     "gtp",
-    "xfrm",
-    "batman-adv",
+    "amt",
     "hsr",
+    "B.A.T.M.A.N. advanced",
+    "net_failover",
+    "dsa",
 ];
 
 impl DeviceClass {

@@ -125,6 +125,22 @@ impl Features {
     pub fn active(&self, name: &str) -> bool {
         self.get(name).is_some_and(|f| f.active)
     }
+
+    /// Set `name` as a device would report it when it is fixed `on` or off:
+    /// the lab's emulated NIC declares the receive features a tap cannot.
+    pub fn declare(&mut self, name: &str, on: bool) {
+        let f = Feature {
+            name: name.to_string(),
+            available: false,
+            requested: on,
+            active: on,
+            never_changed: false,
+        };
+        match self.0.iter_mut().find(|f| f.name == name) {
+            Some(old) => *old = f,
+            None => self.0.push(f),
+        }
+    }
 }
 
 /// Names of the feature bits (`ETH_SS_FEATURES` strings), in bit order.

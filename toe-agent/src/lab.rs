@@ -1,7 +1,9 @@
 //! `toe-agent lab`: prove the verdicts on this machine. Two namespaces
-//! joined by a veth pair, a named offload configuration on each end, a TCP
-//! transfer, both ends traced with the real probes, and the verdicts
-//! compared with what veth on these kernels is known to do.
+//! joined by a veth pair or by an emulated NIC (two taps and the userspace
+//! silicon between them), a named offload configuration, a TCP transfer,
+//! both ends traced with the real probes, and the verdicts compared with
+//! what the kernel and the emulated drivers are known to do
+//! ([`configs::CONFIGS`], each expectation with its source).
 //!
 //! Everything happens inside namespaces the lab creates and deletes (on
 //! every exit path: errors, Ctrl-C, SIGTERM); nothing outside is touched.
@@ -19,6 +21,7 @@ use serde::Serialize;
 
 use crate::{
     Failure,
+    class::DeviceClass,
     collect::Collector,
     ethtool,
     iface::Iface,
@@ -36,18 +39,11 @@ const ADDR_TX: &str = "10.254.77.1";
 const ADDR_RX: &str = "10.254.77.2";
 const PORT: u16 = 5201;
 
-/// ethtool -K names and the features they stand for on veth.
-const TSO: &[&str] = &[
-    "tx-tcp-segmentation",
-    "tx-tcp-ecn-segmentation",
-    "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation",
-];
-const GSO: &[&str] = &["tx-generic-segmentation"];
-const TX_CSUM: &[&str] = &["tx-checksum-ip-generic", "tx-checksum-sctp"];
-const SG: &[&str] = &["tx-scatter-gather", "tx-scatter-gather-fraglist"];
-const GRO: &[&str] = &["rx-gro"];
-const RX_CSUM: &[&str] = &["rx-checksum"];
+mod configs;
+mod silicon;
+
+pub(crate) use configs::{CONFIGS, LabConfig, Link};
+use silicon::Silicon;
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,117 +61,6 @@ fn side(o: Offload) -> Side {
     }
 }
 
-pub struct LabConfig {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// Feature groups turned on/off at the sender and the receiver.
-    pub sender: &'static [(&'static [&'static str], bool)],
-    pub receiver: &'static [(&'static [&'static str], bool)],
-    /// What veth on these kernels does (KERNEL-NOTES.md), per offload:
-    /// mechanism and mismatch, in `Offload::ALL` order.
-    pub expected: [(Mechanism, bool); 5],
-}
-
-use Mechanism::{Deferred as Def, Off, Software as Sw};
-
-pub const CONFIGS: &[LabConfig] = &[
-    LabConfig {
-        name: "all-on",
-        description: "every offload on (receiver GRO on)",
-        sender: &[],
-        receiver: &[(GRO, true)],
-        expected: [
-            (Def, false),
-            (Def, false),
-            (Def, false),
-            (Def, false),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "gro-no-tso",
-        description: "sender TSO off, receiver GRO on: software GSO, then software GRO on the NAPI path",
-        sender: &[(TSO, false)],
-        receiver: &[(GRO, true)],
-        expected: [
-            (Sw, false),
-            (Def, false),
-            (Sw, false),
-            (Def, false),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "no-tso-gso",
-        description: "sender TSO and GSO off, receiver GRO off: TCP still builds large skbs, the kernel segments them",
-        sender: &[(TSO, false), (GSO, false)],
-        receiver: &[(GRO, false)],
-        // TCP always builds GSO skbs (net/core/sock.c sk_setup_caps), so
-        // the kernel segments in software although GSO is off: a mismatch.
-        expected: [
-            (Sw, true),
-            (Def, false),
-            (Off, false),
-            (Def, false),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "no-txcsum-gro",
-        description: "sender TX checksum off, receiver GRO on",
-        sender: &[(TX_CSUM, false)],
-        receiver: &[(GRO, true)],
-        expected: [
-            (Sw, false),
-            (Sw, false),
-            (Sw, false),
-            (Sw, true),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "no-txcsum",
-        description: "sender TX checksum off, receiver GRO off",
-        sender: &[(TX_CSUM, false)],
-        receiver: &[(GRO, false)],
-        expected: [
-            (Sw, false),
-            (Sw, false),
-            (Off, false),
-            (Sw, true),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "rx-gro-off",
-        description: "receiver GRO off, sender all on",
-        sender: &[],
-        receiver: &[(GRO, false)],
-        expected: [
-            (Def, false),
-            (Def, false),
-            (Def, false),
-            (Def, false),
-            (Off, false),
-        ],
-    },
-    LabConfig {
-        name: "all-off",
-        description: "everything off at both ends",
-        sender: &[(TSO, false), (GSO, false), (TX_CSUM, false), (SG, false)],
-        receiver: &[(GRO, false), (RX_CSUM, false)],
-        // TCP always builds GSO skbs (net/core/sock.c sk_setup_caps), so
-        // the kernel segments in software although GSO is off: a mismatch.
-        expected: [
-            (Sw, true),
-            (Sw, false),
-            (Off, false),
-            (Sw, false),
-            (Off, false),
-        ],
-    },
-];
-
 pub struct LabArgs {
     pub config: Option<String>,
     pub json: bool,
@@ -187,6 +72,8 @@ pub struct LabArgs {
 pub struct Expected {
     pub mechanism: Mechanism,
     pub mismatch: bool,
+    /// The kernel or driver code that makes it so.
+    pub because: &'static str,
 }
 
 #[derive(Serialize)]
@@ -205,9 +92,32 @@ pub struct Row {
 pub struct ConfigResult {
     pub name: &'static str,
     pub description: &'static str,
+    /// `veth` or `emulated_nic`.
+    pub link: &'static str,
+    /// The class the two ends were judged as.
+    pub device_class: DeviceClass,
+    pub flows: usize,
     pub throughput_gbps: f64,
+    /// What the emulated silicon did (frames per second, segmented,
+    /// coalesced, per queue); absent on veth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silicon: Option<SiliconReport>,
     pub verdicts: Vec<Row>,
     pub as_expected: bool,
+}
+
+/// The emulated link's work in the data direction (sender to receiver).
+#[derive(Serialize)]
+pub struct SiliconReport {
+    pub frames_per_s: f64,
+    pub read: u64,
+    pub segmented: u64,
+    pub segments: u64,
+    pub coalesced_in: u64,
+    pub coalesced_out: u64,
+    pub written: u64,
+    pub written_per_queue: Vec<u64>,
+    pub dropped: u64,
 }
 
 #[derive(Serialize)]
@@ -225,7 +135,7 @@ pub(crate) fn runtime(e: impl std::fmt::Display) -> Failure {
 pub fn run(args: LabArgs) -> Result<(), Failure> {
     if args.list {
         for c in CONFIGS {
-            println!("{:<14} {}", c.name, c.description);
+            println!("{:<15} {}", c.name, c.description);
         }
         return Ok(());
     }
@@ -249,7 +159,7 @@ pub fn run(args: LabArgs) -> Result<(), Failure> {
                 args.duration.as_secs_f64()
             );
         }
-        let result = run_config(config, &tx, &rx, args.duration, &stop)
+        let result = run_config(config, args.duration, &stop)
             .map_err(|e| runtime(format!("lab {}: {e:#}", config.name)))?;
         if stop.load(Ordering::Relaxed) {
             return Err(runtime("interrupted; the lab's namespaces were removed"));
@@ -293,7 +203,7 @@ pub(crate) fn prepare() -> Result<(Netns, Netns, Arc<AtomicBool>), Failure> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(runtime(
-            "toe-agent lab must run as root: it creates network namespaces, configures their veth devices and loads eBPF programs",
+            "toe-agent lab must run as root: it creates network namespaces, configures their devices and loads eBPF programs",
         ));
     }
     for ns in [NS_TX, NS_RX] {
@@ -312,33 +222,51 @@ pub(crate) fn prepare() -> Result<(Netns, Netns, Arc<AtomicBool>), Failure> {
     Ok((tx, rx, stop))
 }
 
-/// A fresh veth pair per configuration, so every one starts from defaults.
-pub(crate) fn make_pair() -> io::Result<()> {
+/// The link a configuration runs on, alive while this lives: the emulated
+/// NIC's taps vanish when its silicon is dropped; a veth pair stays until
+/// the next configuration replaces it or its namespaces go.
+pub(crate) struct LinkGuard {
+    silicon: Option<Silicon>,
+}
+
+/// Build the configuration's link between the lab's namespaces, fresh, so
+/// that every configuration starts from the defaults.
+pub(crate) fn set_up(config: &LabConfig) -> anyhow::Result<LinkGuard> {
     let _ = netns::ip(&["-n", NS_TX, "link", "del", DEV_TX]);
-    netns::ip(&[
-        "link", "add", DEV_TX, "netns", NS_TX, "type", "veth", "peer", "name", DEV_RX, "netns",
-        NS_RX,
-    ])?;
-    netns::ip(&[
-        "-n",
-        NS_TX,
-        "addr",
-        "add",
-        &format!("{ADDR_TX}/30"),
-        "dev",
-        DEV_TX,
-    ])?;
-    netns::ip(&[
-        "-n",
-        NS_RX,
-        "addr",
-        "add",
-        &format!("{ADDR_RX}/30"),
-        "dev",
-        DEV_RX,
-    ])?;
-    netns::ip(&["-n", NS_TX, "link", "set", DEV_TX, "up"])?;
-    netns::ip(&["-n", NS_RX, "link", "set", DEV_RX, "up"])
+    let silicon = match &config.link {
+        Link::Veth { sender, receiver } => {
+            netns::ip(&[
+                "link", "add", DEV_TX, "netns", NS_TX, "type", "veth", "peer", "name", DEV_RX,
+                "netns", NS_RX,
+            ])?;
+            apply(NS_TX, DEV_TX, sender)?;
+            apply(NS_RX, DEV_RX, receiver)?;
+            None
+        }
+        Link::Nic(nic) => Some(Silicon::start(&nic.spec, (NS_TX, DEV_TX), (NS_RX, DEV_RX))?),
+    };
+    for (ns, dev, addr) in [(NS_TX, DEV_TX, ADDR_TX), (NS_RX, DEV_RX, ADDR_RX)] {
+        netns::ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+        netns::ip(&["-n", ns, "link", "set", dev, "up"])?;
+    }
+    if silicon.is_some() {
+        // A tap's NAPI poll takes the frames written since the last one;
+        // without a flush timeout napi_complete_done() (net/core/dev.c)
+        // flushes GRO at the end of every poll, and frames written one at
+        // a time would never meet. A NIC interrupt delivers a burst per
+        // poll; the timeout lets GRO hold a flow across polls the same way.
+        for (ns, dev) in [(NS_TX, DEV_TX), (NS_RX, DEV_RX)] {
+            netns::exec(
+                ns,
+                &[
+                    "sh",
+                    "-c",
+                    &format!("echo 50000 > /sys/class/net/{dev}/gro_flush_timeout"),
+                ],
+            )?;
+        }
+    }
+    Ok(LinkGuard { silicon })
 }
 
 pub(crate) fn apply(ns: &str, dev: &str, groups: &[(&[&str], bool)]) -> anyhow::Result<()> {
@@ -353,7 +281,8 @@ pub(crate) fn apply(ns: &str, dev: &str, groups: &[(&[&str], bool)]) -> anyhow::
     Ok(())
 }
 
-fn iface_in(ns: &str, dev: &str) -> anyhow::Result<Iface> {
+/// The traced device in namespace `ns`, judged as `class`.
+fn iface_in(ns: &str, dev: &str, class: DeviceClass) -> anyhow::Result<Iface> {
     let (index, mtu, driver) = netns::run_in(ns, || {
         (
             crate::iface::index_of(dev),
@@ -365,15 +294,17 @@ fn iface_in(ns: &str, dev: &str) -> anyhow::Result<Iface> {
         name: dev.to_string(),
         index: index.ok_or_else(|| anyhow::anyhow!("{dev} vanished from {ns}"))?,
         netns_ino: netns::inode(ns)?,
-        class: crate::class::DeviceClass::of_driver(&driver),
+        class,
         driver,
         mtu,
     })
 }
 
-fn device_in(ns: &str, iface: &Iface) -> anyhow::Result<verdict::Device> {
+/// What the verdicts know of the device. An emulated NIC's receive
+/// features are the ones its model declares (see [`configs::Nic`]).
+fn device_in(ns: &str, iface: &Iface, link: &Link) -> anyhow::Result<verdict::Device> {
     // RPS is a sysfs setting the lab never makes: false.
-    Ok(netns::run_in(ns, || verdict::Device {
+    let mut dev = netns::run_in(ns, || verdict::Device {
         mtu: iface.mtu,
         driver: iface.driver.clone(),
         class: iface.class,
@@ -381,38 +312,59 @@ fn device_in(ns: &str, iface: &Iface) -> anyhow::Result<verdict::Device> {
         rx_queues: ethtool::rx_queues(&iface.name),
         rps: false,
         coverage: verdict::Coverage::default(),
-    })?)
+    })?;
+    if let (Link::Nic(nic), Some(f)) = (link, dev.features.as_mut()) {
+        for (name, on) in nic.declares {
+            f.declare(name, *on);
+        }
+        dev.rx_queues = Some(nic.spec.queues as u32);
+    }
+    Ok(dev)
 }
 
-/// Bulk TCP from the sender to the receiver for `secs`; bytes received.
-pub(crate) fn transfer(secs: Duration, stop: &AtomicBool) -> anyhow::Result<u64> {
+/// Bulk TCP from the sender to the receiver over `flows` connections for
+/// `secs`; bytes received.
+pub(crate) fn transfer(secs: Duration, stop: &AtomicBool, flows: usize) -> anyhow::Result<u64> {
     let addr: SocketAddr = format!("{ADDR_RX}:{PORT}").parse()?;
     // A socket stays in the namespace it was created in, whichever thread
     // uses it afterwards: only creation happens inside run_in.
     let listener = netns::run_in(NS_RX, || TcpListener::bind(addr))??;
+    let deadline = Instant::now() + secs;
     std::thread::scope(|s| {
         let server = s.spawn(move || -> io::Result<u64> {
-            let (mut conn, _) = listener.accept()?;
-            conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut total = 0u64;
-            loop {
-                match conn.read(&mut buf)? {
-                    0 => return Ok(total),
-                    n => total += n as u64,
+            std::thread::scope(|s| {
+                let mut readers = Vec::new();
+                for _ in 0..flows {
+                    let (conn, _) = listener.accept()?;
+                    readers.push(s.spawn(move || drain(conn)));
                 }
-            }
+                readers.into_iter().try_fold(0u64, |total, r| {
+                    let n = r
+                        .join()
+                        .map_err(|_| io::Error::other("receiver thread panicked"))??;
+                    Ok(total + n)
+                })
+            })
         });
-        let mut client = netns::run_in(NS_TX, || {
-            TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        })??;
-        client.set_write_timeout(Some(Duration::from_secs(5)))?;
-        let chunk = vec![0x5au8; 128 * 1024];
-        let deadline = Instant::now() + secs;
-        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-            client.write_all(&chunk)?;
+        let senders: Vec<_> = (0..flows)
+            .map(|_| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut client = netns::run_in(NS_TX, || {
+                        TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    })??;
+                    client.set_write_timeout(Some(Duration::from_secs(5)))?;
+                    let chunk = vec![0x5au8; 128 * 1024];
+                    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+                        client.write_all(&chunk)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for t in senders {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
         }
-        drop(client);
         let received = server
             .join()
             .map_err(|_| anyhow::anyhow!("receiver thread panicked"))??;
@@ -420,67 +372,116 @@ pub(crate) fn transfer(secs: Duration, stop: &AtomicBool) -> anyhow::Result<u64>
     })
 }
 
+/// Read a connection to its end; bytes read.
+fn drain(mut conn: TcpStream) -> io::Result<u64> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        match conn.read(&mut buf)? {
+            0 => return Ok(total),
+            n => total += n as u64,
+        }
+    }
+}
+
 fn run_config(
     config: &LabConfig,
-    _tx: &Netns,
-    _rx: &Netns,
     secs: Duration,
     stop: &AtomicBool,
 ) -> anyhow::Result<ConfigResult> {
-    make_pair()?;
-    apply(NS_TX, DEV_TX, config.sender)?;
-    apply(NS_RX, DEV_RX, config.receiver)?;
-    let sender = iface_in(NS_TX, DEV_TX)?;
-    let receiver = iface_in(NS_RX, DEV_RX)?;
+    let link = set_up(config)?;
+    let class = if config.is_emulated() {
+        DeviceClass::Physical
+    } else {
+        DeviceClass::Virtual
+    };
+    let sender = iface_in(NS_TX, DEV_TX, class)?;
+    let receiver = iface_in(NS_RX, DEV_RX, class)?;
     let tx_probes = Probes::attach(&sender, &Options::default())?;
     let rx_probes = Probes::attach(&receiver, &Options::default())?;
     let mut tx_collect = Collector::new(tx_probes.source())?;
     let mut rx_collect = Collector::new(rx_probes.source())?;
     let started = Instant::now();
-    let bytes = transfer(secs, stop)?;
+    let bytes = transfer(secs, stop, config.flows)?;
     let elapsed = started.elapsed().as_secs_f64();
     let tx_blocks = Blocks::from_totals(&tx_collect.interval()?);
     let rx_blocks = Blocks::from_totals(&rx_collect.interval()?);
     drop((tx_probes, rx_probes));
+    let silicon = link.silicon.as_ref().map(|s| silicon_report(s, elapsed));
 
-    let tx_dev = device_in(NS_TX, &sender)?;
-    let rx_dev = device_in(NS_RX, &receiver)?;
-    let judged: Vec<Verdict> = Offload::ALL
+    let tx_dev = device_in(NS_TX, &sender, &config.link)?;
+    let rx_dev = device_in(NS_RX, &receiver, &config.link)?;
+    drop(link);
+    let tx_verdicts = verdict::judge(&tx_blocks, &tx_dev);
+    let rx_verdicts = verdict::judge(&rx_blocks, &rx_dev);
+    let verdicts: Vec<Row> = Offload::ALL
         .iter()
-        .map(|&o| {
-            match side(o) {
-                Side::Sender => verdict::judge(&tx_blocks, &tx_dev),
-                Side::Receiver => verdict::judge(&rx_blocks, &rx_dev),
-            }
-            .into_iter()
-            .find(|v| v.offload == o)
-            .expect("judge covers every offload")
-        })
-        .collect();
-    let verdicts: Vec<Row> = judged
-        .into_iter()
-        .zip(config.expected)
-        .map(|(v, (mechanism, mismatch))| Row {
-            side: side(v.offload),
-            as_expected: v.mechanism == mechanism && v.mismatch == mismatch,
-            expected: Expected {
-                mechanism,
-                mismatch,
-            },
-            offload: v.offload,
-            mechanism: v.mechanism,
-            configured: v.configured,
-            mismatch: v.mismatch,
-            evidence: v.evidence,
+        .zip(&config.expected)
+        .map(|(&o, want)| {
+            let judged = match side(o) {
+                Side::Sender => &tx_verdicts,
+                Side::Receiver => &rx_verdicts,
+            };
+            let v = judged
+                .iter()
+                .find(|v| v.offload == o)
+                .cloned()
+                .expect("judge covers every offload");
+            row(v, want)
         })
         .collect();
     Ok(ConfigResult {
         name: config.name,
         description: config.description,
+        link: if config.is_emulated() {
+            "emulated_nic"
+        } else {
+            "veth"
+        },
+        device_class: class,
+        flows: config.flows,
         throughput_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
+        silicon,
         as_expected: verdicts.iter().all(|v| v.as_expected),
         verdicts,
     })
+}
+
+fn row(v: Verdict, want: &configs::Expect) -> Row {
+    Row {
+        side: side(v.offload),
+        as_expected: v.mechanism == want.mechanism && v.mismatch == want.mismatch,
+        expected: Expected {
+            mechanism: want.mechanism,
+            mismatch: want.mismatch,
+            because: want.because,
+        },
+        offload: v.offload,
+        mechanism: v.mechanism,
+        configured: v.configured,
+        mismatch: v.mismatch,
+        evidence: v.evidence,
+    }
+}
+
+fn silicon_report(s: &Silicon, secs: f64) -> SiliconReport {
+    let p = s.stats().a_to_b;
+    SiliconReport {
+        frames_per_s: if secs > 0.0 {
+            p.wire as f64 / secs
+        } else {
+            0.0
+        },
+        read: p.read,
+        segmented: p.gso_frames,
+        segments: p.gso_segments,
+        coalesced_in: p.coalesced_in,
+        coalesced_out: p.coalesced_out,
+        written: p.written,
+        written_per_queue: p.written_per_queue,
+        dropped: p.malformed + p.rejected + p.link_down + p.write_errors,
+    }
 }
 
 pub fn render(report: &LabReport) -> String {
@@ -488,53 +489,34 @@ pub fn render(report: &LabReport) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "toe-agent lab: veth pair between namespaces {NS_TX} and {NS_RX}, {:.1} s of TCP per configuration, kernel {}",
+        "toe-agent lab: namespaces {NS_TX} and {NS_RX}, {:.1} s of TCP per configuration, kernel {}",
         report.duration_s, report.kernel
     );
     for c in &report.configs {
         let _ = writeln!(
             o,
-            "\n{} ({}): {:.1} Gbit/s",
-            c.name, c.description, c.throughput_gbps
+            "\n{} ({}): {:.1} Gbit/s over {} flow{}, judged as {}",
+            c.name,
+            c.description,
+            c.throughput_gbps,
+            c.flows,
+            if c.flows == 1 { "" } else { "s" },
+            c.device_class
         );
+        if let Some(s) = &c.silicon {
+            let _ = writeln!(
+                o,
+                "  silicon: {:.0} wire frames/s, {} GSO frames segmented into {}, {} frames merged into {}",
+                s.frames_per_s, s.segmented, s.segments, s.coalesced_in, s.coalesced_out
+            );
+        }
         let _ = writeln!(
             o,
             "  {:<16} {:<9} {:<14} {:<34} {:<9} expected",
             "offload", "side", "mechanism", "configured", "mismatch"
         );
         for v in &c.verdicts {
-            let configured = v
-                .configured
-                .as_ref()
-                .map(|c| {
-                    format!(
-                        "{} {}{}",
-                        c.feature,
-                        if c.active { "on" } else { "off" },
-                        if c.requested != c.active {
-                            " (requested)"
-                        } else {
-                            ""
-                        }
-                    )
-                })
-                .unwrap_or_else(|| "?".into());
-            let _ = writeln!(
-                o,
-                "  {:<16} {:<9} {:<14} {:<34} {:<9} {} {}",
-                v.offload.name(),
-                if v.side == Side::Sender {
-                    "sender"
-                } else {
-                    "receiver"
-                },
-                v.mechanism.name(),
-                configured,
-                if v.mismatch { "MISMATCH" } else { "no" },
-                v.expected.mechanism.name(),
-                if v.as_expected { "✓" } else { "✗" }
-            );
-            let _ = writeln!(o, "      {}", v.evidence);
+            render_row(&mut o, v);
         }
     }
     let _ = writeln!(
@@ -547,4 +529,43 @@ pub fn render(report: &LabReport) -> String {
         }
     );
     o
+}
+
+fn render_row(o: &mut String, v: &Row) {
+    use std::fmt::Write as _;
+    let configured = v
+        .configured
+        .as_ref()
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                c.feature,
+                if c.active { "on" } else { "off" },
+                if c.requested != c.active {
+                    " (requested)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .unwrap_or_else(|| "?".into());
+    let _ = writeln!(
+        o,
+        "  {:<16} {:<9} {:<14} {:<34} {:<9} {} {}",
+        v.offload.name(),
+        if v.side == Side::Sender {
+            "sender"
+        } else {
+            "receiver"
+        },
+        v.mechanism.name(),
+        configured,
+        if v.mismatch { "MISMATCH" } else { "no" },
+        v.expected.mechanism.name(),
+        if v.as_expected { "✓" } else { "✗" }
+    );
+    let _ = writeln!(o, "      {}", v.evidence);
+    if !v.as_expected {
+        let _ = writeln!(o, "      expected because: {}", v.expected.because);
+    }
 }

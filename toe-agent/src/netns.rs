@@ -54,6 +54,14 @@ pub fn ip(args: &[&str]) -> io::Result<()> {
     Ok(())
 }
 
+/// Run a command inside namespace `ns` with `ip netns exec`, which also
+/// mounts that namespace's sysfs for it (/sys/class/net shows its devices).
+pub fn exec(ns: &str, args: &[&str]) -> io::Result<()> {
+    let mut full = vec!["netns", "exec", ns];
+    full.extend_from_slice(args);
+    ip(&full)
+}
+
 /// A namespace deleted when dropped (with every device in it).
 pub struct Netns {
     pub name: String,
@@ -74,9 +82,7 @@ impl Netns {
     }
 
     fn exec(&self, args: &[&str]) -> io::Result<()> {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        ip(&full)
+        exec(&self.name, args)
     }
 }
 

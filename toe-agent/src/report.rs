@@ -3,10 +3,10 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, GSO_CLASSES,
-    GSO_OTHER, GSO_TCP4, GSO_TCP6, HANDOFF_HOOKS,
-    HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
-    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
+    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, GSO_CLASSES, GSO_OTHER,
+    GSO_TCP4, GSO_TCP6, HANDOFF_HOOKS, HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE,
+    HOOK_NETIF_RECEIVE_SKB, HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES,
+    SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
     hist::{bucket_index, bucket_lower_bound, bucket_upper_bound},
 };
 
@@ -177,12 +177,28 @@ impl GsoClasses {
     }
 }
 
+/// Transmit queues: `queue_mapping` is the queue index.
 fn queues(q: &[u64; MAX_QUEUES]) -> Vec<(u32, u64)> {
     q.iter()
         .enumerate()
         .filter(|(_, c)| **c != 0)
         .map(|(i, c)| (i as u32, *c))
         .collect()
+}
+
+/// Receive queues: a driver records queue `n` as `queue_mapping = n + 1`,
+/// and 0 means no queue was recorded (include/linux/skbuff.h,
+/// skb_record_rx_queue() and skb_get_rx_queue()). The recorded queues,
+/// and the count of packets without one.
+fn rx_queues(q: &[u64; MAX_QUEUES]) -> (Vec<(u32, u64)>, u64) {
+    let recorded = q
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, c)| **c != 0)
+        .map(|(i, c)| (i as u32 - 1, *c))
+        .collect();
+    (recorded, q[0])
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -208,6 +224,12 @@ pub struct Rx {
     /// `[queue, skbs]` after GRO (absent from files of earlier versions).
     #[serde(default)]
     pub skb_queues: Vec<(u32, u64)>,
+    /// Packets, and skbs after GRO, whose driver recorded no receive queue
+    /// (absent from earlier files, whose `queues` held `queue_mapping` as is).
+    #[serde(default)]
+    pub queue_unrecorded: u64,
+    #[serde(default)]
+    pub skb_queue_unrecorded: u64,
     pub bad_csum: u64,
     /// The part of the above that is not TCP (absent from earlier files).
     #[serde(default)]
@@ -320,6 +342,8 @@ fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
 
 impl Blocks {
     pub fn from_totals(t: &Totals) -> Self {
+        let (rx_queues_seen, queue_unrecorded) = rx_queues(&t.rx.queue);
+        let (skb_queues, skb_queue_unrecorded) = rx_queues(&t.rx.skb_queue);
         let skb_len = HistSummary::from_hist(&t.rx.skb_len);
         let xmit_len = HistSummary::from_hist(&t.tx.xmit_len);
         let segs_per_xmit = HistSummary::from_hist(&t.tx.segs_per_xmit);
@@ -338,8 +362,10 @@ impl Blocks {
                 skb_csum: Csum::from(&t.rx.skb_csum),
                 handoff: Handoff::from(&t.rx.handoff_by_hook),
                 handoff_gso_size: HistSummary::from_hist(&t.rx.handoff_gso_size),
-                queues: queues(&t.rx.queue),
-                skb_queues: queues(&t.rx.skb_queue),
+                queues: rx_queues_seen,
+                skb_queues,
+                queue_unrecorded,
+                skb_queue_unrecorded,
                 bad_csum: t.rx.bad_csum,
                 non_tcp: NonTcpRx {
                     handoffs: t.rx.nontcp_handoffs,

@@ -30,8 +30,8 @@ use prometheus_client::{
 use toe_agent_common::{Hist, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX, hist::bucket_upper_bound};
 
 use crate::{
-    class::DeviceClass,
     Failure,
+    class::DeviceClass,
     collect::Totals,
     iface::{self, Iface},
     overhead,
@@ -749,7 +749,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let mut first = Vec::new();
     for n in &args.ifaces {
-        let iface = iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let iface =
+            iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
         let probes = Probes::attach(&iface, &opts).map_err(|e| Failure::Runtime(e.to_string()))?;
         first.push(Some(Attached {
             iface,

@@ -59,7 +59,8 @@ enum Screen {
 }
 
 pub fn run(args: TraceArgs) -> Result<(), Failure> {
-    let dev = iface::resolve(&args.iface, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let dev = iface::resolve(&args.iface, args.device_class)
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
     // Open the output before attaching anything: a bad path must fail early.
     let mut ndjson = match &args.ndjson {
         Some(p) => Some(NdjsonWriter::create(p).map_err(|e| {

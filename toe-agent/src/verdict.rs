@@ -139,11 +139,7 @@ impl Default for Coverage {
 impl Coverage {
     /// From the probes' states: a hook that failed or was skipped gives nothing.
     pub fn of(status: &[crate::probes::ProbeStatus]) -> Coverage {
-        let counts = |name: &str| {
-            status
-                .iter()
-                .any(|s| s.name == name && s.status.counts())
-        };
+        let counts = |name: &str| status.iter().any(|s| s.name == name && s.status.counts());
         let hooks = crate::probes::HANDOFF_HOOKS;
         let missing = hooks
             .iter()
@@ -242,7 +238,10 @@ impl Device {
             ),
             DeviceClass::Virtual => (
                 Mechanism::Deferred,
-                format!("whatever is behind the {} virtual device", self.driver_name()),
+                format!(
+                    "whatever is behind the {} virtual device",
+                    self.driver_name()
+                ),
             ),
         }
     }
@@ -325,12 +324,16 @@ fn not_active_note(c: &Option<Configured>) -> String {
     }
 }
 
-/// "; N <what> of other protocols not judged", when there are any.
+/// "; N <what> of other protocols not judged", when there are any;
+/// `what` is a plural noun, made singular for one.
 fn others_note(n: u64, what: &str) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!("; {} {what} of other protocols not judged", group(n))
+    match n {
+        0 => String::new(),
+        1 => format!(
+            "; 1 {} of another protocol not judged",
+            what.trim_end_matches('s')
+        ),
+        n => format!("; {} {what} of other protocols not judged", group(n)),
     }
 }
 
@@ -486,12 +489,7 @@ fn tx_split_over_gso_limit(
 /// (segmentation `off`, a mismatch when TSO is on), or the MTU is so large
 /// that one segment per skb is all GSO could build (loopback's 64 KB):
 /// nothing to judge.
-fn tx_single_segments(
-    b: &Blocks,
-    dev: &Device,
-    cfg: Option<Configured>,
-    others: &str,
-) -> Verdict {
+fn tx_single_segments(b: &Blocks, dev: &Device, cfg: Option<Configured>, others: &str) -> Verdict {
     let t = &b.tx;
     let o = Offload::TxSegmentation;
     let small = bulk_traffic(
@@ -660,12 +658,7 @@ pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
 /// (drivers/net/ethernet/broadcom/bnxt/bnxt.c), bnx2x_gro_csum(),
 /// qede_gro_ip_csum(), mlx5e_shampo_update_hdr(). A paravirtual device's
 /// host marks it so (VIRTIO_NET_HDR_F_NEEDS_CSUM, include/linux/virtio_net.h).
-fn rx_checksum_partial(
-    partial: f64,
-    n: &str,
-    dev: &Device,
-    cfg: Option<Configured>,
-) -> Verdict {
+fn rx_checksum_partial(partial: f64, n: &str, dev: &Device, cfg: Option<Configured>) -> Verdict {
     let o = Offload::RxChecksum;
     let on = cfg.as_ref().is_some_and(|c| c.active);
     let (mechanism, e, mismatch) = match dev.class {
@@ -679,7 +672,7 @@ fn rx_checksum_partial(
         DeviceClass::Physical => (
             Mechanism::Hardware,
             format!(
-                "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: coalesced by the NIC's hardware GRO, which verified each segment's checksum{}",
+                "{partial:.1}% of {n} received packets had ip_summed=PARTIAL: from a physical NIC that is hardware GRO's mark, set after it verified each merged segment's checksum{}",
                 if on { String::new() } else { although(&cfg) }
             ),
             !on,
@@ -940,14 +933,21 @@ pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let o = Offload::Rss;
     let cfg = dev.configured(RXHASH);
     // Without the hand-off, the skbs after GRO carry the same queue.
-    let (what, total, by_queue) = if dev.coverage.handoff {
-        ("packets", r.segments, &r.queues)
+    let (what, total, by_queue, unrecorded) = if dev.coverage.handoff {
+        ("packets", r.segments, &r.queues, r.queue_unrecorded)
     } else {
-        ("skbs", r.skbs, &r.skb_queues)
+        ("skbs", r.skbs, &r.skb_queues, r.skb_queue_unrecorded)
     };
     if total < MIN_PACKETS {
         let e = format!("only {} {what} received", group(total));
         return verdict(o, Mechanism::NotExercised, cfg, false, e);
+    }
+    if by_queue.is_empty() && unrecorded > 0 {
+        // veth and the backlog path: no driver queue to speak of.
+        let e = format!(
+            "the device recorded no receive queue for its {what} (queue_mapping 0: skb_record_rx_queue() was not called): one path, no spreading"
+        );
+        return verdict(o, Mechanism::Off, cfg, false, e);
     }
     if by_queue.is_empty() {
         // Classic tracepoints carry no queue.
@@ -1077,7 +1077,7 @@ mod tests {
         collect::Totals,
         ethtool::{Feature, Features},
     };
-    use toe_agent_common::{GSO_OTHER, GSO_TCP4, GSO_TCP6, Hist, hist::bucket_index};
+    use toe_agent_common::{GSO_OTHER, GSO_TCP4, Hist, hist::bucket_index};
 
     fn add(h: &mut Hist, v: u64, n: u64) {
         h.buckets[bucket_index(v)] += n;
@@ -1221,7 +1221,7 @@ mod tests {
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
         assert_eq!(
             v.evidence,
-            "skbs spread over 2 receive queues of 8 (queue 5 53%, queue 2 47%): the NIC hashes flows to queues"
+            "skbs spread over 2 receive queues of 8 (queue 4 53%, queue 1 47%): the NIC hashes flows to queues"
         );
         // Classic tracepoints count skbs but read no queue.
         t.rx.skb_queue = [0; toe_agent_common::MAX_QUEUES];
@@ -1363,11 +1363,9 @@ mod tests {
         );
         let r = rss(&b, &dev);
         assert_eq!(r.mechanism, Mechanism::Off);
-        assert!(
-            r.evidence
-                .starts_with("all packets arrived on receive queue 0 of 1"),
-            "{}",
-            r.evidence
+        assert_eq!(
+            r.evidence,
+            "the device recorded no receive queue for its packets (queue_mapping 0: skb_record_rx_queue() was not called): one path, no spreading"
         );
     }
 
@@ -1549,7 +1547,12 @@ mod tests {
             assert!(!v.evidence.contains("never checksummed"), "{}", v.evidence);
         }
         // Hardware GRO turned off, yet the NIC coalesced: a mismatch.
-        let off = nic("bnxt_en", DeviceClass::Physical, &["rx-gro"], &["rx-gro-hw", "rx-lro"]);
+        let off = nic(
+            "bnxt_en",
+            DeviceClass::Physical,
+            &["rx-gro"],
+            &["rx-gro-hw", "rx-lro"],
+        );
         let v = rx_coalescing(&b, &off);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, true));
     }
@@ -1564,12 +1567,18 @@ mod tests {
         add(&mut t.rx.skb_len, 64_000, 3000);
         add(&mut t.rx.segs_per_skb, 1, 3000);
         let b = Blocks::from_totals(&t);
-        let dev = nic("bnxt_en", DeviceClass::Physical, &["rx-gro", "rx-lro"], &["rx-gro-hw"]);
+        let dev = nic(
+            "bnxt_en",
+            DeviceClass::Physical,
+            &["rx-gro", "rx-lro"],
+            &["rx-gro-hw"],
+        );
         let v = rx_coalescing(&b, &dev);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
         assert_eq!(v.configured.as_ref().unwrap().feature, "rx-lro");
         assert!(
-            v.evidence.ends_with("without a gso_size: coalesced by the NIC (LRO that sets no gso_size)"),
+            v.evidence
+                .ends_with("without a gso_size: coalesced by the NIC (LRO that sets no gso_size)"),
             "{}",
             v.evidence
         );
@@ -1633,7 +1642,8 @@ mod tests {
         for v in &v[..4] {
             assert!(!v.mismatch, "{v:?}");
             assert!(
-                v.evidence.contains("the host behind the paravirtual virtio_net device"),
+                v.evidence
+                    .contains("the host behind the paravirtual virtio_net device"),
                 "{}",
                 v.evidence
             );
@@ -1646,8 +1656,9 @@ mod tests {
     fn rss_over_many_evenly_loaded_queues_is_spreading() {
         let mut t = software_gro(1);
         t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
+        // skb_record_rx_queue() stores queue n as n + 1.
         for q in 0..32 {
-            t.rx.queue[q] = 2_040_000 / 32;
+            t.rx.queue[q + 1] = 2_040_000 / 32;
         }
         let b = Blocks::from_totals(&t);
         let dev = Device {
@@ -1663,12 +1674,13 @@ mod tests {
         );
         // One bulk flow and a trickle elsewhere is not spreading.
         t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
-        t.rx.queue[3] = 2_000_000;
-        t.rx.queue[0] = 40_000;
+        t.rx.queue[4] = 2_000_000;
+        t.rx.queue[1] = 40_000;
         let v = rss(&Blocks::from_totals(&t), &dev);
         assert_eq!(v.mechanism, Mechanism::Off);
         assert!(
-            v.evidence.starts_with("98.0% of packets arrived on receive queue 3 of 32"),
+            v.evidence
+                .starts_with("98.0% of packets arrived on receive queue 3 of 32"),
             "{}",
             v.evidence
         );
@@ -1691,7 +1703,8 @@ mod tests {
         let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, false));
         assert!(
-            v.evidence.ends_with("; 3,000,000 packets of other protocols not judged"),
+            v.evidence
+                .ends_with("; 3,000,000 packets of other protocols not judged"),
             "{}",
             v.evidence
         );
@@ -1714,7 +1727,8 @@ mod tests {
         let v = tx_segmentation(&Blocks::from_totals(&t), &dev);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
         assert!(
-            v.evidence.ends_with("; 5,000 multi-segment skbs of other protocols not judged"),
+            v.evidence
+                .ends_with("; 5,000 multi-segment skbs of other protocols not judged"),
             "{}",
             v.evidence
         );
@@ -1781,7 +1795,11 @@ mod tests {
         };
         let v = tx_segmentation(&Blocks::from_totals(&t), &lo);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotExercised, false));
-        assert!(v.evidence.contains("nothing needed segmenting"), "{}", v.evidence);
+        assert!(
+            v.evidence.contains("nothing needed segmenting"),
+            "{}",
+            v.evidence
+        );
         // A few two-segment skbs over the 64 KB GSO limit, split in software
         // whatever TSO says (what lo shows under iperf3): no mismatch.
         t.tx.queued_gso[GSO_TCP4] = 1128;
@@ -1789,7 +1807,11 @@ mod tests {
         add(&mut t.tx.queued_len, 65_600, 1128);
         let v = tx_segmentation(&Blocks::from_totals(&t), &lo);
         assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotExercised, false));
-        assert!(v.evidence.contains("gso_features_check()"), "{}", v.evidence);
+        assert!(
+            v.evidence.contains("gso_features_check()"),
+            "{}",
+            v.evidence
+        );
         t.tx.queued_gso[GSO_TCP4] = 0;
         // With a 1500-byte MTU the same single-segment skbs would be "off".
         let v = tx_segmentation(&Blocks::from_totals(&t), &Device { mtu: 1500, ..lo });

@@ -45,7 +45,7 @@ enum Cmd {
     },
 }
 
-/// bpf-linker release known to work with these toolchains (KERNEL-NOTES.md).
+/// bpf-linker release known to work with these toolchains (docs/kernel-notes.md, "Toolchain").
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the end-to-end tests drive.
 const TEST_PACKAGES: &[(&str, &str)] = &[

@@ -62,7 +62,10 @@ pub(super) fn finish(sum: u16) -> u16 {
 /// (RFC 793 section 3.1 for IPv4, RFC 8200 section 8.1 for IPv6, where the
 /// length is 32 bits: for the sizes a tap carries, the same 16-bit word).
 pub(super) fn pseudo(src: &[u8], dst: &[u8], proto: u8, l4_len: usize) -> u16 {
-    add(add(sum(src), sum(dst)), add(u16::from(proto), len16(l4_len)))
+    add(
+        add(sum(src), sum(dst)),
+        add(u16::from(proto), len16(l4_len)),
+    )
 }
 
 /// A length as its ones'-complement contribution (lengths past 64 KiB add
@@ -85,7 +88,10 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 section 3: the sum of 0001 f203 f4f5 f6f7 is ddf2.
-        assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(
+            sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
     }
 
     #[test]
