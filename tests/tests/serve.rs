@@ -152,6 +152,11 @@ fn prometheus_scrapes_serve() {
     let p50 = value(&hist[0]);
     assert!((1000.0..=2048.0).contains(&p50), "median segment {p50}");
     assert!(!query(&lab, "toe_build_info").is_empty());
+    // The class the verdicts judge the device as: veth is virtual.
+    let info = query(&lab, "toe_device_info");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0]["metric"]["driver"], "veth", "{info:?}");
+    assert_eq!(info[0]["metric"]["device_class"], "virtual", "{info:?}");
     assert!(!query(&lab, "toe_softirq_duration_seconds_count").is_empty());
     assert!(value(&query(&lab, "toe_agent_resident_memory_bytes")[0]) > 1e6);
 

@@ -62,6 +62,8 @@ struct IfaceState {
     /// Software fallbacks by offload, cumulative.
     fallbacks: BTreeMap<&'static str, u64>,
     verdicts: Vec<Verdict>,
+    /// Driver and device class of the device last attached.
+    device: Option<(String, DeviceClass)>,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +200,24 @@ impl Collector for Metrics {
                 .collect::<Vec<_>>(),
         )?;
         let up: Vec<&(&String, &IfaceState)> = all.iter().filter(|(_, i)| i.up).collect();
+        gauge(
+            &mut enc,
+            "toe_device_info",
+            "Driver and device class (physical, paravirtual, virtual) the verdicts judge the device as.",
+            &up.iter()
+                .filter_map(|(n, i)| {
+                    let (driver, class) = i.device.as_ref()?;
+                    Some((
+                        vec![
+                            ("iface", n.to_string()),
+                            ("driver", driver.clone()),
+                            ("device_class", class.name().to_string()),
+                        ],
+                        1,
+                    ))
+                })
+                .collect::<Vec<_>>(),
+        )?;
         let per = |f: &dyn Fn(&Totals) -> u64| -> Vec<(Labels, u64)> {
             up.iter().map(|(n, i)| (l(n), f(&i.totals))).collect()
         };
@@ -586,6 +606,7 @@ fn sampler(
             };
             last[k] = Some(now);
             entry.up = true;
+            entry.device = Some((a.iface.driver.clone(), a.iface.class));
             entry.totals.add(&delta);
             a.window.push_back(delta);
             while a.window.len() > args.window {

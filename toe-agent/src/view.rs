@@ -275,6 +275,16 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
         rate(t.queued_skbs, secs),
         gbps(bytes),
     );
+    // TCP's offloads are judged on TCP: say how much else there was.
+    let (rx_other, tx_other) = (r.non_tcp.handoffs, t.gso_queued.other);
+    if rx_other + tx_other > 0 {
+        let _ = writeln!(
+            o,
+            "not TCP (not judged)  RX {}/s packets  TX {}/s multi-segment skbs (UDP GSO and others)",
+            rate(rx_other, secs),
+            rate(tx_other, secs),
+        );
+    }
     for (name, v) in [("NET_RX", &b.softirq.net_rx), ("NET_TX", &b.softirq.net_tx)] {
         let cpus: Vec<String> = v
             .per_cpu
