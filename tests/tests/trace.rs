@@ -497,6 +497,58 @@ fn loopback_under_load_reports_no_mismatch() {
     );
 }
 
+/// `--device-class` overrides the driver's class: the same veth sender,
+/// whose intact TSO skbs are `deferred`, reads `hardware` when the user
+/// says the device is silicon; a class that does not exist exits 2.
+#[test]
+fn device_class_overrides_the_drivers() {
+    if !privileged("device_class_overrides_the_drivers") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut mechanisms = Vec::new();
+    for class in ["virtual", "physical"] {
+        let nd = scratch(&format!("class-{class}.ndjson"));
+        let agent = lab.trace(
+            &lab.ns_a,
+            &lab.dev_a,
+            "0.5",
+            &nd,
+            &["--device-class", class],
+        );
+        wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+        lab.iperf(1);
+        std::thread::sleep(Duration::from_millis(700));
+        agent.signal(libc::SIGTERM);
+        let done = agent.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "{}", done.stderr);
+        let records = read_ndjson(&nd);
+        assert_eq!(records[0]["device_class"], class);
+        let tso = &records.last().unwrap()["verdicts"][0];
+        mechanisms.push(tso["mechanism"].as_str().unwrap().to_string());
+        if class == "physical" {
+            assert!(
+                tso["evidence"]
+                    .as_str()
+                    .unwrap()
+                    .contains("done by the NIC (TSO)"),
+                "{tso}"
+            );
+        }
+    }
+    assert_eq!(mechanisms, ["deferred", "hardware"]);
+    let out = std::process::Command::new(toe_agent_tests::agent_bin().unwrap())
+        .args(["trace", "--iface", "lo", "--device-class", "silicon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'silicon' is not a device class: physical, paravirtual or virtual"),
+        "{err}"
+    );
+}
+
 #[test]
 fn duration_ends_the_run_with_a_summary() {
     if !privileged("duration_ends_the_run_with_a_summary") {

@@ -861,6 +861,7 @@ mod tests {
                     totals,
                     fallbacks: BTreeMap::from([("rx_checksum", 5)]),
                     verdicts: verdict::judge(&Blocks::default(), &verdict::Device::default()),
+                    device: Some(("virtio_net".into(), DeviceClass::Paravirtual)),
                 },
             )]),
             kernel: "6.18".into(),
@@ -873,6 +874,7 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for want in [
             "toe_rx_segments_total{iface=\"eth0\"} 5",
+            "toe_device_info{iface=\"eth0\",driver=\"virtio_net\",device_class=\"paravirtual\"} 1",
             "toe_rx_csum_total{iface=\"eth0\",stage=\"handoff\",state=\"none\"} 5",
             "toe_rx_segment_bytes_bucket{le=\"2047.0\",iface=\"eth0\"} 5",
             "toe_rx_segment_bytes_sum{iface=\"eth0\"} 7500.0",

@@ -237,12 +237,7 @@ pub(super) fn complete_csum(
 /// CWR only on the first segment, FIN and PSH only on the last, and each
 /// TCP checksum complete (`tcp_gso_segment()`, net/ipv4/tcp_offload.c).
 /// Returns how many segments went on the wire.
-pub(super) fn segment(
-    frame: &[u8],
-    v6: bool,
-    mss: usize,
-    wire: &mut Vec<Vec<u8>>,
-) -> Result<u64, Malformed> {
+fn segment(frame: &[u8], v6: bool, mss: usize, wire: &mut Vec<Vec<u8>>) -> Result<u64, Malformed> {
     let tcp = Tcp::parse(frame).ok_or(Malformed("a TSO frame that is not TCP over IP"))?;
     if tcp.ip.v6 != v6 {
         return Err(Malformed(
@@ -304,11 +299,11 @@ pub(super) fn l4_csum_ok(frame: &[u8]) -> Option<bool> {
     Some(csum::add(ip.pseudo(frame, ip.end - ip.l4), seg) == 0xffff)
 }
 
-pub(super) fn get16(b: &[u8], at: usize) -> u16 {
+fn get16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-pub(super) fn get32(b: &[u8], at: usize) -> u32 {
+fn get32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 

@@ -1,9 +1,10 @@
-//! Privileged smoke test: real TCP transfers through the emulated NIC, one
-//! per NIC model, between two namespaces this test creates and deletes.
-//! Run by hand, as root, with iperf3 installed:
+//! Privileged smoke tests: real TCP transfers through the emulated NIC, one
+//! per NIC model, between two namespaces these tests create and delete.
+//! Run by hand, as root, with iperf3 installed (a release build gives
+//! figures worth comparing; this also runs `kernel_facts`):
 //!
 //! ```text
-//! cargo test -p toe-agent --lib silicon::smoke -- --ignored --nocapture
+//! cargo test -p toe-agent --release --lib silicon -- --ignored --nocapture
 //! ```
 //!
 //! `SILICON_CASES=lro,hw-gro` picks cases by name, `SILICON_SECS` sets the

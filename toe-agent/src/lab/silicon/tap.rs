@@ -96,9 +96,11 @@ pub(super) struct Tap {
 
 impl Tap {
     /// Create tap `name` in namespace `ns` with `queues` queues. A tun
-    /// device is created in the network namespace of the task that issues
-    /// `TUNSETIFF` (`tun_set_iff()` uses `current->nsproxy->net_ns`), so the
-    /// ioctls run on a thread inside `ns`; the fds then work from any.
+    /// device is created in the network namespace of the task that opened
+    /// /dev/net/tun (`tun_chr_open()` allocates the queue's socket in
+    /// `current->nsproxy->net_ns`, and `tun_set_iff()` registers the device
+    /// in that socket's namespace), so the opens and ioctls run on a thread
+    /// inside `ns`; the fds then work from any thread.
     /// `IFF_NAPI` makes written frames enter the stack through the queue's
     /// NAPI poll and `napi_gro_receive()`, as a NIC driver's do
     /// (`tun_get_user()` -> `tun_napi_poll()`).

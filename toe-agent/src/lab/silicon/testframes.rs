@@ -1,7 +1,14 @@
 //! Frames built by hand for the tests, and a checksum verifier written
 //! apart from `csum`, so that the code is not checked against itself.
-use super::{PathStats, frame::transmit, tap::VnetHdr};
+use super::{PathStats, RxMode, frame::transmit, tap::VnetHdr};
 
+pub(super) const MODES: [RxMode; 5] = [
+    RxMode::Plain,
+    RxMode::Verified,
+    RxMode::Lro,
+    RxMode::HwGro,
+    RxMode::LroNoGso,
+];
 pub(super) const MSS: usize = 1448;
 pub(super) const FIN: u8 = 0x01;
 pub(super) const SYN: u8 = 0x02;

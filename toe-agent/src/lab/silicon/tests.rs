@@ -186,13 +186,7 @@ fn pure_acks_and_syns_are_never_merged() {
 fn a_length_field_shorter_than_the_headers_is_handed_up_as_it_came() {
     let mut f = tcp_frame(V4, 1, 0, &payload(100));
     f[16..18].copy_from_slice(&30u16.to_be_bytes());
-    for mode in [
-        RxMode::Plain,
-        RxMode::Verified,
-        RxMode::Lro,
-        RxMode::HwGro,
-        RxMode::LroNoGso,
-    ] {
+    for mode in MODES {
         let (out, _) = rx(mode, vec![f.clone(), f.clone()]);
         assert_eq!(out.len(), 2, "{mode:?}");
         assert!(
@@ -224,13 +218,7 @@ fn arp_passes_untouched() {
     )
     .unwrap();
     assert_eq!(wire, vec![arp()]);
-    for mode in [
-        RxMode::Plain,
-        RxMode::Verified,
-        RxMode::Lro,
-        RxMode::HwGro,
-        RxMode::LroNoGso,
-    ] {
+    for mode in MODES {
         let (out, _) = rx(mode, wire.clone());
         assert_eq!(
             out,
@@ -334,24 +322,17 @@ fn rss_spreads_flows_and_keeps_each_on_one_queue() {
 #[test]
 fn mangled_headers_never_panic() {
     let (gso4, gso6) = (
-        gso_frame(V4, PSH, &payload(5000)),
-        gso_frame(V6, 0, &payload(3000)),
+        gso_frame(V4, PSH, &payload(2000)),
+        gso_frame(V6, 0, &payload(1600)),
     );
     let plain = (VnetHdr::default(), tcp_frame(V4, 1, 0, &payload(300)));
-    let modes = [
-        RxMode::Plain,
-        RxMode::Verified,
-        RxMode::Lro,
-        RxMode::HwGro,
-        RxMode::LroNoGso,
-    ];
     for (hdr, f) in [gso4, gso6, plain] {
         for at in 0..100 {
-            for v in [0x00, 0x01, 0x0f, 0x45, 0x60, 0x7f, 0x80, 0xf0, 0xff] {
+            for v in [0x00, 0x45, 0x60, 0x80, 0xff] {
                 let mut m = f.clone();
                 m[at] = v;
                 let mut hdrs = vec![hdr];
-                for size in [0, 1, 0xffff] {
+                for size in [0, 500, 0xffff] {
                     hdrs.push(VnetHdr {
                         gso_size: size,
                         ..hdr
@@ -365,9 +346,10 @@ fn mangled_headers_never_panic() {
                 for h in hdrs {
                     let mut wire = vec![m.clone(), m.clone()];
                     let _ = transmit(&h, &m, &mut wire, &mut PathStats::default());
-                    for mode in modes {
-                        let (out, _) = rx(mode, wire.clone());
-                        let _ = out.iter().map(|d| rss::queue(&d.frame, 32)).count();
+                    for mode in MODES {
+                        for d in rx(mode, wire.clone()).0 {
+                            rss::queue(&d.frame, 32);
+                        }
                     }
                 }
             }
