@@ -118,6 +118,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "toe-agent-ebpf",
                 ],
             )?;
+            // The lab's emulated NIC against the real tun driver (root, its
+            // own namespaces): kept `#[ignore]` so that a plain `cargo test`
+            // stays unprivileged, run here one at a time.
+            let status = Command::new("cargo")
+                .current_dir(&root)
+                .env("PATH", &path)
+                .env("SILICON_SECS", "1")
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "toe-agent",
+                    "--lib",
+                    "silicon",
+                    "--",
+                ])
+                .args(["--ignored", "--test-threads=1"])
+                .status()
+                .context("running the emulated NIC's privileged tests")?;
+            if !status.success() {
+                bail!("the emulated NIC's privileged tests failed ({status})");
+            }
             // End-to-end tests: one at a time, each owns namespaces and probes.
             let mut cmd = Command::new("cargo");
             cmd.current_dir(&root)
