@@ -194,34 +194,34 @@ impl Lab {
         self.agent(ns, &args)
     }
 
-    /// A TCP transfer from a to b for `secs` seconds with iperf3; returns
-    /// iperf3's JSON report (client side).
-    pub fn iperf(&self, secs: u32) -> Value {
-        let mut server = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_b,
-                "iperf3",
-                "-s",
-                "-1",
-                "-B",
-                &self.addr_b,
-            ])
+    /// `iperf3 -s -1` (one test, then exit) in `ns`, bound to `addr:port`,
+    /// returned once it listens.
+    pub fn iperf_server(&self, ns: &str, addr: &str, port: u16) -> Child {
+        let port = port.to_string();
+        let server = Command::new("ip")
+            .args(["netns", "exec", ns, "iperf3", "-s", "-1", "-B", addr, "-p"])
+            .arg(&port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting iperf3 -s");
         // Wait for the listener instead of sleeping a fixed time.
         let deadline = Instant::now() + Duration::from_secs(5);
+        let listening = format!("{addr}:{port}");
         loop {
-            let out = self.exec(&self.ns_b, &["ss", "-ltn"]);
-            if String::from_utf8_lossy(&out.stdout).contains(":5201") {
-                break;
+            let out = self.exec(ns, &["ss", "-ltn"]);
+            if String::from_utf8_lossy(&out.stdout).contains(&listening) {
+                return server;
             }
             assert!(Instant::now() < deadline, "iperf3 server did not start");
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A TCP transfer from a to b for `secs` seconds with iperf3; returns
+    /// iperf3's JSON report (client side).
+    pub fn iperf(&self, secs: u32) -> Value {
+        let mut server = self.iperf_server(&self.ns_b, &self.addr_b, 5201);
         let out = self.exec(
             &self.ns_a,
             &["iperf3", "-c", &self.addr_b, "-t", &secs.to_string(), "-J"],
@@ -258,6 +258,18 @@ pub struct Finished {
 }
 
 impl Agent {
+    /// Start the agent in this process's own network namespace (for a
+    /// device of the host, traced passively); output captured.
+    pub fn spawn(args: &[&str]) -> Agent {
+        let child = Command::new(agent_bin().expect("TOE_AGENT_BIN"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the agent");
+        Agent { child: Some(child) }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
