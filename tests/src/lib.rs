@@ -196,15 +196,17 @@ impl Lab {
 
     /// `iperf3 -s -1` (one test, then exit) in `ns`, bound to `addr:port`,
     /// returned once it listens.
-    pub fn iperf_server(&self, ns: &str, addr: &str, port: u16) -> Child {
+    pub fn iperf_server(&self, ns: &str, addr: &str, port: u16) -> Server {
         let port = port.to_string();
-        let server = Command::new("ip")
-            .args(["netns", "exec", ns, "iperf3", "-s", "-1", "-B", addr, "-p"])
-            .arg(&port)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting iperf3 -s");
+        let server = Server(
+            Command::new("ip")
+                .args(["netns", "exec", ns, "iperf3", "-s", "-1", "-B", addr, "-p"])
+                .arg(&port)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting iperf3 -s"),
+        );
         // Wait for the listener instead of sleeping a fixed time.
         let deadline = Instant::now() + Duration::from_secs(5);
         let listening = format!("{addr}:{port}");
@@ -213,7 +215,10 @@ impl Lab {
             if String::from_utf8_lossy(&out.stdout).contains(&listening) {
                 return server;
             }
-            assert!(Instant::now() < deadline, "iperf3 server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "iperf3 server did not start on {listening}"
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -242,6 +247,26 @@ impl Drop for Lab {
         // Deleting a namespace deletes the veth end inside it, and the peer.
         for ns in [&self.ns_a, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A one-shot iperf3 server: it exits after its test; killed (by its own
+/// PID) on drop if a failing test never ran one.
+pub struct Server(Child);
+
+impl Server {
+    /// Wait for the server to finish its one test.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }
