@@ -223,6 +223,28 @@ impl Lab {
         }
     }
 
+    /// Wait until `dev` in `ns` has received nothing for `quiet` (at most
+    /// 5 s): the tail of a transfer (teardown, delayed ACKs) has arrived.
+    pub fn wait_quiet(&self, ns: &str, dev: &str, quiet: Duration) {
+        let path = format!("/sys/class/net/{dev}/statistics/rx_packets");
+        let read = || {
+            String::from_utf8_lossy(&self.exec(ns, &["cat", &path]).stdout)
+                .trim()
+                .to_string()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = read();
+        let mut since = Instant::now();
+        while since.elapsed() < quiet && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            let now = read();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
+        }
+    }
+
     /// A TCP transfer from a to b for `secs` seconds with iperf3; returns
     /// iperf3's JSON report (client side).
     pub fn iperf(&self, secs: u32) -> Value {

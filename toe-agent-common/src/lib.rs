@@ -90,13 +90,15 @@ pub struct RxStats {
     pub skb_queue: [u64; MAX_QUEUES],
     /// `tcp:tcp_bad_csum` hits for skbs received on the interface.
     pub bad_csum: u64,
-    /// Hand-offs whose IP protocol is not TCP (UDP, ICMP, ARP...): TCP's
-    /// offloads are judged without them.
-    pub nontcp_handoffs: u64,
-    /// Of those, the ones already carrying a `gso_size` (UDP GSO or GRO).
-    pub nontcp_handoff_gso: u64,
-    /// Skbs after GRO that are not TCP, and the segments they carry
-    /// (`max(gso_segs, 1)` each).
+    /// Hand-offs longer than the MTU whose IP protocol is not TCP (UDP
+    /// GSO or GRO). The protocol is read at the hand-off only for these:
+    /// reading it for every packet costs a helper call per wire segment.
+    pub nontcp_handoff_large: u64,
+    /// Skbs after GRO whose IP protocol is not TCP (UDP, ICMP, ARP...), and
+    /// the segments they carry (`max(gso_segs, 1)` each). Every packet
+    /// handed up ends in exactly one skb after GRO, so the segments are
+    /// also the hand-offs that were not TCP. TCP's offloads are judged
+    /// without them.
     pub nontcp_skbs: u64,
     pub nontcp_skb_segs: u64,
 }
@@ -235,7 +237,7 @@ mod tests {
         assert_eq!(size_of::<Hist>(), (HIST_BUCKETS + 1) * 8);
         assert_eq!(
             size_of::<RxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 5) * 8
+            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 4) * 8
         );
         assert_eq!(
             size_of::<TxStats>(),

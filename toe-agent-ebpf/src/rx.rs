@@ -32,11 +32,12 @@ fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
         let len = skb::len(skb);
         // skb->len counts from the network header here (eth_type_trans() has
         // pulled the MAC header), so only a packet longer than the MTU can
-        // carry a gso_size: skip the helper call for the common case.
-        let gso_size = if len > skb::mtu(dev) {
-            skb::gso(skb).0
+        // carry a gso_size: skip the helper calls for the common case. The
+        // protocol of the others is counted after GRO, once per skb.
+        let (gso_size, tcp) = if len > skb::mtu(dev) {
+            (skb::gso(skb).0, skb::is_tcp(skb))
         } else {
-            0
+            (0, true)
         };
         let h = Handoff {
             hook,
@@ -44,7 +45,7 @@ fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
             csum: skb::ip_summed(skb),
             queue: skb::queue(skb),
             gso_size,
-            tcp: skb::is_tcp(skb),
+            tcp,
         };
         record_handoff(&h);
     }
@@ -63,7 +64,8 @@ pub struct Handoff {
     pub queue: usize,
     /// `skb_shinfo(skb)->gso_size`, 0 when none or not read
     pub gso_size: u64,
-    /// The IP protocol is TCP (the classic fallback cannot tell: true).
+    /// The IP protocol is TCP; read only for packets longer than the MTU
+    /// (true otherwise, and with the classic fallback, which cannot tell).
     pub tcp: bool,
 }
 
@@ -82,10 +84,7 @@ pub fn record_handoff(h: &Handoff) {
         hist::add(&mut s.handoff_gso_size, h.gso_size);
     }
     if !h.tcp {
-        s.nontcp_handoffs += 1;
-        if h.gso_size != 0 {
-            s.nontcp_handoff_gso += 1;
-        }
+        s.nontcp_handoff_large += 1;
     }
 }
 

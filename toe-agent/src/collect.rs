@@ -97,8 +97,7 @@ counters!(RxStats {
     skb_csum,
     skb_queue,
     bad_csum,
-    nontcp_handoffs,
-    nontcp_handoff_gso,
+    nontcp_handoff_large,
     nontcp_skbs,
     nontcp_skb_segs,
 });

@@ -145,13 +145,12 @@ impl Handoff {
 /// the judgement of TCP's offloads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct NonTcpRx {
-    /// Hand-offs (before GRO).
-    pub handoffs: u64,
-    /// Hand-offs already carrying a `gso_size`.
-    pub handoff_gso: u64,
-    /// skbs after GRO, and the segments they carry.
+    /// skbs after GRO, and the segments they carry: the packets the driver
+    /// handed up that were not TCP.
     pub skbs: u64,
     pub skb_segments: u64,
+    /// Hand-offs longer than the MTU (UDP GSO or GRO before the stack).
+    pub handoff_large: u64,
 }
 
 /// Multi-segment skbs by `gso_type` class.
@@ -368,8 +367,7 @@ impl Blocks {
                 skb_queue_unrecorded,
                 bad_csum: t.rx.bad_csum,
                 non_tcp: NonTcpRx {
-                    handoffs: t.rx.nontcp_handoffs,
-                    handoff_gso: t.rx.nontcp_handoff_gso,
+                    handoff_large: t.rx.nontcp_handoff_large,
                     skbs: t.rx.nontcp_skbs,
                     skb_segments: t.rx.nontcp_skb_segs,
                 },

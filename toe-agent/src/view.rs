@@ -276,7 +276,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
         gbps(bytes),
     );
     // TCP's offloads are judged on TCP: say how much else there was.
-    let (rx_other, tx_other) = (r.non_tcp.handoffs, t.gso_queued.other);
+    let (rx_other, tx_other) = (r.non_tcp.skb_segments, t.gso_queued.other);
     if rx_other + tx_other > 0 {
         let _ = writeln!(
             o,

@@ -18,7 +18,7 @@ fn handoff_accounts(b: &Blocks, dev: &Device) -> Result<(), String> {
     } else {
         r.skbs.saturating_sub(r.non_tcp.skbs)
     };
-    let seen = r.segments.saturating_sub(r.non_tcp.handoffs);
+    let seen = r.segments.saturating_sub(r.non_tcp.skb_segments);
     if seen * 10 >= after * 9 {
         return Ok(());
     }
@@ -140,7 +140,9 @@ struct TcpRx {
 fn tcp_rx(b: &Blocks) -> TcpRx {
     let r = &b.rx;
     let n = &r.non_tcp;
-    let segments = r.segments.saturating_sub(n.handoffs);
+    // Each packet handed up ends in one skb after GRO: the non-TCP segments
+    // counted there are the non-TCP hand-offs.
+    let segments = r.segments.saturating_sub(n.skb_segments);
     let skbs = r.skbs.saturating_sub(n.skbs);
     let per_skb = if r.segs_per_skb.count > 0 {
         let segs = r.segs_per_skb.sum.saturating_sub(n.skb_segments);
@@ -167,7 +169,7 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     }
     let tcp = tcp_rx(b);
-    let others = others_note(r.non_tcp.handoffs, "packets");
+    let others = others_note(r.non_tcp.skb_segments, "packets");
     if tcp.segments < MIN_PACKETS {
         let e = format!("only {} TCP packets received{others}", group(tcp.segments));
         return verdict(o, Mechanism::NotExercised, gro, false, e);
@@ -178,7 +180,7 @@ pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     let over_mtu = r.segment_len.count_above(dev.mtu as u64);
     let large = over_mtu
         .max(r.handoff_gso_size.count)
-        .saturating_sub(r.non_tcp.handoff_gso);
+        .saturating_sub(r.non_tcp.handoff_large);
     if large * 2 >= tcp.segments {
         return rx_coalesced_before_stack(b, dev, large, tcp.segments, &others);
     }
@@ -248,7 +250,7 @@ fn rx_coalesced_before_stack(
     let with_gso = r
         .handoff_gso_size
         .count
-        .saturating_sub(r.non_tcp.handoff_gso);
+        .saturating_sub(r.non_tcp.handoff_large);
     let gso_note = if with_gso * 2 >= large {
         format!(
             "with gso_size {}",

@@ -621,7 +621,6 @@ fn udp_bulk_does_not_pass_for_a_tcp_offload_fault() {
     add(&mut t.rx.segment_len, 1200, 3_000_000);
     t.rx.segment_csum[0] += 3_000_000;
     t.rx.handoff_by_hook[0] += 3_000_000;
-    t.rx.nontcp_handoffs = 3_000_000;
     add(&mut t.rx.skb_len, 1200, 3_000_000);
     add(&mut t.rx.segs_per_skb, 1, 3_000_000);
     t.rx.nontcp_skbs = 3_000_000;
