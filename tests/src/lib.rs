@@ -209,7 +209,12 @@ impl Lab {
         );
         // Wait for the listener instead of sleeping a fixed time.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let listening = format!("{addr}:{port}");
+        // ss writes an IPv6 address in brackets.
+        let listening = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
         loop {
             let out = self.exec(ns, &["ss", "-ltn"]);
             if String::from_utf8_lossy(&out.stdout).contains(&listening) {

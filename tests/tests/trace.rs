@@ -532,6 +532,56 @@ fn udp_bulk_is_counted_not_judged() {
     );
 }
 
+/// IPv6 TCP is governed by tx-tcp6-segmentation, not tx-tcp-segmentation:
+/// with IPv4 TSO on and IPv6 TSO off, the kernel segments IPv6 TCP in
+/// software as asked, and the verdict names the IPv6 flag (it used to call
+/// that a mismatch against the IPv4 one).
+#[test]
+fn ipv6_tso_is_judged_against_its_own_flag() {
+    if !privileged("ipv6_tso_is_judged_against_its_own_flag") {
+        return;
+    }
+    let lab = Lab::new();
+    for (ns, dev, addr) in [
+        (&lab.ns_a, &lab.dev_a, "fd00:77::1/64"),
+        (&lab.ns_b, &lab.dev_b, "fd00:77::2/64"),
+    ] {
+        lab.exec(
+            ns,
+            &[
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+            ],
+        );
+        lab.exec(ns, &["ip", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    lab.offloads(&lab.ns_a, &lab.dev_a, &[("tx-tcp6-segmentation", false)]);
+    let nd = scratch("ipv6.ndjson");
+    let agent = lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &nd, &[]);
+    wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+    let mut server = lab.iperf_server(&lab.ns_b, "fd00:77::2", 5201);
+    let out = lab.exec(&lab.ns_a, &["iperf3", "-6", "-c", "fd00:77::2", "-t", "2"]);
+    assert!(out.status.success());
+    let _ = server.wait();
+    std::thread::sleep(Duration::from_millis(700));
+    agent.signal(libc::SIGTERM);
+    let done = agent.wait(EXIT_TIMEOUT);
+    assert!(done.status.success(), "{}", done.stderr);
+    let summary = read_ndjson(&nd).pop().unwrap();
+    let gso = &summary["tx"]["gso_queued"];
+    assert!(u(&gso["tcp6"]) > 1000 && u(&gso["tcp4"]) == 0, "{gso}");
+    let tso = &summary["verdicts"][0];
+    assert_eq!(tso["mechanism"], "software", "{tso}");
+    assert_eq!(tso["mismatch"], false, "{tso}");
+    assert_eq!(
+        tso["configured"]["feature"], "tx-tcp6-segmentation",
+        "{tso}"
+    );
+    assert_eq!(tso["configured"]["active"], false, "{tso}");
+}
+
 /// `--classic --per-skb` reads skb lengths only after GRO: no segments per
 /// skb, so coalescing cannot be judged, and says so (it used to read an
 /// empty histogram as "one segment each": off, and a mismatch).
