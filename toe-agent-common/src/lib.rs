@@ -32,6 +32,14 @@ pub const HOOK_NAPI_GRO_FRAGS: usize = 1;
 pub const HOOK_NETIF_RECEIVE_SKB: usize = 2;
 pub const HOOK_NETIF_RECEIVE_SKB_LIST: usize = 3;
 pub const HOOK_NETIF_RX: usize = 4;
+/// The tracepoints behind `HOOK_*`, in the same order.
+pub const HANDOFF_HOOK_NAMES: [&str; HANDOFF_HOOKS] = [
+    "napi_gro_receive_entry",
+    "napi_gro_frags_entry",
+    "netif_receive_skb_entry",
+    "netif_receive_skb_list_entry",
+    "netif_rx_entry",
+];
 
 /// Classes of multi-segment skbs, from `skb_shinfo(skb)->gso_type`
 /// (include/linux/skbuff.h: `SKB_GSO_TCPV4 = 1 << 0`, `SKB_GSO_TCPV6 = 1 << 4`;

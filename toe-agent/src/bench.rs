@@ -511,7 +511,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         },
     ];
     Ok(Report {
-        kernel: crate::trace::kernel_release(),
+        kernel: crate::host::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

@@ -48,7 +48,7 @@ struct IfReq {
 impl IfReq {
     fn new(ifname: &str) -> Self {
         IfReq {
-            name: crate::iface::name_bytes(ifname),
+            name: name_bytes(ifname),
             data: [0; 24],
         }
     }
@@ -432,9 +432,24 @@ pub fn mtu(ifname: &str) -> io::Result<u32> {
     Ok(i32::from_ne_bytes(b) as u32)
 }
 
+/// `ifname` as the NUL-padded 16 bytes (IFNAMSIZ) the kernel stores.
+pub fn name_bytes(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
+        *o = b;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_nul_padded() {
+        assert_eq!(&name_bytes("eth0")[..5], b"eth0\0");
+        assert_eq!(name_bytes("a-very-long-interface-name")[15], 0);
+    }
 
     #[test]
     fn layouts_match_the_uapi() {

@@ -110,15 +110,6 @@ fn rps_configured(name: &str) -> bool {
         .any(|mask| mask.trim().chars().any(|c| c != '0' && c != ','))
 }
 
-/// `ifname` as the NUL-padded 16 bytes (IFNAMSIZ) the kernel stores.
-pub fn name_bytes(name: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
-        *o = b;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,11 +120,5 @@ mod tests {
         let err = resolve("no-such-if0", None).unwrap_err().to_string();
         assert!(err.contains("no interface named 'no-such-if0'"), "{err}");
         assert!(err.contains("lo"), "{err}");
-    }
-
-    #[test]
-    fn names_are_nul_padded() {
-        assert_eq!(&name_bytes("eth0")[..5], b"eth0\0");
-        assert_eq!(name_bytes("a-very-long-interface-name")[15], 0);
     }
 }

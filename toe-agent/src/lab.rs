@@ -169,7 +169,7 @@ pub fn run(args: LabArgs) -> Result<(), Failure> {
     drop((tx, rx));
 
     let report = LabReport {
-        kernel: crate::trace::kernel_release(),
+        kernel: crate::host::kernel_release(),
         duration_s: args.duration.as_secs_f64(),
         as_expected: results.iter().all(|r| r.as_expected),
         configs: results,

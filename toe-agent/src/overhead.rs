@@ -7,7 +7,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{probes::Probes, report::Blocks};
+use crate::report::Blocks;
 
 /// Holding this keeps the kernel's BPF run-time statistics on. The kernel
 /// counts enablers: closing the descriptor (on any exit) restores the
@@ -141,19 +141,20 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(probes: &Probes, stats: bool) -> Self {
+    /// Start from the programs' statistics read now (`Probes::stats()`).
+    pub fn new(programs: ProgramStats, stats: bool) -> Self {
         Tracker {
             stats,
             last_cpu_ns: process_cpu_ns(),
-            last_programs: probes.stats(),
+            last_programs: programs,
             last: Instant::now(),
         }
     }
 
-    pub fn sample(&mut self, probes: &Probes, blocks: &Blocks, collect_us: u64) -> Overhead {
+    /// The period since the last sample, given the programs' statistics read now.
+    pub fn sample(&mut self, programs: ProgramStats, blocks: &Blocks, collect_us: u64) -> Overhead {
         let now = Instant::now();
         let cpu = process_cpu_ns();
-        let programs = probes.stats();
         let last = self.last_programs;
         // A period under a millisecond says nothing about CPU share.
         let wall = now.duration_since(self.last).as_nanos().max(1_000_000) as f64;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use plotters::prelude::*;
 
-use crate::{ndjson::Summary, report::HistSummary, report_cmd::Run};
+use crate::{ndjson::Summary, recording::Run, report::HistSummary};
 
 const SIZE: (u32, u32) = (960, 540);
 const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
@@ -53,7 +53,7 @@ const HISTOGRAMS: [(&str, &str, &str, HistOf); 7] = [
     }),
 ];
 
-type PointOf = fn(&crate::report_cmd::Point) -> f64;
+type PointOf = fn(&crate::recording::Point) -> f64;
 
 const SERIES: [(&str, &str, &str, PointOf); 4] = [
     (

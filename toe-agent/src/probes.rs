@@ -17,7 +17,8 @@ use toe_agent_common::{Config, NapiIdStats, NapiStats, RxStats, SoftirqStats, Tx
 use crate::{
     btf::{KernelBtf, VMLINUX_BTF},
     collect::{Source, Totals, sum},
-    iface::{self, Iface},
+    iface::Iface,
+    verdict::Coverage,
 };
 
 /// The compiled eBPF object (built by build.rs; empty when the build skipped it).
@@ -126,13 +127,25 @@ const SPECS: &[Spec] = &[
 
 /// The driver hand-off, before GRO merges: once per packet from the wire
 /// (net/core/gro.c, net/core/dev.c).
-pub const HANDOFF_HOOKS: &[&str] = &[
-    "napi_gro_receive_entry",
-    "napi_gro_frags_entry",
-    "netif_receive_skb_entry",
-    "netif_receive_skb_list_entry",
-    "netif_rx_entry",
-];
+pub const HANDOFF_HOOKS: &[&str] = &toe_agent_common::HANDOFF_HOOK_NAMES;
+
+/// What probes in these states can see: a hook that failed or was skipped
+/// gives nothing. Computed once after attach ([`Probes::coverage`]), and
+/// from a recording's header by `report`.
+pub fn coverage(status: &[ProbeStatus]) -> Coverage {
+    let counts = |name: &str| status.iter().any(|s| s.name == name && s.status.counts());
+    let missing = HANDOFF_HOOKS
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !counts(h))
+        .fold(0u8, |m, (i, _)| m | 1 << i);
+    let handoff = HANDOFF_HOOKS.iter().any(|h| counts(h));
+    Coverage {
+        handoff,
+        handoff_missing: if handoff { missing } else { 0 },
+        driver_xmit: counts("net_dev_start_xmit"),
+    }
+}
 
 /// Does the hook fire once per wire segment rather than once per skb? The
 /// hand-off does, and so does `net_dev_start_xmit`, which
@@ -166,6 +179,8 @@ pub struct Options {
 pub struct Probes {
     ebpf: Ebpf,
     pub status: Vec<ProbeStatus>,
+    /// What the attached probes can see, from `status` once attached.
+    pub coverage: Coverage,
     /// Names (in the object) of the programs attached.
     attached: Vec<&'static str>,
 }
@@ -218,7 +233,7 @@ fn config(iface: &Iface, btf_offsets: Option<toe_agent_common::Offsets>) -> Conf
     Config {
         ifindex: iface.index,
         netns_ino: iface.netns_ino,
-        ifname: iface::name_bytes(&iface.name),
+        ifname: crate::ethtool::name_bytes(&iface.name),
         off: btf_offsets.unwrap_or_default(),
     }
 }
@@ -350,6 +365,7 @@ impl Probes {
         unsafe { libc::malloc_trim(0) };
         Ok(Probes {
             ebpf,
+            coverage: coverage(&status),
             status,
             attached,
         })
@@ -437,5 +453,47 @@ impl Source for KernelSource<'_> {
             napi_by_id,
             softirq: softirq.to_vec(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_follows_the_probes_that_count() {
+        let st = |name: &str, status| ProbeStatus {
+            name: name.into(),
+            hook: String::new(),
+            status,
+            reason: None,
+        };
+        let mut all: Vec<ProbeStatus> = HANDOFF_HOOKS
+            .iter()
+            .map(|h| st(h, ProbeState::Attached))
+            .collect();
+        all[0].status = ProbeState::Degraded;
+        all.push(st("net_dev_start_xmit", ProbeState::Attached));
+        assert_eq!(coverage(&all), Coverage::default());
+        // One hand-off hook the kernel refused: the others still count, and
+        // the missing one is named.
+        all[2].status = ProbeState::Failed;
+        let partial = coverage(&all);
+        assert!(partial.handoff);
+        assert_eq!(partial.missing_handoffs(), ["netif_receive_skb_entry"]);
+        let per_skb = [
+            st("napi_gro_receive_entry", ProbeState::Skipped),
+            st("netif_rx_entry", ProbeState::Failed),
+            st("net_dev_start_xmit", ProbeState::Skipped),
+            st("netif_receive_skb", ProbeState::Attached),
+        ];
+        assert_eq!(
+            coverage(&per_skb),
+            Coverage {
+                handoff: false,
+                handoff_missing: 0,
+                driver_xmit: false
+            }
+        );
     }
 }

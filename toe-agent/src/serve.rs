@@ -37,7 +37,7 @@ use crate::{
     overhead,
     probes::{Options, Probes},
     report::Blocks,
-    verdict::{self, Coverage, Mechanism, Offload, Verdict},
+    verdict::{self, Mechanism, Offload, Verdict},
 };
 
 pub struct ServeArgs {
@@ -615,7 +615,7 @@ fn sampler(
             let mut window = Totals::default();
             a.window.iter().for_each(|d| window.add(d));
             let blocks = Blocks::from_totals(&window);
-            let device = iface::device(&a.iface, Coverage::of(&a.probes.status));
+            let device = iface::device(&a.iface, a.probes.coverage);
             entry.verdicts = verdict::judge(&blocks, &device);
             let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
             for (o, n) in fallback_counts(&newest, &entry.verdicts) {
@@ -742,7 +742,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     let state = Arc::new(Mutex::new(State {
         self_stats: args.self_stats,
-        kernel: crate::trace::kernel_release(),
+        kernel: crate::host::kernel_release(),
         sampler_alive: true,
         ..State::default()
     }));

@@ -42,12 +42,6 @@ fn unix_ns(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Where the text view goes.
 enum Screen {
     /// Redraw in place (stdout is a terminal).
@@ -93,7 +87,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     let header = Header {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").into(),
-        kernel: kernel_release(),
+        kernel: crate::host::kernel_release(),
         iface: dev.name.clone(),
         ifindex: dev.index,
         netns_ino: dev.netns_ino,
@@ -202,8 +196,8 @@ async fn sample_loop(
     // The baseline first, then the header: whoever waits for the header to
     // start traffic must find every packet counted from there on.
     let mut collector = Collector::new(probes.source())?;
-    let mut tracker = overhead::Tracker::new(probes, args.self_stats);
-    let mut run_tracker = overhead::Tracker::new(probes, args.self_stats);
+    let mut tracker = overhead::Tracker::new(probes.stats(), args.self_stats);
+    let mut run_tracker = overhead::Tracker::new(probes.stats(), args.self_stats);
     let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
     let run_start = SystemTime::now();
     let mut period_start = run_start;
@@ -237,14 +231,14 @@ async fn sample_loop(
             .duration_since(period_start)
             .unwrap_or_default()
             .as_secs_f64();
-        let device = iface::device(dev, verdict::Coverage::of(&probes.status));
+        let device = iface::device(dev, probes.coverage);
         let record = Record::Interval(Interval {
             seq,
             start_unix_ns: unix_ns(period_start),
             end_unix_ns: unix_ns(now),
             verdicts: verdict::judge(&blocks, &device),
             checks: verdict::checks(&blocks, secs),
-            overhead: tracker.sample(probes, &blocks, collect_us),
+            overhead: tracker.sample(probes.stats(), &blocks, collect_us),
             blocks,
         });
         output_closed |= emit(ndjson, &record)?;
@@ -296,7 +290,7 @@ async fn sample_loop(
         .duration_since(run_start)
         .unwrap_or_default()
         .as_secs_f64();
-    let device = iface::device(dev, verdict::Coverage::of(&probes.status));
+    let device = iface::device(dev, probes.coverage);
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),
@@ -304,7 +298,7 @@ async fn sample_loop(
         end_reason: reason,
         verdicts: verdict::judge(&blocks, &device),
         checks: verdict::checks(&blocks, secs),
-        overhead: run_tracker.sample(probes, &blocks, 0),
+        overhead: run_tracker.sample(probes.stats(), &blocks, 0),
         blocks,
     };
     emit(ndjson, &Record::Summary(summary.clone()))?;

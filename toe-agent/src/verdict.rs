@@ -7,12 +7,13 @@
 //! in the blocks (`non_tcp`, `gso_*.other`) and left out here, so that UDP
 //! bulk on the same device cannot pass for a TSO or GRO fault.
 use serde::{Deserialize, Serialize};
+use toe_agent_common::HANDOFF_HOOK_NAMES;
 
 use crate::{
     class::DeviceClass,
     ethtool::Features,
     report::{Blocks, Csum, HistSummary},
-    view::group,
+    units::group,
 };
 
 /// Fewer packets than this in a period: not enough to judge.
@@ -119,7 +120,7 @@ pub struct Coverage {
     /// Some driver hand-off hook is attached.
     pub handoff: bool,
     /// Hand-off hooks that are not attached while another is, as a bit per
-    /// position in [`crate::probes::HANDOFF_HOOKS`]: a driver that uses one
+    /// position in [`HANDOFF_HOOK_NAMES`]: a driver that uses one
     /// of them hands up packets nobody counts.
     pub handoff_missing: u8,
     /// `net_dev_start_xmit` is attached.
@@ -137,26 +138,9 @@ impl Default for Coverage {
 }
 
 impl Coverage {
-    /// From the probes' states: a hook that failed or was skipped gives nothing.
-    pub fn of(status: &[crate::probes::ProbeStatus]) -> Coverage {
-        let counts = |name: &str| status.iter().any(|s| s.name == name && s.status.counts());
-        let hooks = crate::probes::HANDOFF_HOOKS;
-        let missing = hooks
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !counts(h))
-            .fold(0u8, |m, (i, _)| m | 1 << i);
-        let handoff = hooks.iter().any(|h| counts(h));
-        Coverage {
-            handoff,
-            handoff_missing: if handoff { missing } else { 0 },
-            driver_xmit: counts("net_dev_start_xmit"),
-        }
-    }
-
     /// The hand-off hooks that are not attached while others are.
-    fn missing_handoffs(&self) -> Vec<&'static str> {
-        crate::probes::HANDOFF_HOOKS
+    pub(crate) fn missing_handoffs(&self) -> Vec<&'static str> {
+        HANDOFF_HOOK_NAMES
             .iter()
             .enumerate()
             .filter(|(i, _)| self.handoff_missing & (1 << i) != 0)

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use crate::{
     overhead::Overhead,
     report::{Blocks, Csum, HistSummary},
+    units::group,
     verdict::{Check, Mechanism, Verdict},
 };
 
@@ -31,19 +32,6 @@ fn probe_summary(probes: &[crate::probes::ProbeStatus]) -> String {
         s += &format!(", {skipped} left out (--per-skb)");
     }
     s
-}
-
-/// Digits grouped by thousands: 2075152 → "2,075,152".
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn rate(n: u64, secs: f64) -> String {
@@ -236,7 +224,7 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
     };
     // Without the per-segment hooks (--per-skb) the same rates come from
     // gso_segs of the skbs instead, and what only those hooks see is marked.
-    let cov = crate::verdict::Coverage::of(ctx.probes);
+    let cov = crate::probes::coverage(ctx.probes);
     const NOT_ATTACHED: &str = "not attached";
     let (segments, handoff_csum) = if cov.handoff {
         (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum))
@@ -368,13 +356,6 @@ pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
 mod tests {
     use super::*;
     use toe_agent_common::{Hist, hist::bucket_index};
-
-    #[test]
-    fn groups_thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(2_075_152), "2,075,152");
-    }
 
     #[test]
     fn histogram_rows_merge_to_powers_of_two() {

@@ -254,7 +254,7 @@ pub fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
     }
     let host = Host {
         hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
-        kernel: crate::trace::kernel_release(),
+        kernel: crate::host::kernel_release(),
         online_cpus: std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1),

@@ -158,44 +158,6 @@ fn per_skb_probe_set_judges_rss_from_the_skbs_queues() {
 }
 
 #[test]
-fn coverage_follows_the_probes_that_count() {
-    use crate::probes::{ProbeState, ProbeStatus};
-    let st = |name: &str, status| ProbeStatus {
-        name: name.into(),
-        hook: String::new(),
-        status,
-        reason: None,
-    };
-    let mut all: Vec<ProbeStatus> = crate::probes::HANDOFF_HOOKS
-        .iter()
-        .map(|h| st(h, ProbeState::Attached))
-        .collect();
-    all[0].status = ProbeState::Degraded;
-    all.push(st("net_dev_start_xmit", ProbeState::Attached));
-    assert_eq!(Coverage::of(&all), Coverage::default());
-    // One hand-off hook the kernel refused: the others still count, and
-    // the missing one is named.
-    all[2].status = ProbeState::Failed;
-    let partial = Coverage::of(&all);
-    assert!(partial.handoff);
-    assert_eq!(partial.missing_handoffs(), ["netif_receive_skb_entry"]);
-    let per_skb = [
-        st("napi_gro_receive_entry", ProbeState::Skipped),
-        st("netif_rx_entry", ProbeState::Failed),
-        st("net_dev_start_xmit", ProbeState::Skipped),
-        st("netif_receive_skb", ProbeState::Attached),
-    ];
-    assert_eq!(
-        Coverage::of(&per_skb),
-        Coverage {
-            handoff: false,
-            handoff_missing: 0,
-            driver_xmit: false
-        }
-    );
-}
-
-#[test]
 fn no_traffic_is_not_exercised() {
     let v = judge(&Blocks::from_totals(&Totals::default()), &veth(&[], &[]));
     assert_eq!(v.len(), 5);
