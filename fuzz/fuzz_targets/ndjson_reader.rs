@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = toe_agent::recording::read_run(data, "fuzz");
+    let _ = toe_agent::read_run(data, "fuzz");
 });

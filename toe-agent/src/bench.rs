@@ -34,7 +34,7 @@ const TARGET_RSS: u64 = 32 * 1024 * 1024;
 const TARGET_STARTUP_MS: f64 = 500.0;
 
 #[derive(Serialize)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     pub config: &'static str,
     /// What ran in the "on" runs: `agent` (the default probe set) or
     /// `agent-per-skb` (`trace --per-skb`),
@@ -49,7 +49,7 @@ pub struct Throughput {
 }
 
 #[derive(Serialize)]
-pub struct ProgramFigures {
+pub(crate) struct ProgramFigures {
     pub name: String,
     pub runs: u64,
     pub runs_per_s: f64,
@@ -57,14 +57,14 @@ pub struct ProgramFigures {
 }
 
 #[derive(Serialize)]
-pub struct Userspace {
+pub(crate) struct Userspace {
     pub interval_s: f64,
     pub cpu_pct: f64,
     pub peak_rss_bytes: u64,
 }
 
 #[derive(Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub kernel: String,
     pub cpus: usize,
     pub transfer_s: f64,
@@ -83,7 +83,7 @@ pub struct Report {
 }
 
 #[derive(Serialize)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: &'static str,
     pub target: String,
     pub measured: String,
@@ -529,7 +529,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     })
 }
 
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(

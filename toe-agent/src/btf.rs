@@ -13,10 +13,10 @@ use std::path::Path;
 
 use toe_agent_common::Offsets;
 
-pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+pub(crate) const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     #[error("reading kernel BTF from {path}: {reason}")]
     Read { path: String, reason: String },
     #[error("kernel BTF is malformed: {0}")]
@@ -73,7 +73,7 @@ struct TypeHdr {
     body: usize,
 }
 
-pub struct KernelBtf {
+pub(crate) struct KernelBtf {
     data: Vec<u8>,
     types_start: usize,
     strs_start: usize,
@@ -83,7 +83,7 @@ pub struct KernelBtf {
 }
 
 impl KernelBtf {
-    pub fn open(path: &Path) -> Result<Self, BtfError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, BtfError> {
         let data = std::fs::read(path).map_err(|e| BtfError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -261,7 +261,7 @@ impl KernelBtf {
 
     /// Every offset the programs need. Fails on the first one missing: the
     /// caller then falls back to classic tracepoints.
-    pub fn offsets(&self) -> Result<Offsets, BtfError> {
+    pub(crate) fn offsets(&self) -> Result<Offsets, BtfError> {
         let ip_summed = self.member("sk_buff", &["ip_summed"])?;
         let shift = ip_summed.bit_offset % 8;
         if ip_summed.bitfield_size != Some(2) || shift > 6 {

@@ -45,7 +45,7 @@ fn tracefs_event_dir(group: &str, event: &str) -> Option<PathBuf> {
 }
 
 /// `(name, offset, size)` of every field in a `format` file.
-pub fn parse_format(text: &str) -> Vec<(String, u32, u32)> {
+pub(crate) fn parse_format(text: &str) -> Vec<(String, u32, u32)> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.trim().split(';').map(str::trim);
@@ -63,7 +63,7 @@ pub fn parse_format(text: &str) -> Vec<(String, u32, u32)> {
 /// layout checks. `ip netns exec` remounts /sys, hiding a host tracefs
 /// mount; when none is visible, mount one in a private mount namespace of
 /// this process only, so the host's mounts stay as they were.
-pub fn ensure_tracefs() -> anyhow::Result<()> {
+pub(crate) fn ensure_tracefs() -> anyhow::Result<()> {
     if tracefs_event_dir("irq", "softirq_entry").is_some() {
         return Ok(());
     }
@@ -99,7 +99,7 @@ pub fn ensure_tracefs() -> anyhow::Result<()> {
 }
 
 /// Ok when the running kernel's record layout is what the program reads.
-pub fn check_layout(group: &str, event: &str) -> anyhow::Result<()> {
+pub(crate) fn check_layout(group: &str, event: &str) -> anyhow::Result<()> {
     let want = expected(group, event)
         .ok_or_else(|| anyhow::anyhow!("no classic fallback for {group}/{event}"))?;
     let dir = tracefs_event_dir(group, event).ok_or_else(|| {

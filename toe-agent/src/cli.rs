@@ -161,7 +161,7 @@ pub struct TraceCmd {
 }
 
 /// A strictly positive, finite number of seconds.
-pub fn positive_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn positive_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .trim()
         .parse()

@@ -30,14 +30,14 @@ impl Default for Totals {
     }
 }
 
-pub trait Source {
+pub(crate) trait Source {
     fn read(&mut self) -> anyhow::Result<Totals>;
 }
 
 /// Monotonic counters that can be summed (over CPUs) and differenced (over
 /// time). Wrapping arithmetic: a counter never goes back, but if a reading
 /// ever raced a reset the result must not panic.
-pub trait Counters: Sized {
+pub(crate) trait Counters: Sized {
     fn zero() -> Self;
     fn add(&mut self, other: &Self);
     fn sub(&self, earlier: &Self) -> Self;
@@ -140,7 +140,7 @@ impl Counters for NapiIdStats {
 }
 
 /// Sum of per-CPU values.
-pub fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>) -> T {
+pub(crate) fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>) -> T {
     let mut total = T::zero();
     values.into_iter().for_each(|v| total.add(v));
     total
@@ -191,7 +191,7 @@ impl Totals {
 }
 
 /// Turns a [`Source`]'s cumulative readings into interval deltas.
-pub struct Collector<S> {
+pub(crate) struct Collector<S> {
     source: S,
     start: Totals,
     last: Totals,
@@ -199,7 +199,7 @@ pub struct Collector<S> {
 
 impl<S: Source> Collector<S> {
     /// Takes the baseline reading: counts before this moment are not reported.
-    pub fn new(mut source: S) -> anyhow::Result<Self> {
+    pub(crate) fn new(mut source: S) -> anyhow::Result<Self> {
         let start = source.read()?;
         Ok(Collector {
             source,
@@ -209,7 +209,7 @@ impl<S: Source> Collector<S> {
     }
 
     /// What happened since the previous call.
-    pub fn interval(&mut self) -> anyhow::Result<Totals> {
+    pub(crate) fn interval(&mut self) -> anyhow::Result<Totals> {
         let now = self.source.read()?;
         let delta = now.delta(&self.last);
         self.last = now;
@@ -217,7 +217,7 @@ impl<S: Source> Collector<S> {
     }
 
     /// What happened since `new`, up to the last `interval` reading.
-    pub fn run_total(&self) -> Totals {
+    pub(crate) fn run_total(&self) -> Totals {
         self.last.delta(&self.start)
     }
 }

@@ -98,7 +98,7 @@ fn ethtool_words(ifname: &str, words: &mut [u32]) -> io::Result<()> {
 
 /// One netdev feature as `ethtool -k` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Feature {
+pub(crate) struct Feature {
     pub name: String,
     /// Changeable by the user (in `hw_features`).
     pub available: bool,
@@ -109,26 +109,22 @@ pub struct Feature {
 
 impl Feature {
     /// `[fixed]` in ethtool's words: the user cannot change it.
-    pub fn fixed(&self) -> bool {
+    pub(crate) fn fixed(&self) -> bool {
         !self.available || self.never_changed
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Features(pub Vec<Feature>);
+pub(crate) struct Features(pub Vec<Feature>);
 
 impl Features {
-    pub fn get(&self, name: &str) -> Option<&Feature> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Feature> {
         self.0.iter().find(|f| f.name == name)
-    }
-
-    pub fn active(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|f| f.active)
     }
 
     /// Set `name` as a device would report it when it is fixed `on` or off:
     /// the lab's emulated NIC declares the receive features a tap cannot.
-    pub fn declare(&mut self, name: &str, on: bool) {
+    pub(crate) fn declare(&mut self, name: &str, on: bool) {
         let f = Feature {
             name: name.to_string(),
             available: false,
@@ -160,7 +156,7 @@ fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
 }
 
 /// Every feature of the device with its state (ETHTOOL_GFEATURES).
-pub fn features(ifname: &str) -> io::Result<Features> {
+pub(crate) fn features(ifname: &str) -> io::Result<Features> {
     let names = feature_names(ifname)?;
     let blocks = names.len().div_ceil(32);
     // struct ethtool_gfeatures { cmd; size; { available; requested; active; never_changed; }[size] }
@@ -187,7 +183,7 @@ pub fn features(ifname: &str) -> io::Result<Features> {
 
 /// Request features on or off (ETHTOOL_SFEATURES). Used only by `toe-agent
 /// lab`, on devices inside the namespaces it created.
-pub fn set_features(ifname: &str, changes: &[(&str, bool)]) -> io::Result<()> {
+pub(crate) fn set_features(ifname: &str, changes: &[(&str, bool)]) -> io::Result<()> {
     let names = feature_names(ifname)?;
     let blocks = names.len().div_ceil(32);
     // struct ethtool_sfeatures { cmd; size; { valid; requested; }[size] }
@@ -211,7 +207,7 @@ pub fn set_features(ifname: &str, changes: &[(&str, bool)]) -> io::Result<()> {
 
 /// Receive queues: `rx_count + combined_count` of ETHTOOL_GCHANNELS, or
 /// None when the driver does not report channels.
-pub fn rx_queues(ifname: &str) -> Option<u32> {
+pub(crate) fn rx_queues(ifname: &str) -> Option<u32> {
     // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined,
     // rx_count, tx_count, other_count, combined_count
     let mut ch = [0u32; 9];
@@ -222,14 +218,14 @@ pub fn rx_queues(ifname: &str) -> Option<u32> {
 
 /// `ethtool -i`: driver, version, firmware, bus.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DriverInfo {
+pub(crate) struct DriverInfo {
     pub driver: String,
     pub version: String,
     pub firmware_version: String,
     pub bus_info: String,
 }
 
-pub fn driver_info(ifname: &str) -> io::Result<DriverInfo> {
+pub(crate) fn driver_info(ifname: &str) -> io::Result<DriverInfo> {
     let mut info = DrvInfo {
         cmd: ETHTOOL_GDRVINFO,
         driver: [0; 32],
@@ -255,7 +251,7 @@ pub fn driver_info(ifname: &str) -> io::Result<DriverInfo> {
 
 /// Link speed (Mb/s) and duplex, from the legacy ETHTOOL_GSET
 /// (`struct ethtool_cmd`): `None` for an unknown speed (link down).
-pub fn link(ifname: &str) -> io::Result<(Option<u32>, Option<String>)> {
+pub(crate) fn link(ifname: &str) -> io::Result<(Option<u32>, Option<String>)> {
     // cmd, supported, advertising, then speed u16 @12, duplex u8 @14, ...,
     // speed_hi u16 @22; 44 bytes in all.
     let mut words = [0u32; 11];
@@ -275,14 +271,14 @@ pub fn link(ifname: &str) -> io::Result<(Option<u32>, Option<String>)> {
 
 /// `ethtool -g`: ring sizes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rings {
+pub(crate) struct Rings {
     pub rx: u32,
     pub rx_max: u32,
     pub tx: u32,
     pub tx_max: u32,
 }
 
-pub fn rings(ifname: &str) -> io::Result<Rings> {
+pub(crate) fn rings(ifname: &str) -> io::Result<Rings> {
     // struct ethtool_ringparam: cmd, rx_max, rx_mini_max, rx_jumbo_max,
     // tx_max, rx, rx_mini, rx_jumbo, tx.
     let mut w = [0u32; 9];
@@ -298,7 +294,7 @@ pub fn rings(ifname: &str) -> io::Result<Rings> {
 
 /// `ethtool -l`: channels.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Channels {
+pub(crate) struct Channels {
     pub rx: u32,
     pub tx: u32,
     pub other: u32,
@@ -310,12 +306,12 @@ pub struct Channels {
 
 impl Channels {
     /// Queues that receive: rx-only plus combined.
-    pub fn rx_queues(&self) -> u32 {
+    pub(crate) fn rx_queues(&self) -> u32 {
         self.rx + self.combined
     }
 }
 
-pub fn channels(ifname: &str) -> io::Result<Channels> {
+pub(crate) fn channels(ifname: &str) -> io::Result<Channels> {
     // struct ethtool_channels: cmd, max_rx, max_tx, max_other,
     // max_combined, rx_count, tx_count, other_count, combined_count.
     let mut w = [0u32; 9];
@@ -334,7 +330,7 @@ pub fn channels(ifname: &str) -> io::Result<Channels> {
 
 /// `ethtool -c`: the interrupt coalescing settings that matter here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Coalesce {
+pub(crate) struct Coalesce {
     pub rx_usecs: u32,
     pub rx_frames: u32,
     pub tx_usecs: u32,
@@ -343,7 +339,7 @@ pub struct Coalesce {
     pub adaptive_tx: bool,
 }
 
-pub fn coalesce(ifname: &str) -> io::Result<Coalesce> {
+pub(crate) fn coalesce(ifname: &str) -> io::Result<Coalesce> {
     // struct ethtool_coalesce: 23 u32, from cmd; rx_coalesce_usecs @1,
     // rx_max_coalesced_frames @2, tx_coalesce_usecs @5,
     // tx_max_coalesced_frames @6, use_adaptive_rx/tx_coalesce @10/@11.
@@ -362,14 +358,14 @@ pub fn coalesce(ifname: &str) -> io::Result<Coalesce> {
 
 /// `ethtool -x`: the RSS indirection table and hash key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rss {
+pub(crate) struct Rss {
     /// Receive queue of each indirection table entry.
     pub indirection: Vec<u32>,
     pub key_bytes: u32,
     pub hfunc: u8,
 }
 
-pub fn rss(ifname: &str) -> io::Result<Rss> {
+pub(crate) fn rss(ifname: &str) -> io::Result<Rss> {
     // struct ethtool_rxfh: cmd, rss_context, indir_size, key_size,
     // {hfunc u8, input_xfrm u8, rsvd8[2]}, rsvd32, rss_config[]. A first
     // call with zero sizes returns the sizes.
@@ -390,7 +386,7 @@ pub fn rss(ifname: &str) -> io::Result<Rss> {
 }
 
 /// `ethtool -S`: the driver's statistics, by name.
-pub fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
+pub(crate) fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
     let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_STATS, 0, 0];
     ethtool_words(ifname, &mut info)?;
     let count = info[4] as usize;
@@ -420,11 +416,11 @@ pub fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
 }
 
 /// The driver name `ethtool -i` shows ("veth", "virtio_net", "ice", ...).
-pub fn driver(ifname: &str) -> io::Result<String> {
+pub(crate) fn driver(ifname: &str) -> io::Result<String> {
     driver_info(ifname).map(|d| d.driver)
 }
 
-pub fn mtu(ifname: &str) -> io::Result<u32> {
+pub(crate) fn mtu(ifname: &str) -> io::Result<u32> {
     let mut ifr = IfReq::new(ifname);
     ioctl(libc::SIOCGIFMTU as libc::c_ulong, &mut ifr)?;
     let mut b = [0u8; 4];
@@ -433,7 +429,7 @@ pub fn mtu(ifname: &str) -> io::Result<u32> {
 }
 
 /// `ifname` as the NUL-padded 16 bytes (IFNAMSIZ) the kernel stores.
-pub fn name_bytes(name: &str) -> [u8; 16] {
+pub(crate) fn name_bytes(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
         *o = b;

@@ -5,7 +5,7 @@ use crate::class::DeviceClass;
 
 /// The traced interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Iface {
+pub(crate) struct Iface {
     pub name: String,
     pub index: u32,
     /// Inode of our network namespace: with `index`, unique on the host.
@@ -17,7 +17,7 @@ pub struct Iface {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum IfaceError {
+pub(crate) enum IfaceError {
     #[error("no interface named '{name}' in this network namespace; interfaces here: {}", .existing.join(", "))]
     Unknown { name: String, existing: Vec<String> },
     #[error("reading the network namespace of this process: {0}")]
@@ -25,7 +25,7 @@ pub enum IfaceError {
 }
 
 /// Interfaces of the current network namespace, by index.
-pub fn list() -> Vec<(u32, String)> {
+pub(crate) fn list() -> Vec<(u32, String)> {
     // if_nameindex() asks the kernel over netlink in the caller's namespace,
     // unlike /sys/class/net, which shows the namespace sysfs was mounted in.
     let mut out = Vec::new();
@@ -50,21 +50,21 @@ pub fn list() -> Vec<(u32, String)> {
 }
 
 /// Index of `name` in this namespace, if it exists.
-pub fn index_of(name: &str) -> Option<u32> {
+pub(crate) fn index_of(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
     // SAFETY: `c` is a valid NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (index != 0).then_some(index)
 }
 
-pub fn netns_ino() -> io::Result<u32> {
+pub(crate) fn netns_ino() -> io::Result<u32> {
     // The kernel's ns_common.inum is an unsigned int; nsfs reports it as st_ino.
     Ok(std::fs::metadata("/proc/self/ns/net")?.ino() as u32)
 }
 
 /// The interface `name` of this namespace, of the class its driver says,
 /// or of `class` when given.
-pub fn resolve(name: &str, class: Option<DeviceClass>) -> Result<Iface, IfaceError> {
+pub(crate) fn resolve(name: &str, class: Option<DeviceClass>) -> Result<Iface, IfaceError> {
     let Some(index) = index_of(name) else {
         return Err(IfaceError::Unknown {
             name: name.to_string(),
@@ -86,7 +86,7 @@ pub fn resolve(name: &str, class: Option<DeviceClass>) -> Result<Iface, IfaceErr
 /// What the verdicts need to know about the device, read now (features
 /// can change during a run), and what the attached probes can see. Reads
 /// happen in the caller's namespace.
-pub fn device(iface: &Iface, coverage: crate::verdict::Coverage) -> crate::verdict::Device {
+pub(crate) fn device(iface: &Iface, coverage: crate::verdict::Coverage) -> crate::verdict::Device {
     crate::verdict::Device {
         coverage,
         mtu: crate::ethtool::mtu(&iface.name).unwrap_or(iface.mtu),

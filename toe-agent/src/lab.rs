@@ -31,10 +31,10 @@ use crate::{
     verdict::{self, Configured, Mechanism, Offload, Verdict},
 };
 
-pub const NS_TX: &str = "toe-lab-tx";
-pub const NS_RX: &str = "toe-lab-rx";
-pub const DEV_TX: &str = "lab-tx";
-pub const DEV_RX: &str = "lab-rx";
+pub(crate) const NS_TX: &str = "toe-lab-tx";
+pub(crate) const NS_RX: &str = "toe-lab-rx";
+pub(crate) const DEV_TX: &str = "lab-tx";
+pub(crate) const DEV_RX: &str = "lab-rx";
 const ADDR_TX: &str = "10.254.77.1";
 const ADDR_RX: &str = "10.254.77.2";
 const PORT: u16 = 5201;
@@ -47,7 +47,7 @@ use silicon::Silicon;
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Side {
+pub(crate) enum Side {
     Sender,
     Receiver,
 }
@@ -69,7 +69,7 @@ pub struct LabArgs {
 }
 
 #[derive(Serialize)]
-pub struct Expected {
+pub(crate) struct Expected {
     pub mechanism: Mechanism,
     pub mismatch: bool,
     /// The kernel or driver code that makes it so.
@@ -77,7 +77,7 @@ pub struct Expected {
 }
 
 #[derive(Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub offload: Offload,
     pub side: Side,
     pub mechanism: Mechanism,
@@ -89,7 +89,7 @@ pub struct Row {
 }
 
 #[derive(Serialize)]
-pub struct ConfigResult {
+pub(crate) struct ConfigResult {
     pub name: &'static str,
     pub description: &'static str,
     /// `veth` or `emulated_nic`.
@@ -108,7 +108,7 @@ pub struct ConfigResult {
 
 /// The emulated link's work in the data direction (sender to receiver).
 #[derive(Serialize)]
-pub struct SiliconReport {
+pub(crate) struct SiliconReport {
     pub frames_per_s: f64,
     pub read: u64,
     pub segmented: u64,
@@ -121,7 +121,7 @@ pub struct SiliconReport {
 }
 
 #[derive(Serialize)]
-pub struct LabReport {
+pub(crate) struct LabReport {
     pub kernel: String,
     pub duration_s: f64,
     pub configs: Vec<ConfigResult>,
@@ -484,7 +484,7 @@ fn silicon_report(s: &Silicon, secs: f64) -> SiliconReport {
     }
 }
 
-pub fn render(report: &LabReport) -> String {
+pub(crate) fn render(report: &LabReport) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(

@@ -3,31 +3,45 @@
 //! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`),
 //! [`probes`] reads them, [`collect`] turns readings into interval deltas,
 //! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
-pub mod audit;
-pub mod bench;
-pub mod btf;
-pub mod class;
-pub mod classic;
-pub mod cli;
-pub mod collect;
-pub mod ethtool;
-pub mod host;
-pub mod iface;
-pub mod lab;
-pub mod ndjson;
-pub mod netns;
-pub mod overhead;
-pub mod plot;
-pub mod probes;
-pub mod qstats;
-pub mod recording;
-pub mod report;
-pub mod report_cmd;
-pub mod serve;
-pub mod trace;
-pub mod units;
-pub mod verdict;
-pub mod view;
+//!
+//! Only what the binary (`main.rs`) and the fuzz target need is public: the
+//! command line, each command's entry point and arguments, and the NDJSON
+//! reader. Everything else is `pub(crate)`, so that the compiler reports
+//! what nobody uses.
+pub(crate) mod audit;
+pub(crate) mod bench;
+pub(crate) mod btf;
+pub(crate) mod class;
+pub(crate) mod classic;
+pub(crate) mod cli;
+pub(crate) mod collect;
+pub(crate) mod ethtool;
+pub(crate) mod host;
+pub(crate) mod iface;
+pub(crate) mod lab;
+pub(crate) mod ndjson;
+pub(crate) mod netns;
+pub(crate) mod overhead;
+pub(crate) mod plot;
+pub(crate) mod probes;
+pub(crate) mod qstats;
+pub(crate) mod recording;
+pub(crate) mod report;
+pub(crate) mod report_cmd;
+pub(crate) mod serve;
+pub(crate) mod trace;
+pub(crate) mod units;
+pub(crate) mod verdict;
+pub(crate) mod view;
+
+pub use audit::{AuditArgs, run as audit};
+pub use bench::{BenchArgs, run as bench};
+pub use cli::{Cli, Command};
+pub use lab::{LabArgs, run as lab};
+pub use recording::read_run;
+pub use report_cmd::{ReportArgs, run as report};
+pub use serve::{ServeArgs, run as serve};
+pub use trace::{TraceArgs, run as trace};
 
 /// How a command failed, which decides the exit status.
 #[derive(Debug)]

@@ -2,15 +2,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use toe_agent::{
-    audit, bench,
-    cli::{Cli, Command},
-    lab, trace,
+    AuditArgs, BenchArgs, Cli, Command, LabArgs, ReportArgs, ServeArgs, TraceArgs, audit, bench,
+    lab, report, serve, trace,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Trace(t) => trace::run(trace::TraceArgs {
+        Command::Trace(t) => trace(TraceArgs {
             iface: t.iface,
             interval: t.interval,
             duration: t.duration,
@@ -20,7 +19,7 @@ fn main() -> ExitCode {
             per_skb: t.per_skb,
             device_class: t.device_class,
         }),
-        Command::Audit(a) => audit::run(audit::AuditArgs {
+        Command::Audit(a) => audit(AuditArgs {
             ifaces: a.iface,
             all: a.all,
             json: a.json,
@@ -29,7 +28,7 @@ fn main() -> ExitCode {
             from: a.from,
             diff: a.diff.map(|d| (d[0].clone(), d[1].clone())),
         }),
-        Command::Serve(s) => toe_agent::serve::run(toe_agent::serve::ServeArgs {
+        Command::Serve(s) => serve(ServeArgs {
             ifaces: s.iface,
             listen: s.listen,
             interval: s.interval,
@@ -38,17 +37,17 @@ fn main() -> ExitCode {
             per_skb: s.per_skb,
             device_class: s.device_class,
         }),
-        Command::Report(r) => toe_agent::report_cmd::run(toe_agent::report_cmd::ReportArgs {
+        Command::Report(r) => report(ReportArgs {
             file: r.file,
             compare: r.compare.map(|c| (c[0].clone(), c[1].clone())),
             svg: r.svg,
         }),
-        Command::Bench(b) => bench::run(bench::BenchArgs {
+        Command::Bench(b) => bench(BenchArgs {
             pairs: b.pairs as usize,
             duration: b.duration,
             out: b.out,
         }),
-        Command::Lab(l) => lab::run(lab::LabArgs {
+        Command::Lab(l) => lab(LabArgs {
             config: l.config,
             json: l.json,
             list: l.list,

@@ -14,7 +14,7 @@ use crate::{
     verdict::{Check, Verdict},
 };
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -35,7 +35,7 @@ pub struct Header {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
+pub(crate) struct Interval {
     pub seq: u64,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
@@ -79,20 +79,20 @@ pub struct Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
+pub(crate) enum Record {
     Header(Header),
     Interval(Interval),
     Summary(Summary),
 }
 
-pub struct NdjsonWriter {
+pub(crate) struct NdjsonWriter {
     out: BufWriter<Box<dyn Write>>,
 }
 
 impl NdjsonWriter {
     /// `-` is stdout. The file is created (truncated) here, so an unwritable
     /// path fails before anything is attached.
-    pub fn create(path: &Path) -> io::Result<Self> {
+    pub(crate) fn create(path: &Path) -> io::Result<Self> {
         let out: Box<dyn Write> = if path == Path::new("-") {
             Box::new(io::stdout())
         } else {
@@ -103,7 +103,8 @@ impl NdjsonWriter {
         })
     }
 
-    pub fn from_writer(w: Box<dyn Write>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_writer(w: Box<dyn Write>) -> Self {
         NdjsonWriter {
             out: BufWriter::new(w),
         }
@@ -111,7 +112,7 @@ impl NdjsonWriter {
 
     /// Write one record and flush it: a reader tailing the file sees whole
     /// lines only, one interval at a time.
-    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+    pub(crate) fn write(&mut self, record: &Record) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;
         self.out.flush()

@@ -8,22 +8,22 @@ use std::{
 };
 
 /// Where `ip netns add` pins named namespaces.
-pub fn path(name: &str) -> PathBuf {
+pub(crate) fn path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)
 }
 
-pub fn exists(name: &str) -> bool {
+pub(crate) fn exists(name: &str) -> bool {
     path(name).exists()
 }
 
 /// The namespace's inode, as `/proc/self/ns/net` shows it from inside.
-pub fn inode(name: &str) -> io::Result<u32> {
+pub(crate) fn inode(name: &str) -> io::Result<u32> {
     Ok(std::fs::metadata(path(name))?.ino() as u32)
 }
 
 /// Run `f` on a thread that has joined namespace `name`: sockets it creates
 /// and ioctls it makes belong there. Only that thread changes namespace.
-pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+pub(crate) fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     let file = File::open(path(name))?;
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -39,7 +39,7 @@ pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T
 }
 
 /// `ip ...`, with its stderr in the error.
-pub fn ip(args: &[&str]) -> io::Result<()> {
+pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -56,19 +56,19 @@ pub fn ip(args: &[&str]) -> io::Result<()> {
 
 /// Run a command inside namespace `ns` with `ip netns exec`, which also
 /// mounts that namespace's sysfs for it (/sys/class/net shows its devices).
-pub fn exec(ns: &str, args: &[&str]) -> io::Result<()> {
+pub(crate) fn exec(ns: &str, args: &[&str]) -> io::Result<()> {
     let mut full = vec!["netns", "exec", ns];
     full.extend_from_slice(args);
     ip(&full)
 }
 
 /// A namespace deleted when dropped (with every device in it).
-pub struct Netns {
+pub(crate) struct Netns {
     pub name: String,
 }
 
 impl Netns {
-    pub fn create(name: &str) -> io::Result<Netns> {
+    pub(crate) fn create(name: &str) -> io::Result<Netns> {
         ip(&["netns", "add", name])?;
         let ns = Netns {
             name: name.to_string(),

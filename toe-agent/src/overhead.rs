@@ -13,9 +13,9 @@ use crate::report::Blocks;
 /// counts enablers: closing the descriptor (on any exit) restores the
 /// previous state, so a sysctl someone else set is left alone
 /// (kernel/bpf/syscall.c, bpf_enable_runtime_stats()).
-pub struct StatsGuard(#[expect(dead_code, reason = "held for its Drop")] OwnedFd);
+pub(crate) struct StatsGuard(#[expect(dead_code, reason = "held for its Drop")] OwnedFd);
 
-pub fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
+pub(crate) fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime)
         .map(StatsGuard)
         .map_err(|e| anyhow::anyhow!("enabling BPF statistics (BPF_ENABLE_STATS): {e}"))
@@ -23,7 +23,7 @@ pub fn enable_bpf_stats() -> anyhow::Result<StatsGuard> {
 
 /// What the kernel counts for a program since it was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProgramStats {
+pub(crate) struct ProgramStats {
     /// Runs (counted only while BPF statistics are enabled).
     pub run_count: u64,
     /// Time spent in the program, ns (likewise).
@@ -49,7 +49,7 @@ impl std::iter::Sum for ProgramStats {
 /// One BPF_OBJ_GET_INFO_BY_FD for the program behind `fd`. aya's
 /// ProgramInfo does not expose `recursion_misses`, so this reads the
 /// kernel's struct itself, and takes the run statistics from the same call.
-pub fn program_stats(fd: BorrowedFd<'_>) -> Option<ProgramStats> {
+pub(crate) fn program_stats(fd: BorrowedFd<'_>) -> Option<ProgramStats> {
     use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
     // SAFETY: both are plain C structs for which all-zero is valid.
     let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -96,7 +96,7 @@ pub struct Overhead {
 /// Events recorded in a period, from the counts themselves: one per
 /// hand-off, delivered skb, queued or transmitted skb, NAPI poll, and three
 /// per softirq run (raise, entry, exit).
-pub fn recorded_events(b: &Blocks) -> u64 {
+pub(crate) fn recorded_events(b: &Blocks) -> u64 {
     b.rx.segments
         + b.rx.skbs
         + b.tx.queued_skbs
@@ -106,7 +106,7 @@ pub fn recorded_events(b: &Blocks) -> u64 {
 }
 
 /// CPU time of this process (user + system), ns.
-pub fn process_cpu_ns() -> u64 {
+pub(crate) fn process_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
@@ -118,7 +118,7 @@ pub fn process_cpu_ns() -> u64 {
 
 /// `(current, peak)` resident set size of a process, bytes, from
 /// /proc/<pid>/status (VmRSS, VmHWM).
-pub fn rss_bytes(pid: &str) -> (u64, u64) {
+pub(crate) fn rss_bytes(pid: &str) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |key: &str| {
         status
@@ -133,7 +133,7 @@ pub fn rss_bytes(pid: &str) -> (u64, u64) {
 }
 
 /// Turns cumulative readings into per-period overhead figures.
-pub struct Tracker {
+pub(crate) struct Tracker {
     stats: bool,
     last_cpu_ns: u64,
     last_programs: ProgramStats,
@@ -142,7 +142,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// Start from the programs' statistics read now (`Probes::stats()`).
-    pub fn new(programs: ProgramStats, stats: bool) -> Self {
+    pub(crate) fn new(programs: ProgramStats, stats: bool) -> Self {
         Tracker {
             stats,
             last_cpu_ns: process_cpu_ns(),
@@ -152,7 +152,12 @@ impl Tracker {
     }
 
     /// The period since the last sample, given the programs' statistics read now.
-    pub fn sample(&mut self, programs: ProgramStats, blocks: &Blocks, collect_us: u64) -> Overhead {
+    pub(crate) fn sample(
+        &mut self,
+        programs: ProgramStats,
+        blocks: &Blocks,
+        collect_us: u64,
+    ) -> Overhead {
         let now = Instant::now();
         let cpu = process_cpu_ns();
         let last = self.last_programs;

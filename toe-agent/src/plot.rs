@@ -11,7 +11,7 @@ use crate::{ndjson::Summary, recording::Run, report::HistSummary};
 const SIZE: (u32, u32) = (960, 540);
 const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14)];
 
-pub type HistOf = fn(&Summary) -> &HistSummary;
+pub(crate) type HistOf = fn(&Summary) -> &HistSummary;
 
 /// (file stem, title, x unit, the histogram).
 const HISTOGRAMS: [(&str, &str, &str, HistOf); 7] = [
@@ -214,7 +214,7 @@ fn series(
 }
 
 /// Every picture for `runs` (one, or before/after) into `dir`; returns how many.
-pub fn write_all(dir: &Path, runs: &[(&str, &Run)]) -> anyhow::Result<usize> {
+pub(crate) fn write_all(dir: &Path, runs: &[(&str, &Run)]) -> anyhow::Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut written = 0;
     for (stem, title, unit, f) in HISTOGRAMS {

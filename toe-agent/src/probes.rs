@@ -127,12 +127,12 @@ const SPECS: &[Spec] = &[
 
 /// The driver hand-off, before GRO merges: once per packet from the wire
 /// (net/core/gro.c, net/core/dev.c).
-pub const HANDOFF_HOOKS: &[&str] = &toe_agent_common::HANDOFF_HOOK_NAMES;
+pub(crate) const HANDOFF_HOOKS: &[&str] = &toe_agent_common::HANDOFF_HOOK_NAMES;
 
 /// What probes in these states can see: a hook that failed or was skipped
 /// gives nothing. Computed once after attach ([`Probes::coverage`]), and
 /// from a recording's header by `report`.
-pub fn coverage(status: &[ProbeStatus]) -> Coverage {
+pub(crate) fn coverage(status: &[ProbeStatus]) -> Coverage {
     let counts = |name: &str| status.iter().any(|s| s.name == name && s.status.counts());
     let missing = HANDOFF_HOOKS
         .iter()
@@ -151,17 +151,17 @@ pub fn coverage(status: &[ProbeStatus]) -> Coverage {
 /// hand-off does, and so does `net_dev_start_xmit`, which
 /// dev_hard_start_xmit() calls for every skb of the list software GSO
 /// produced (net/core/dev.c, xmit_one()). `--per-skb` leaves them out.
-pub fn is_per_segment(hook: &str) -> bool {
+pub(crate) fn is_per_segment(hook: &str) -> bool {
     HANDOFF_HOOKS.contains(&hook) || hook == "net_dev_start_xmit"
 }
 
 /// The BTF tracepoints of the default set, by hook name.
-pub fn btf_hooks() -> Vec<&'static str> {
+pub(crate) fn btf_hooks() -> Vec<&'static str> {
     SPECS.iter().map(|s| s.name).collect()
 }
 
 /// Every program in the object, BTF and classic, by name.
-pub fn program_names() -> Vec<&'static str> {
+pub(crate) fn program_names() -> Vec<&'static str> {
     SPECS
         .iter()
         .flat_map(|s| std::iter::once(s.name).chain(s.classic.map(|c| c.2)))
@@ -169,14 +169,14 @@ pub fn program_names() -> Vec<&'static str> {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
     pub classic_only: bool,
     /// Leave out the per-segment hooks ([`is_per_segment`]).
     pub per_skb: bool,
 }
 
-pub struct Probes {
+pub(crate) struct Probes {
     ebpf: Ebpf,
     pub status: Vec<ProbeStatus>,
     /// What the attached probes can see, from `status` once attached.
@@ -186,7 +186,7 @@ pub struct Probes {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error(
         "this binary was built without its eBPF programs (AYA_BUILD_SKIP); build it with `cargo xtask build`"
     )]
@@ -203,7 +203,7 @@ pub enum ProbeError {
 
 /// CAP_BPF (39) with CAP_PERFMON (38), or CAP_SYS_ADMIN (21), from
 /// include/uapi/linux/capability.h, in the effective set.
-pub fn has_bpf_privileges() -> bool {
+pub(crate) fn has_bpf_privileges() -> bool {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return true; // cannot tell: let the kernel decide
     };
@@ -239,7 +239,7 @@ fn config(iface: &Iface, btf_offsets: Option<toe_agent_common::Offsets>) -> Conf
 }
 
 impl Probes {
-    pub fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
+    pub(crate) fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
@@ -373,7 +373,7 @@ impl Probes {
 
     /// The kernel's counts for the attached programs, summed: one
     /// BPF_OBJ_GET_INFO_BY_FD per program.
-    pub fn stats(&self) -> crate::overhead::ProgramStats {
+    pub(crate) fn stats(&self) -> crate::overhead::ProgramStats {
         self.attached
             .iter()
             .filter_map(|name| {
@@ -383,7 +383,7 @@ impl Probes {
             .sum()
     }
 
-    pub fn source(&self) -> KernelSource<'_> {
+    pub(crate) fn source(&self) -> KernelSource<'_> {
         KernelSource { ebpf: &self.ebpf }
     }
 }
@@ -413,7 +413,7 @@ fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyh
 }
 
 /// Reads the kernel maps: one syscall per map per interval.
-pub struct KernelSource<'a> {
+pub(crate) struct KernelSource<'a> {
     ebpf: &'a Ebpf,
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One queue's counters, by the names netdev.yaml gives them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueStats {
+pub(crate) struct QueueStats {
     /// "rx" or "tx".
     pub queue_type: String,
     pub queue_id: u32,
@@ -214,7 +214,7 @@ fn family_id(sock: &Socket, name: &str) -> io::Result<u16> {
 /// Per-queue statistics of the device, or an error saying why the kernel
 /// or driver does not offer them (ENOENT: no netdev family; EOPNOTSUPP: the
 /// driver has no qstats).
-pub fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
+pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
     let sock = Socket::open()?;
     let family = family_id(&sock, "netdev")?;
     let mut a = Vec::new();

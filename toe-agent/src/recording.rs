@@ -33,7 +33,7 @@ pub struct Series {
     pending: Vec<Point>,
 }
 
-pub const MAX_POINTS: usize = 2048;
+pub(crate) const MAX_POINTS: usize = 2048;
 
 fn mean(points: &[Point]) -> Point {
     let n = points.len().max(1) as f64;
@@ -229,7 +229,7 @@ pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
     })
 }
 
-pub fn read_path(path: &Path) -> Result<Run, Failure> {
+pub(crate) fn read_path(path: &Path) -> Result<Run, Failure> {
     let name = path.display().to_string();
     let result = if path == Path::new("-") {
         read_run(std::io::stdin().lock(), "stdin")

@@ -20,7 +20,7 @@ fn secs(s: &Summary) -> f64 {
     (s.end_unix_ns.saturating_sub(s.start_unix_ns)) as f64 / 1e9
 }
 
-pub fn render_run(run: &Run) -> String {
+pub(crate) fn render_run(run: &Run) -> String {
     let h = &run.header;
     let ctx = view::Context {
         iface: &h.iface,
@@ -72,7 +72,7 @@ fn verdict_of(v: &[Verdict], o: crate::verdict::Offload) -> Option<&Verdict> {
     v.iter().find(|x| x.offload == o)
 }
 
-pub fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
+pub(crate) fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
     let mut o = String::new();
     let (sa, sb) = (&a.summary, &b.summary);
     let (ta, tb) = (secs(sa), secs(sb));

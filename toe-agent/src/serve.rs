@@ -644,7 +644,7 @@ fn sampler(
 /// library writes OpenMetrics; the two differ only in that counter families
 /// are named with their `_total` suffix in HELP/TYPE and there is no
 /// `# EOF` or `# UNIT`.
-pub fn prometheus_text(openmetrics: &str) -> String {
+pub(crate) fn prometheus_text(openmetrics: &str) -> String {
     let counters: std::collections::HashSet<&str> = openmetrics
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))

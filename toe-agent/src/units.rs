@@ -1,7 +1,7 @@
 //! How numbers are written for people: in evidence, the view and reports.
 
 /// Digits grouped by thousands: 2075152 → "2,075,152".
-pub fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {

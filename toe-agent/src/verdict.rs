@@ -17,9 +17,9 @@ use crate::{
 };
 
 /// Fewer packets than this in a period: not enough to judge.
-pub const MIN_PACKETS: u64 = 100;
+pub(crate) const MIN_PACKETS: u64 = 100;
 /// NET_RX softirq share of one CPU above which the seed manual worries.
-pub const NET_RX_SHARE_PCT: f64 = 5.0;
+pub(crate) const NET_RX_SHARE_PCT: f64 = 5.0;
 /// The largest skb GSO builds without BIG TCP (include/linux/netdevice.h,
 /// `GSO_LEGACY_MAX_SIZE`).
 const GSO_MAX_SIZE: u64 = 65_536;
@@ -116,7 +116,7 @@ pub struct Verdict {
 /// and the skbs the driver was given after software GSO
 /// (`net_dev_start_xmit`). Everything else is counted per skb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Coverage {
+pub(crate) struct Coverage {
     /// Some driver hand-off hook is attached.
     pub handoff: bool,
     /// Hand-off hooks that are not attached while another is, as a bit per
@@ -154,7 +154,7 @@ const UNMEASURED: &str = "not attached (--per-skb, or missing from this kernel)"
 
 /// What the verdicts need to know about the device besides the counts.
 #[derive(Debug, Clone)]
-pub struct Device {
+pub(crate) struct Device {
     pub mtu: u32,
     pub driver: String,
     /// From the driver (docs/device-classes.md), or `--device-class`.
@@ -348,11 +348,11 @@ mod rss;
 mod rx;
 mod tx;
 
-pub use rss::rss;
-pub use rx::{rx_checksum, rx_coalescing};
-pub use tx::{tx_checksum, tx_segmentation};
+pub(crate) use rss::rss;
+pub(crate) use rx::{rx_checksum, rx_coalescing};
+pub(crate) use tx::{tx_checksum, tx_segmentation};
 
-pub fn judge(b: &Blocks, dev: &Device) -> Vec<Verdict> {
+pub(crate) fn judge(b: &Blocks, dev: &Device) -> Vec<Verdict> {
     vec![
         tx_segmentation(b, dev),
         tx_checksum(b, dev),
@@ -373,7 +373,7 @@ pub struct Check {
 
 /// The seed manual's thresholds: NET_RX softirq above 5% of a CPU while
 /// traffic flows, and NAPI polls that used their whole budget.
-pub fn checks(b: &Blocks, secs: f64) -> Vec<Check> {
+pub(crate) fn checks(b: &Blocks, secs: f64) -> Vec<Check> {
     let mut out = Vec::new();
     let traffic = b.rx.segments + b.tx.xmit_skbs >= MIN_PACKETS;
     if traffic && secs > 0.0 {

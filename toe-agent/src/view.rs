@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// What the view says about the run, above the numbers.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub iface: &'a str,
     pub ifindex: u32,
     pub driver: &'a str,
@@ -65,7 +65,7 @@ fn csum_line(c: &Csum) -> String {
 
 /// One histogram, rows merged to powers of two (a log-linear bucket never
 /// straddles a power of two, so the merge is exact).
-pub fn histogram(out: &mut String, title: &str, unit: &str, h: &HistSummary) {
+pub(crate) fn histogram(out: &mut String, title: &str, unit: &str, h: &HistSummary) {
     histogram_seen(out, title, unit, h, true);
 }
 
@@ -124,7 +124,12 @@ fn histogram_seen(out: &mut String, title: &str, unit: &str, h: &HistSummary, se
 /// One line per offload: mechanism, configured flag, mismatch, evidence.
 /// With `colour`, ANSI colours: green hardware, yellow software, cyan
 /// deferred, dim off/not exercised, red for a mismatch.
-pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], colour: bool) {
+pub(crate) fn verdict_lines(
+    out: &mut String,
+    verdicts: &[Verdict],
+    checks: &[Check],
+    colour: bool,
+) {
     let paint = |code: &str, text: &str| {
         if colour {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -168,7 +173,7 @@ pub fn verdict_lines(out: &mut String, verdicts: &[Verdict], checks: &[Check], c
 }
 
 /// One period's results, as the view needs them.
-pub struct Period<'a> {
+pub(crate) struct Period<'a> {
     pub blocks: &'a Blocks,
     pub verdicts: &'a [Verdict],
     pub checks: &'a [Check],
@@ -197,7 +202,7 @@ fn overhead_line(o: &Overhead, secs: f64) -> String {
 }
 
 /// The whole view for one period.
-pub fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
+pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
     let (b, verdicts, checks, secs) = (p.blocks, p.verdicts, p.checks, p.secs);
     let mut o = String::new();
     let _ = writeln!(

@@ -8,7 +8,7 @@ use super::snapshot::{
 use crate::ethtool;
 
 /// Sysctls the rules look at (Documentation/admin-guide/sysctl/net.rst).
-pub const SYSCTLS: &[&str] = &[
+pub(crate) const SYSCTLS: &[&str] = &[
     "net.core.netdev_max_backlog",
     "net.core.netdev_budget",
     "net.core.netdev_budget_usecs",
@@ -24,11 +24,11 @@ fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
-pub fn sysctl(name: &str) -> Option<String> {
+pub(crate) fn sysctl(name: &str) -> Option<String> {
     read(format!("/proc/sys/{}", name.replace('.', "/")))
 }
 
-pub fn parse_softnet(text: &str) -> Vec<Softnet> {
+pub(crate) fn parse_softnet(text: &str) -> Vec<Softnet> {
     text.lines()
         .enumerate()
         .filter_map(|(i, l)| {
@@ -48,7 +48,7 @@ pub fn parse_softnet(text: &str) -> Vec<Softnet> {
         .collect()
 }
 
-pub fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
+pub(crate) fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
     text.lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
@@ -65,7 +65,7 @@ pub fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
 }
 
 /// Kernel log lines that speak of offload trouble.
-pub fn offload_lines(log: &str) -> Vec<String> {
+pub(crate) fn offload_lines(log: &str) -> Vec<String> {
     const PATTERNS: &[&str] = &[
         "dependent on",
         "Dropping NETIF_F",
@@ -161,7 +161,7 @@ fn nic_stats(name: &str) -> BTreeMap<String, u64> {
 }
 
 /// Is this a device with hardware behind it (sysfs `device` link)?
-pub fn is_physical(name: &str) -> bool {
+pub(crate) fn is_physical(name: &str) -> bool {
     Path::new(&format!("/sys/class/net/{name}/device")).exists()
 }
 
@@ -231,7 +231,7 @@ fn interface(name: &str) -> io::Result<Interface> {
 }
 
 /// Read the host and `names`, wait `sample`, read the counters again.
-pub fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
+pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
     let softnet_0 = parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default());
     let ticks_0 = parse_proc_stat(&read("/proc/stat").unwrap_or_default());
     let mut interfaces = names

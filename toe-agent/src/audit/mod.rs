@@ -2,9 +2,9 @@
 //! kernel settings (ioctl, sysfs, procfs, /dev/kmsg), applies the seed
 //! manual's checks, and reports findings with evidence and the fixing
 //! command. It never changes a setting. Schema: docs/audit.md.
-pub mod gather;
-pub mod rules;
-pub mod snapshot;
+pub(crate) mod gather;
+pub(crate) mod rules;
+pub(crate) mod snapshot;
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +19,7 @@ use crate::Failure;
 use rules::{Finding, level};
 use snapshot::Snapshot;
 
-pub const REPORT_VERSION: u32 = 1;
+pub(crate) const REPORT_VERSION: u32 = 1;
 
 pub struct AuditArgs {
     pub ifaces: Vec<String>,
@@ -32,7 +32,7 @@ pub struct AuditArgs {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub schema_version: u32,
     pub agent_version: String,
     pub snapshot: Snapshot,
@@ -40,7 +40,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(snapshot: Snapshot) -> Self {
+    pub(crate) fn new(snapshot: Snapshot) -> Self {
         Report {
             schema_version: REPORT_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").into(),
@@ -51,7 +51,7 @@ impl Report {
 }
 
 /// `--fail-on`: a number 1-10 or a level name.
-pub fn parse_severity(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_severity(s: &str) -> Result<u8, String> {
     match s.to_ascii_lowercase().as_str() {
         "info" => Ok(1),
         "low" => Ok(2),
@@ -77,7 +77,7 @@ fn physical_interfaces() -> Vec<String> {
 }
 
 /// A report (or a bare snapshot) from a file, with the reason when it is not one.
-pub fn load(path: &Path) -> Result<Report, Failure> {
+pub(crate) fn load(path: &Path) -> Result<Report, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", path.display())))?;
     let value: serde_json::Value = serde_json::from_str(&text)
@@ -163,7 +163,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut o = String::new();
     let h = &r.snapshot.host;
     let names: Vec<&str> = r
@@ -228,7 +228,7 @@ pub fn render(r: &Report) -> String {
 /// What differs between two hosts' reports: configuration, then findings.
 /// Interfaces are matched by name; when each side has exactly one, they are
 /// compared whatever their names.
-pub fn diff(a: &Report, b: &Report) -> Vec<String> {
+pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
     let mut out = Vec::new();
     let mut line = |what: String, x: String, y: String| {
         if x != y {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::snapshot::{Interface, Sampled, Snapshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Stable identifier of the rule (docs/audit.md).
     pub id: String,
     /// 1 (information) to 10 (critical), the seed manual's impact scale.
@@ -21,7 +21,7 @@ pub struct Finding {
 }
 
 /// Severity bands, for grouping and `--fail-on`.
-pub fn level(severity: u8) -> &'static str {
+pub(crate) fn level(severity: u8) -> &'static str {
     match severity {
         9.. => "critical",
         7..=8 => "high",
@@ -739,7 +739,7 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
 }
 
 /// Every finding for the snapshot, most severe first.
-pub fn findings(s: &Snapshot) -> Vec<Finding> {
+pub(crate) fn findings(s: &Snapshot) -> Vec<Finding> {
     let mut out = Vec::new();
     for i in &s.interfaces {
         link(i, &mut out);

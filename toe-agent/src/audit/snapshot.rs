@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ethtool::{Channels, Coalesce, DriverInfo, Feature, Rings, Rss};
 
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub(crate) const SNAPSHOT_VERSION: u32 = 1;
 
 /// A value read twice, `sample_ms` apart, to turn counters into rates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sampled<T> {
+pub(crate) struct Sampled<T> {
     pub first: T,
     pub second: T,
 }
@@ -19,7 +19,7 @@ pub struct Sampled<T> {
 /// One CPU's line of /proc/net/softnet_stat (net/core/net-procfs.c,
 /// softnet_seq_show): packets processed, dropped (backlog full), time_squeeze.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Softnet {
+pub(crate) struct Softnet {
     pub cpu: u32,
     pub processed: u64,
     pub dropped: u64,
@@ -28,14 +28,14 @@ pub struct Softnet {
 
 /// One CPU's line of /proc/stat: softirq and total time, in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuTicks {
+pub(crate) struct CpuTicks {
     pub cpu: u32,
     pub softirq: u64,
     pub total: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Host {
+pub(crate) struct Host {
     pub hostname: String,
     pub kernel: String,
     pub online_cpus: u32,
@@ -54,13 +54,13 @@ pub struct Host {
 
 /// Kernel log lines about offload trouble, or why they could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct KernelLog {
+pub(crate) struct KernelLog {
     pub lines: Vec<String>,
     pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Interface {
+pub(crate) struct Interface {
     pub name: String,
     pub ifindex: u32,
     pub driver: DriverInfo,
@@ -95,17 +95,17 @@ pub struct Interface {
 }
 
 impl Interface {
-    pub fn feature(&self, name: &str) -> Option<&Feature> {
+    pub(crate) fn feature(&self, name: &str) -> Option<&Feature> {
         self.features.iter().find(|f| f.name == name)
     }
 
-    pub fn active(&self, name: &str) -> bool {
+    pub(crate) fn active(&self, name: &str) -> bool {
         self.feature(name).is_some_and(|f| f.active)
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub snapshot_version: u32,
     pub host: Host,
     pub interfaces: Vec<Interface>,

@@ -8,7 +8,7 @@ use super::*;
 const RSS_QUEUE_PCT: f64 = 1.0;
 const RSS_SPREAD_PCT: f64 = 5.0;
 
-pub fn rss(b: &Blocks, dev: &Device) -> Verdict {
+pub(crate) fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
     let o = Offload::Rss;
     let cfg = dev.configured(RXHASH);

@@ -32,7 +32,7 @@ fn handoff_accounts(b: &Blocks, dev: &Device) -> Result<(), String> {
 
 /// The checksum state the NIC reported, at the driver hand-off. As on
 /// transmit, every protocol counts.
-pub fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
+pub(crate) fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let c = &b.rx.csum;
     let cfg = dev.configured(RX_CSUM);
     let on = cfg.as_ref().is_some_and(|c| c.active);
@@ -157,7 +157,7 @@ fn tcp_rx(b: &Blocks) -> TcpRx {
     }
 }
 
-pub fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
+pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
     let o = Offload::RxCoalescing;
     let gro = dev.configured(GRO);

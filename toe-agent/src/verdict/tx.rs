@@ -30,7 +30,7 @@ fn tcp_gso(b: &Blocks, dev: &Device) -> TcpGso {
     }
 }
 
-pub fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
+pub(crate) fn tx_segmentation(b: &Blocks, dev: &Device) -> Verdict {
     let t = &b.tx;
     let o = Offload::TxSegmentation;
     let g = tcp_gso(b, dev);
@@ -177,7 +177,7 @@ fn tx_single_segments(b: &Blocks, dev: &Device, cfg: Option<Configured>, others:
 /// Checksum offload is judged on packets of every protocol: the same
 /// features govern TCP's and UDP's checksums (NETIF_F_HW_CSUM / IP_CSUM /
 /// IPV6_CSUM, include/linux/netdev_features.h).
-pub fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
+pub(crate) fn tx_checksum(b: &Blocks, dev: &Device) -> Verdict {
     let c = &b.tx.csum;
     let cfg = dev.configured(TX_CSUM);
     let on = cfg.as_ref().is_some_and(|c| c.active);
