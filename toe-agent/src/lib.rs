@@ -53,6 +53,12 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// A runtime failure, printed with every cause in its chain
+    /// ("loading the eBPF object: ...: Operation not permitted").
+    pub(crate) fn runtime(e: impl Into<anyhow::Error>) -> Failure {
+        Failure::Runtime(format!("{:#}", e.into()))
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::BadInput(_) => 2,

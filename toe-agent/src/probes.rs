@@ -218,13 +218,14 @@ pub(crate) fn has_bpf_privileges() -> bool {
     has(21) || (has(38) && has(39))
 }
 
+/// An EPERM anywhere in the chain: aya's syscall, load and map errors
+/// carry the kernel's `io::Error` as their source. EPERM only: the verifier
+/// rejects a program with EACCES, which is a bug or an unsupported kernel,
+/// not missing privileges.
 fn is_permission_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
-            // EPERM only: the verifier rejects a program with EACCES, which
-            // is a bug or an unsupported kernel, not missing privileges.
             .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
-            || c.to_string().contains("Operation not permitted")
     })
 }
 

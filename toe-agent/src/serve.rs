@@ -535,7 +535,7 @@ fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Atta
             window: VecDeque::new(),
         }),
         Err(e) => {
-            eprintln!("toe-agent serve: {name}: {e}");
+            eprintln!("toe-agent serve: {name}: {:#}", anyhow::Error::from(e));
             None
         }
     }
@@ -772,7 +772,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     for n in &args.ifaces {
         let iface =
             iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let probes = Probes::attach(&iface, &opts).map_err(|e| Failure::Runtime(e.to_string()))?;
+        let probes = Probes::attach(&iface, &opts).map_err(Failure::runtime)?;
         first.push(Some(Attached {
             iface,
             probes,

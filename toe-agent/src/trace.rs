@@ -82,7 +82,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
             per_skb: args.per_skb,
         },
     )
-    .map_err(|e| Failure::Runtime(e.to_string()))?;
+    .map_err(Failure::runtime)?;
     report_probe_problems(&probes.status);
     let header = Header {
         schema_version: SCHEMA_VERSION,
