@@ -1,0 +1,142 @@
+//! The sampler thread: owns the probes (one set per interface), reads them
+//! every interval, folds the deltas into cumulative totals and the verdict
+//! window, and re-attaches when an interface comes back.
+use super::*;
+
+/// Packets that one period's verdicts say the CPU handled, per offload.
+fn fallback_counts(b: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)> {
+    verdicts
+        .iter()
+        .filter(|v| v.mechanism == Mechanism::Software)
+        .map(|v| {
+            let n = match v.offload {
+                Offload::TxSegmentation => b.tx.xmit_skbs,
+                Offload::TxChecksum => b.tx.csum.none,
+                Offload::RxCoalescing => b.rx.segments,
+                Offload::RxChecksum => b.rx.csum.none,
+                Offload::Rss => b.rx.segments,
+            };
+            (v.offload.name(), n)
+        })
+        .collect()
+}
+
+/// One interface's probes and the window of recent periods.
+pub(super) struct Attached {
+    pub(super) iface: Iface,
+    pub(super) probes: Probes,
+    pub(super) window: VecDeque<Totals>,
+}
+
+fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Attached> {
+    let iface = iface::resolve(name, class).ok()?;
+    match Probes::attach(&iface, opts) {
+        Ok(probes) => Some(Attached {
+            iface,
+            probes,
+            window: VecDeque::new(),
+        }),
+        Err(e) => {
+            eprintln!("toe-agent serve: {name}: {:#}", anyhow::Error::from(e));
+            None
+        }
+    }
+}
+
+pub(super) fn run(
+    args: &ServeArgs,
+    state: &Arc<Mutex<State>>,
+    stop: &AtomicBool,
+    first: Vec<Option<Attached>>,
+) {
+    let opts = Options {
+        per_skb: args.per_skb,
+        ..Options::default()
+    };
+    let mut attached = first;
+    // The previous cumulative reading per interface (None right after an
+    // attach: the first period only sets the baseline).
+    // The baseline of each interface is read as soon as it is attached, so
+    // the first interval counts from there.
+    let baseline = |a: &mut Option<Attached>| {
+        a.as_mut()
+            .and_then(|a| crate::collect::Source::read(&mut a.probes.source()).ok())
+    };
+    let mut last: Vec<Option<Totals>> = attached.iter_mut().map(baseline).collect();
+    let mut next = Instant::now() + args.interval;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(
+            Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),
+        );
+        if Instant::now() < next {
+            continue;
+        }
+        next += args.interval;
+        for (k, name) in args.ifaces.iter().enumerate() {
+            // Gone (or replaced by a new device of the same name): detach.
+            let present = iface::index_of(name);
+            if let Some(a) = &attached[k]
+                && present != Some(a.iface.index)
+            {
+                attached[k] = None;
+                last[k] = None;
+                eprintln!("toe-agent serve: {name} is gone; its series stop until it returns");
+            }
+            if attached[k].is_none() && present.is_some() {
+                attached[k] = attach(name, &opts, args.device_class);
+                last[k] = baseline(&mut attached[k]);
+                if attached[k].is_some() {
+                    eprintln!("toe-agent serve: {name} attached");
+                }
+            }
+            let mut st = match state.lock() {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let entry = st.ifaces.entry(name.clone()).or_default();
+            let Some(a) = attached[k].as_mut() else {
+                entry.up = false;
+                continue;
+            };
+            let Ok(now) = crate::collect::Source::read(&mut a.probes.source()) else {
+                entry.up = false;
+                continue;
+            };
+            let delta = match &last[k] {
+                Some(prev) => now.delta(prev),
+                None => Totals::default(),
+            };
+            last[k] = Some(now);
+            entry.up = true;
+            entry.device = Some((a.iface.driver.clone(), a.iface.class));
+            entry.totals.add(&delta);
+            a.window.push_back(delta);
+            while a.window.len() > args.window {
+                a.window.pop_front();
+            }
+            let mut window = Totals::default();
+            a.window.iter().for_each(|d| window.add(d));
+            let blocks = Blocks::from_totals(&window);
+            let device = iface::device(&a.iface, a.probes.coverage);
+            entry.verdicts = verdict::judge(&blocks, &device);
+            let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
+            for (o, n) in fallback_counts(&newest, &entry.verdicts) {
+                *entry.fallbacks.entry(o).or_default() += n;
+            }
+        }
+        if let Ok(mut st) = state.lock() {
+            st.agent_cpu_ns = overhead::process_cpu_ns();
+            st.agent_rss = overhead::rss_bytes("self").0;
+            let programs: overhead::ProgramStats =
+                attached.iter().flatten().map(|a| a.probes.stats()).sum();
+            st.bpf_runs = programs.run_count;
+            st.bpf_run_ns = programs.run_time_ns;
+            st.bpf_missed = programs.missed_runs;
+        }
+    }
+    // Detach everything before saying goodbye.
+    drop(attached);
+    if let Ok(mut st) = state.lock() {
+        st.sampler_alive = false;
+    }
+}
