@@ -98,12 +98,17 @@ fn histogram(
 
 const CSUM_STATES: [&str; 4] = ["none", "unnecessary", "complete", "partial"];
 
+/// The label set of a per-interface series.
+fn l(iface: &str) -> Labels {
+    vec![("iface", iface.to_string())]
+}
+
 impl Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let enc = &mut enc;
         let s = self.0.lock().map_err(|_| std::fmt::Error)?;
-        let l = |iface: &str| -> Labels { vec![("iface", iface.to_string())] };
         gauge(
-            &mut enc,
+            enc,
             "toe_build_info",
             "Agent version and kernel.",
             &[(
@@ -116,7 +121,7 @@ impl Collector for Metrics {
         )?;
         let all: Vec<(&String, &IfaceState)> = s.ifaces.iter().collect();
         gauge(
-            &mut enc,
+            enc,
             "toe_iface_up",
             "1 while the interface exists and its probes are attached.",
             &all.iter()
@@ -125,7 +130,7 @@ impl Collector for Metrics {
         )?;
         let up: Vec<&(&String, &IfaceState)> = all.iter().filter(|(_, i)| i.up).collect();
         gauge(
-            &mut enc,
+            enc,
             "toe_device_info",
             "Driver and device class (physical, paravirtual, virtual) the verdicts judge the device as.",
             &up.iter()
@@ -142,287 +147,318 @@ impl Collector for Metrics {
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let per = |f: &dyn Fn(&Totals) -> u64| -> Vec<(Labels, u64)> {
-            up.iter().map(|(n, i)| (l(n), f(&i.totals))).collect()
-        };
-        counter(
-            &mut enc,
-            "toe_rx_segments",
-            "Packets handed up by the driver (before GRO).",
-            &per(&|t| t.rx.segment_len.count()),
-        )?;
-        counter(
-            &mut enc,
-            "toe_rx_skbs",
-            "skbs delivered to the stack after GRO.",
-            &per(&|t| t.rx.skb_len.count()),
-        )?;
-        counter(
-            &mut enc,
-            "toe_rx_bytes",
-            "Bytes delivered to the stack (skb->len after GRO).",
-            &per(&|t| t.rx.skb_len.sum),
-        )?;
-        counter(
-            &mut enc,
-            "toe_tx_queued_skbs",
-            "skbs at net_dev_queue (before GSO).",
-            &per(&|t| t.tx.queued_len.count()),
-        )?;
-        counter(
-            &mut enc,
-            "toe_tx_xmit_skbs",
-            "skbs handed to the driver (net_dev_start_xmit).",
-            &per(&|t| t.tx.xmit_len.count()),
-        )?;
-        counter(
-            &mut enc,
-            "toe_tx_wire_segments",
-            "Segments the device must put on the wire.",
-            &per(&|t| t.tx.segs_per_xmit.sum),
-        )?;
-        counter(
-            &mut enc,
-            "toe_tx_bytes",
-            "Bytes handed to the driver.",
-            &per(&|t| t.tx.xmit_len.sum),
-        )?;
-        counter(
-            &mut enc,
-            "toe_napi_polls",
-            "NAPI polls of the interface.",
-            &per(&|t| t.napi.work.count()),
-        )?;
-        counter(
-            &mut enc,
-            "toe_napi_budget_exhausted",
-            "NAPI polls that used their whole budget.",
-            &per(&|t| t.napi.budget_exhausted),
-        )?;
-        counter(
-            &mut enc,
-            "toe_tcp_bad_csum",
-            "TCP segments with a bad checksum found by the CPU.",
-            &per(&|t| t.rx.bad_csum),
-        )?;
-        type CsumOf = fn(&Totals) -> &[u64; 4];
-        let csum = |stages: [(&str, CsumOf); 2]| -> Vec<(Labels, u64)> {
-            let mut out = Vec::new();
-            for (n, i) in &up {
-                for (stage, of) in stages {
-                    for (state, count) in CSUM_STATES.iter().zip(of(&i.totals)) {
-                        let labels = vec![
-                            ("iface", n.to_string()),
-                            ("stage", stage.to_string()),
-                            ("state", state.to_string()),
-                        ];
-                        out.push((labels, *count));
-                    }
-                }
-            }
-            out
-        };
-        let rx_csum = csum([
-            ("handoff", |t| &t.rx.segment_csum),
-            ("after_gro", |t| &t.rx.skb_csum),
-        ]);
-        counter(
-            &mut enc,
-            "toe_rx_csum",
-            "Received packets by ip_summed state.",
-            &rx_csum,
-        )?;
-        let tx_csum = csum([
-            ("queue", |t| &t.tx.queued_csum),
-            ("xmit", |t| &t.tx.xmit_csum),
-        ]);
-        counter(
-            &mut enc,
-            "toe_tx_csum",
-            "Transmitted skbs by ip_summed state.",
-            &tx_csum,
-        )?;
-        let fallbacks: Vec<(Labels, u64)> = up
-            .iter()
-            .flat_map(|(n, i)| {
-                i.fallbacks.iter().map(move |(o, v)| {
-                    (
-                        vec![("iface", n.to_string()), ("offload", o.to_string())],
-                        *v,
-                    )
-                })
-            })
-            .collect();
-        counter(
-            &mut enc,
-            "toe_software_fallback",
-            "Packets whose offload work was done by the CPU (per offload verdict).",
-            &fallbacks,
-        )?;
-        let hists = |f: &dyn Fn(&Totals) -> &Hist| -> Vec<(Labels, &Hist)> {
-            up.iter().map(|(n, i)| (l(n), f(&i.totals))).collect()
-        };
-        histogram(
-            &mut enc,
-            "toe_rx_segment_bytes",
-            "Length of packets at the driver hand-off (before GRO).",
-            1.0,
-            &hists(&|t| &t.rx.segment_len),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_rx_skb_bytes",
-            "Length of skbs after GRO.",
-            1.0,
-            &hists(&|t| &t.rx.skb_len),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_rx_segments_per_skb",
-            "Segments merged into each skb by GRO.",
-            1.0,
-            &hists(&|t| &t.rx.segs_per_skb),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_tx_queued_bytes",
-            "Length of skbs at net_dev_queue (before GSO).",
-            1.0,
-            &hists(&|t| &t.tx.queued_len),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_tx_xmit_bytes",
-            "Length of skbs handed to the driver (after GSO).",
-            1.0,
-            &hists(&|t| &t.tx.xmit_len),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_tx_segments_per_xmit",
-            "Segments per skb handed to the driver.",
-            1.0,
-            &hists(&|t| &t.tx.segs_per_xmit),
-        )?;
-        histogram(
-            &mut enc,
-            "toe_napi_work_packets",
-            "Packets processed per NAPI poll.",
-            1.0,
-            &hists(&|t| &t.napi.work),
-        )?;
-        // Softirqs are host-wide: every interface's probes see the same ones,
-        // so the first interface up speaks for the host.
-        if let Some((_, i)) = up.first() {
-            let mut dur = Vec::new();
-            let mut time: Vec<(Labels, f64)> = Vec::new();
-            let mut merged = [Hist::ZERO, Hist::ZERO];
-            for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
-                for (cpu, c) in i
-                    .totals
-                    .softirq
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.count[v] != 0)
-                {
-                    crate::collect::Counters::add(&mut merged[v], &c.duration[v]);
-                    time.push((
-                        vec![("vec", name.to_string()), ("cpu", cpu.to_string())],
-                        c.time_ns[v] as f64 * 1e-9,
-                    ));
-                }
-            }
-            for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
-                dur.push((vec![("vec", name.to_string())], &merged[v]));
-            }
-            counter(
-                &mut enc,
-                "toe_softirq_seconds",
-                "Time spent in the NET_RX/NET_TX softirq, per CPU.",
-                &time,
-            )?;
-            histogram(
-                &mut enc,
-                "toe_softirq_duration_seconds",
-                "Duration of NET_RX/NET_TX softirq runs.",
-                1e-9,
-                &dur,
-            )?;
-        }
-        let mut verdicts = Vec::new();
-        let mut mismatch = Vec::new();
-        for (n, i) in &up {
-            for v in &i.verdicts {
-                let configured = v
-                    .configured
-                    .as_ref()
-                    .map(|c| format!("{}={}", c.feature, if c.active { "on" } else { "off" }))
-                    .unwrap_or_else(|| "unknown".into());
-                verdicts.push((
-                    vec![
-                        ("iface", n.to_string()),
-                        ("offload", v.offload.name().to_string()),
-                        ("mechanism", v.mechanism.name().to_string()),
-                        ("configured", configured),
-                        ("mismatch", v.mismatch.to_string()),
-                    ],
-                    1,
-                ));
-                mismatch.push((
-                    vec![
-                        ("iface", n.to_string()),
-                        ("offload", v.offload.name().to_string()),
-                    ],
-                    v.mismatch as i64,
-                ));
-            }
-        }
-        gauge(
-            &mut enc,
-            "toe_offload_verdict",
-            "1 for the current verdict of each offload (over the verdict window).",
-            &verdicts,
-        )?;
-        gauge(
-            &mut enc,
-            "toe_offload_mismatch",
-            "1 when an offload's configuration and observation disagree.",
-            &mismatch,
-        )?;
-        counter(
-            &mut enc,
-            "toe_agent_cpu_seconds",
-            "CPU time of the agent (user + system).",
-            &[(vec![], s.agent_cpu_ns as f64 * 1e-9)],
-        )?;
-        gauge(
-            &mut enc,
-            "toe_agent_resident_memory_bytes",
-            "Resident set size of the agent.",
-            &[(vec![], s.agent_rss as i64)],
-        )?;
-        counter(
-            &mut enc,
-            "toe_bpf_program_missed_runs",
-            "Runs of the agent's BPF programs the kernel skipped (recursion): events not seen.",
-            &[(vec![], s.bpf_missed)],
-        )?;
-        if s.self_stats {
-            counter(
-                &mut enc,
-                "toe_bpf_program_runs",
-                "Runs of the agent's BPF programs (kernel BPF statistics).",
-                &[(vec![], s.bpf_runs)],
-            )?;
-            counter(
-                &mut enc,
-                "toe_bpf_program_run_seconds",
-                "Run time of the agent's BPF programs.",
-                &[(vec![], s.bpf_run_ns as f64 * 1e-9)],
-            )?;
-        }
+        let up: &[&(&String, &IfaceState)] = &up;
+        counters(enc, up)?;
+        histograms(enc, up)?;
+        softirqs(enc, up)?;
+        verdicts(enc, up)?;
+        agent(enc, &s)?;
         Ok(())
     }
+}
+
+/// Per-interface counters: packets, skbs, bytes, checksum states, fallbacks.
+fn counters(enc: &mut DescriptorEncoder, up: &[&(&String, &IfaceState)]) -> std::fmt::Result {
+    let per = |f: &dyn Fn(&Totals) -> u64| -> Vec<(Labels, u64)> {
+        up.iter().map(|(n, i)| (l(n), f(&i.totals))).collect()
+    };
+    counter(
+        enc,
+        "toe_rx_segments",
+        "Packets handed up by the driver (before GRO).",
+        &per(&|t| t.rx.segment_len.count()),
+    )?;
+    counter(
+        enc,
+        "toe_rx_skbs",
+        "skbs delivered to the stack after GRO.",
+        &per(&|t| t.rx.skb_len.count()),
+    )?;
+    counter(
+        enc,
+        "toe_rx_bytes",
+        "Bytes delivered to the stack (skb->len after GRO).",
+        &per(&|t| t.rx.skb_len.sum),
+    )?;
+    counter(
+        enc,
+        "toe_tx_queued_skbs",
+        "skbs at net_dev_queue (before GSO).",
+        &per(&|t| t.tx.queued_len.count()),
+    )?;
+    counter(
+        enc,
+        "toe_tx_xmit_skbs",
+        "skbs handed to the driver (net_dev_start_xmit).",
+        &per(&|t| t.tx.xmit_len.count()),
+    )?;
+    counter(
+        enc,
+        "toe_tx_wire_segments",
+        "Segments the device must put on the wire.",
+        &per(&|t| t.tx.segs_per_xmit.sum),
+    )?;
+    counter(
+        enc,
+        "toe_tx_bytes",
+        "Bytes handed to the driver.",
+        &per(&|t| t.tx.xmit_len.sum),
+    )?;
+    counter(
+        enc,
+        "toe_napi_polls",
+        "NAPI polls of the interface.",
+        &per(&|t| t.napi.work.count()),
+    )?;
+    counter(
+        enc,
+        "toe_napi_budget_exhausted",
+        "NAPI polls that used their whole budget.",
+        &per(&|t| t.napi.budget_exhausted),
+    )?;
+    counter(
+        enc,
+        "toe_tcp_bad_csum",
+        "TCP segments with a bad checksum found by the CPU.",
+        &per(&|t| t.rx.bad_csum),
+    )?;
+    type CsumOf = fn(&Totals) -> &[u64; 4];
+    let csum = |stages: [(&str, CsumOf); 2]| -> Vec<(Labels, u64)> {
+        let mut out = Vec::new();
+        for (n, i) in up {
+            for (stage, of) in stages {
+                for (state, count) in CSUM_STATES.iter().zip(of(&i.totals)) {
+                    let labels = vec![
+                        ("iface", n.to_string()),
+                        ("stage", stage.to_string()),
+                        ("state", state.to_string()),
+                    ];
+                    out.push((labels, *count));
+                }
+            }
+        }
+        out
+    };
+    let rx_csum = csum([
+        ("handoff", |t| &t.rx.segment_csum),
+        ("after_gro", |t| &t.rx.skb_csum),
+    ]);
+    counter(
+        enc,
+        "toe_rx_csum",
+        "Received packets by ip_summed state.",
+        &rx_csum,
+    )?;
+    let tx_csum = csum([
+        ("queue", |t| &t.tx.queued_csum),
+        ("xmit", |t| &t.tx.xmit_csum),
+    ]);
+    counter(
+        enc,
+        "toe_tx_csum",
+        "Transmitted skbs by ip_summed state.",
+        &tx_csum,
+    )?;
+    let fallbacks: Vec<(Labels, u64)> = up
+        .iter()
+        .flat_map(|(n, i)| {
+            i.fallbacks.iter().map(move |(o, v)| {
+                (
+                    vec![("iface", n.to_string()), ("offload", o.to_string())],
+                    *v,
+                )
+            })
+        })
+        .collect();
+    counter(
+        enc,
+        "toe_software_fallback",
+        "Packets whose offload work was done by the CPU (per offload verdict).",
+        &fallbacks,
+    )?;
+    Ok(())
+}
+
+/// Per-interface length, segment and NAPI histograms.
+fn histograms(enc: &mut DescriptorEncoder, up: &[&(&String, &IfaceState)]) -> std::fmt::Result {
+    let hists = |f: &dyn Fn(&Totals) -> &Hist| -> Vec<(Labels, &Hist)> {
+        up.iter().map(|(n, i)| (l(n), f(&i.totals))).collect()
+    };
+    histogram(
+        enc,
+        "toe_rx_segment_bytes",
+        "Length of packets at the driver hand-off (before GRO).",
+        1.0,
+        &hists(&|t| &t.rx.segment_len),
+    )?;
+    histogram(
+        enc,
+        "toe_rx_skb_bytes",
+        "Length of skbs after GRO.",
+        1.0,
+        &hists(&|t| &t.rx.skb_len),
+    )?;
+    histogram(
+        enc,
+        "toe_rx_segments_per_skb",
+        "Segments merged into each skb by GRO.",
+        1.0,
+        &hists(&|t| &t.rx.segs_per_skb),
+    )?;
+    histogram(
+        enc,
+        "toe_tx_queued_bytes",
+        "Length of skbs at net_dev_queue (before GSO).",
+        1.0,
+        &hists(&|t| &t.tx.queued_len),
+    )?;
+    histogram(
+        enc,
+        "toe_tx_xmit_bytes",
+        "Length of skbs handed to the driver (after GSO).",
+        1.0,
+        &hists(&|t| &t.tx.xmit_len),
+    )?;
+    histogram(
+        enc,
+        "toe_tx_segments_per_xmit",
+        "Segments per skb handed to the driver.",
+        1.0,
+        &hists(&|t| &t.tx.segs_per_xmit),
+    )?;
+    histogram(
+        enc,
+        "toe_napi_work_packets",
+        "Packets processed per NAPI poll.",
+        1.0,
+        &hists(&|t| &t.napi.work),
+    )?;
+    Ok(())
+}
+
+/// NET_RX/NET_TX softirq time, host-wide.
+fn softirqs(enc: &mut DescriptorEncoder, up: &[&(&String, &IfaceState)]) -> std::fmt::Result {
+    // Softirqs are host-wide: every interface's probes see the same ones,
+    // so the first interface up speaks for the host.
+    if let Some((_, i)) = up.first() {
+        let mut dur = Vec::new();
+        let mut time: Vec<(Labels, f64)> = Vec::new();
+        let mut merged = [Hist::ZERO, Hist::ZERO];
+        for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
+            for (cpu, c) in i
+                .totals
+                .softirq
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.count[v] != 0)
+            {
+                crate::collect::Counters::add(&mut merged[v], &c.duration[v]);
+                time.push((
+                    vec![("vec", name.to_string()), ("cpu", cpu.to_string())],
+                    c.time_ns[v] as f64 * 1e-9,
+                ));
+            }
+        }
+        for (name, v) in [("net_rx", SOFTIRQ_NET_RX), ("net_tx", SOFTIRQ_NET_TX)] {
+            dur.push((vec![("vec", name.to_string())], &merged[v]));
+        }
+        counter(
+            enc,
+            "toe_softirq_seconds",
+            "Time spent in the NET_RX/NET_TX softirq, per CPU.",
+            &time,
+        )?;
+        histogram(
+            enc,
+            "toe_softirq_duration_seconds",
+            "Duration of NET_RX/NET_TX softirq runs.",
+            1e-9,
+            &dur,
+        )?;
+    }
+    Ok(())
+}
+
+/// The current verdict and mismatch flag of each offload.
+fn verdicts(enc: &mut DescriptorEncoder, up: &[&(&String, &IfaceState)]) -> std::fmt::Result {
+    let mut verdicts = Vec::new();
+    let mut mismatch = Vec::new();
+    for (n, i) in up {
+        for v in &i.verdicts {
+            let configured = v
+                .configured
+                .as_ref()
+                .map(|c| format!("{}={}", c.feature, if c.active { "on" } else { "off" }))
+                .unwrap_or_else(|| "unknown".into());
+            verdicts.push((
+                vec![
+                    ("iface", n.to_string()),
+                    ("offload", v.offload.name().to_string()),
+                    ("mechanism", v.mechanism.name().to_string()),
+                    ("configured", configured),
+                    ("mismatch", v.mismatch.to_string()),
+                ],
+                1,
+            ));
+            mismatch.push((
+                vec![
+                    ("iface", n.to_string()),
+                    ("offload", v.offload.name().to_string()),
+                ],
+                v.mismatch as i64,
+            ));
+        }
+    }
+    gauge(
+        enc,
+        "toe_offload_verdict",
+        "1 for the current verdict of each offload (over the verdict window).",
+        &verdicts,
+    )?;
+    gauge(
+        enc,
+        "toe_offload_mismatch",
+        "1 when an offload's configuration and observation disagree.",
+        &mismatch,
+    )?;
+    Ok(())
+}
+
+/// The agent's own cost.
+fn agent(enc: &mut DescriptorEncoder, s: &State) -> std::fmt::Result {
+    counter(
+        enc,
+        "toe_agent_cpu_seconds",
+        "CPU time of the agent (user + system).",
+        &[(vec![], s.agent_cpu_ns as f64 * 1e-9)],
+    )?;
+    gauge(
+        enc,
+        "toe_agent_resident_memory_bytes",
+        "Resident set size of the agent.",
+        &[(vec![], s.agent_rss as i64)],
+    )?;
+    counter(
+        enc,
+        "toe_bpf_program_missed_runs",
+        "Runs of the agent's BPF programs the kernel skipped (recursion): events not seen.",
+        &[(vec![], s.bpf_missed)],
+    )?;
+    if s.self_stats {
+        counter(
+            enc,
+            "toe_bpf_program_runs",
+            "Runs of the agent's BPF programs (kernel BPF statistics).",
+            &[(vec![], s.bpf_runs)],
+        )?;
+        counter(
+            enc,
+            "toe_bpf_program_run_seconds",
+            "Run time of the agent's BPF programs.",
+            &[(vec![], s.bpf_run_ns as f64 * 1e-9)],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
