@@ -10,6 +10,7 @@ mod baseline;
 mod classic;
 mod hist;
 mod napi;
+mod percpu;
 mod rx;
 mod skb;
 mod softirq;

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use toe_agent_common::{NapiIdStats, NapiStats};
 
-use crate::{config, hist, skb};
+use crate::{hist, percpu::this_cpu, skb::Napi};
 
 #[map]
 static NAPI: PerCpuArray<NapiStats> = PerCpuArray::with_max_entries(1, 0);
@@ -20,18 +20,13 @@ static NAPI_BY_ID: PerCpuHashMap<u32, NapiIdStats> = PerCpuHashMap::with_max_ent
 /// (include/trace/events/napi.h).
 #[btf_tracepoint(function = "napi_poll")]
 pub fn napi_poll(ctx: BtfTracePointContext) -> i32 {
-    let napi: *const u8 = ctx.arg(0);
+    let napi = Napi::new(ctx.arg(0));
+    if !napi.dev().is_traced() {
+        return 0;
+    }
     let work: u64 = ctx.arg(1);
     let budget: u64 = ctx.arg(2);
-    let (work, budget) = (work as i32 as i64, budget as i32 as i64);
-    unsafe {
-        let dev: *const u8 = skb::load(napi, config!(off.napi_dev));
-        if !skb::is_traced_dev(dev) {
-            return 0;
-        }
-        let id: u32 = skb::load(napi, config!(off.napi_id));
-        record_poll(work, budget, Some(id));
-    }
+    record_poll(work as i32 as i64, budget as i32 as i64, Some(napi.id()));
     0
 }
 
@@ -39,28 +34,27 @@ pub fn napi_poll(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 pub fn record_poll(work: i64, budget: i64, id: Option<u32>) {
     let exhausted = (work >= budget) as u64;
-    unsafe {
-        if let Some(s) = NAPI.get_ptr_mut(0) {
-            hist::add(&mut (*s).work, work.max(0) as u64);
-            (*s).budget_exhausted += exhausted;
-        }
-        let Some(id) = id else { return };
-        match NAPI_BY_ID.get_ptr_mut(&id) {
-            Some(e) => {
-                (*e).polls += 1;
-                (*e).work += work.max(0) as u64;
-                (*e).budget_exhausted += exhausted;
-                (*e).budget = budget as u64;
-            }
-            None => {
-                let e = NapiIdStats {
-                    polls: 1,
-                    work: work.max(0) as u64,
-                    budget_exhausted: exhausted,
-                    budget: budget as u64,
-                };
-                let _ = NAPI_BY_ID.insert(&id, &e, 0);
-            }
+    if let Some(s) = this_cpu(&NAPI) {
+        hist::add(&mut s.work, work.max(0) as u64);
+        s.budget_exhausted += exhausted;
+    }
+    let Some(id) = id else { return };
+    match NAPI_BY_ID.get_ptr_mut(&id) {
+        // SAFETY: this CPU's value in a per-CPU hash, as in this_cpu().
+        Some(e) => unsafe {
+            (*e).polls += 1;
+            (*e).work += work.max(0) as u64;
+            (*e).budget_exhausted += exhausted;
+            (*e).budget = budget as u64;
+        },
+        None => {
+            let e = NapiIdStats {
+                polls: 1,
+                work: work.max(0) as u64,
+                budget_exhausted: exhausted,
+                budget: budget as u64,
+            };
+            let _ = NAPI_BY_ID.insert(&id, &e, 0);
         }
     }
 }

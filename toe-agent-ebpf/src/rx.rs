@@ -10,7 +10,11 @@ use toe_agent_common::{
     HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, MAX_QUEUES, RxStats,
 };
 
-use crate::{hist, skb};
+use crate::{
+    hist,
+    percpu::this_cpu,
+    skb::{NetDev, Skb},
+};
 
 #[map]
 static RX: PerCpuArray<RxStats> = PerCpuArray::with_max_entries(1, 0);
@@ -23,32 +27,29 @@ static RX: PerCpuArray<RxStats> = PerCpuArray::with_max_entries(1, 0);
 /// DECLARE_EVENT_CLASS(net_dev_rx_verbose_template)).
 #[inline(always)]
 fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
-    let skb: *const u8 = ctx.arg(0);
-    unsafe {
-        let dev = skb::dev(skb);
-        if !skb::is_traced_dev(dev) {
-            return 0;
-        }
-        let len = skb::len(skb);
-        // skb->len counts from the network header here (eth_type_trans() has
-        // pulled the MAC header), so only a packet longer than the MTU can
-        // carry a gso_size: skip the helper calls for the common case. The
-        // protocol of the others is counted after GRO, once per skb.
-        let (gso_size, tcp) = if len > skb::mtu(dev) {
-            (skb::gso(skb).0, skb::is_tcp(skb))
-        } else {
-            (0, true)
-        };
-        let h = Handoff {
-            hook,
-            len,
-            csum: skb::ip_summed(skb),
-            queue: skb::queue(skb),
-            gso_size,
-            tcp,
-        };
-        record_handoff(&h);
+    let skb = Skb::new(ctx.arg(0));
+    let dev: NetDev = skb.dev();
+    if !dev.is_traced() {
+        return 0;
     }
+    let len = skb.len();
+    // skb->len counts from the network header here (eth_type_trans() has
+    // pulled the MAC header), so only a packet longer than the MTU can
+    // carry a gso_size: skip the helper calls for the common case. The
+    // protocol of the others is counted after GRO, once per skb.
+    let (gso_size, tcp) = if len > dev.mtu() {
+        (skb.gso().size, skb.is_tcp())
+    } else {
+        (0, true)
+    };
+    record_handoff(&Handoff {
+        hook,
+        len,
+        csum: skb.ip_summed(),
+        queue: skb.queue(),
+        gso_size,
+        tcp,
+    });
     0
 }
 
@@ -72,10 +73,9 @@ pub struct Handoff {
 /// Count one driver hand-off (shared with the classic tracepoint fallback).
 #[inline(always)]
 pub fn record_handoff(h: &Handoff) {
-    let Some(s) = RX.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&RX) else {
         return;
     };
-    let s = unsafe { &mut *s };
     hist::add(&mut s.segment_len, h.len as u64);
     s.segment_csum[h.csum & 3] += 1;
     s.handoff_by_hook[h.hook] += 1;
@@ -119,20 +119,17 @@ pub fn netif_rx_entry(ctx: BtfTracePointContext) -> i32 {
 /// `skb_shinfo(skb)->gso_segs` (net/ipv4/tcp_offload.c, tcp_gro_complete()).
 #[btf_tracepoint(function = "netif_receive_skb")]
 pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
-    let skb: *const u8 = ctx.arg(0);
-    unsafe {
-        if !skb::is_traced_dev(skb::dev(skb)) {
-            return 0;
-        }
-        let (_, segs) = skb::gso(skb);
-        let detail = SkbDetail {
-            segs,
-            csum: skb::ip_summed(skb),
-            queue: skb::queue(skb),
-            tcp: skb::is_tcp(skb),
-        };
-        record_skb(skb::len(skb), Some(detail));
+    let skb = Skb::new(ctx.arg(0));
+    if !skb.dev().is_traced() {
+        return 0;
     }
+    let detail = SkbDetail {
+        segs: skb.gso().segs,
+        csum: skb.ip_summed(),
+        queue: skb.queue(),
+        tcp: skb.is_tcp(),
+    };
+    record_skb(skb.len(), Some(detail));
     0
 }
 
@@ -151,10 +148,9 @@ pub struct SkbDetail {
 /// Count one skb after GRO; the classic fallback knows only its length.
 #[inline(always)]
 pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
-    let Some(s) = RX.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&RX) else {
         return;
     };
-    let s = unsafe { &mut *s };
     hist::add(&mut s.skb_len, len as u64);
     if let Some(d) = detail {
         let segs = if d.segs == 0 { 1 } else { d.segs };
@@ -173,14 +169,11 @@ pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
 /// still the receiving device there.
 #[btf_tracepoint(function = "tcp_bad_csum")]
 pub fn tcp_bad_csum(ctx: BtfTracePointContext) -> i32 {
-    let skb: *const u8 = ctx.arg(0);
-    unsafe {
-        if !skb::is_traced_dev(skb::dev(skb)) {
-            return 0;
-        }
-        if let Some(s) = RX.get_ptr_mut(0) {
-            (*s).bad_csum += 1;
-        }
+    let skb = Skb::new(ctx.arg(0));
+    if skb.dev().is_traced()
+        && let Some(s) = this_cpu(&RX)
+    {
+        s.bad_csum += 1;
     }
     0
 }

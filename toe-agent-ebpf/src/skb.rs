@@ -1,92 +1,45 @@
-//! Reading `struct sk_buff`, `struct net_device` and `struct skb_shared_info`
-//! through the BTF pointers tp_btf programs receive, at offsets the loader
-//! resolved from the running kernel's BTF (`CONFIG.off`).
+//! Typed views of `struct sk_buff`, `struct net_device`, `struct napi_struct`
+//! and `struct skb_shared_info`, read through the BTF pointers tp_btf
+//! programs receive, at offsets the loader resolved from the running
+//! kernel's BTF (`CONFIG.off`).
 //!
-//! Loads are volatile so LLVM cannot merge neighbouring narrow loads into a
-//! wide one the verifier rejects (docs/kernel-notes.md, "Verifier traps"). A BTF pointer load that
-//! faults reads 0 (the verifier turns it into a PROBE_MEM load), so a NULL
-//! `skb->dev` simply fails the filter.
+//! The accessors are safe to call: the verifier turns every load through a
+//! BTF pointer into a PROBE_MEM load, which reads 0 instead of faulting
+//! (kernel/bpf/verifier.c, BPF_PROBE_MEM), so a NULL `skb->dev` simply fails
+//! the device filter. Loads are volatile so LLVM cannot merge neighbouring
+//! narrow loads into a wide one the verifier rejects (docs/kernel-notes.md,
+//! "BTF pointers: volatile field loads"). Fields behind `unsigned char *`
+//! (`skb->head`, `skb->data`) are scalars to the verifier and are read
+//! with the helper (docs/kernel-notes.md, "`unsigned char *` members are
+//! scalars").
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 
 use crate::config;
 
+/// A field of the struct at `base`, `off` bytes in.
 #[inline(always)]
-pub unsafe fn load<T: Copy>(base: *const u8, off: u32) -> T {
-    unsafe { core::ptr::read_volatile(base.add(off as usize) as *const T) }
+fn load<T: Copy>(base: *const u8, off: u32) -> T {
+    // SAFETY: `base` is a BTF pointer from a tracepoint argument (or a
+    // pointer field read through one): the verifier guards the load.
+    unsafe { core::ptr::read_volatile(base.wrapping_add(off as usize) as *const T) }
 }
 
-/// `skb->dev`
-#[inline(always)]
-pub unsafe fn dev(skb: *const u8) -> *const u8 {
-    unsafe { load(skb, config!(off.skb_dev)) }
-}
+/// `struct sk_buff *`, a tracepoint argument.
+#[derive(Clone, Copy)]
+pub struct Skb(*const u8);
 
-/// Is `dev` the traced device? `dev->ifindex` first (one load rejects almost
-/// every other device), then `dev_net(dev)->ns.inum`, because an index is
-/// only unique within a namespace (include/linux/netdevice.h: `possible_net_t
-/// nd_net`, whose only member is `struct net *net`).
-#[inline(always)]
-pub unsafe fn is_traced_dev(dev: *const u8) -> bool {
-    unsafe {
-        if load::<u32>(dev, config!(off.dev_ifindex)) != config!(ifindex) {
-            return false;
-        }
-        let net: *const u8 = load(dev, config!(off.dev_nd_net));
-        load::<u32>(net, config!(off.net_ns_inum)) == config!(netns_ino)
-    }
-}
+/// `struct net_device *`
+#[derive(Clone, Copy)]
+pub struct NetDev(*const u8);
 
-/// `skb->len`
-#[inline(always)]
-pub unsafe fn len(skb: *const u8) -> u32 {
-    unsafe { load(skb, config!(off.skb_len)) }
-}
+/// `struct napi_struct *`, a tracepoint argument.
+#[derive(Clone, Copy)]
+pub struct Napi(*const u8);
 
-/// `skb->ip_summed`, a 2-bit bitfield (include/linux/skbuff.h, `__u8 ip_summed:2`).
-#[inline(always)]
-pub unsafe fn ip_summed(skb: *const u8) -> usize {
-    let byte: u8 = unsafe { load(skb, config!(off.skb_ip_summed_byte)) };
-    ((byte >> config!(off.skb_ip_summed_shift)) & 3) as usize
-}
-
-/// `skb->queue_mapping`
-#[inline(always)]
-pub unsafe fn queue(skb: *const u8) -> usize {
-    let q: u16 = unsafe { load(skb, config!(off.skb_queue_mapping)) };
-    q as usize
-}
-
-/// `dev->mtu`
-#[inline(always)]
-pub unsafe fn mtu(dev: *const u8) -> u32 {
-    unsafe { load(dev, config!(off.dev_mtu)) }
-}
-
-/// `(gso_size, gso_segs)` from `skb_shinfo(skb)`, which is `skb->head +
-/// skb->end` on 64-bit kernels (include/linux/skbuff.h, `skb_end_pointer`
-/// with NET_SKBUFF_DATA_USES_OFFSET). `head` is an `unsigned char *`, which
-/// the verifier treats as a scalar, so the read needs the helper; both fields
-/// sit in the first 8 bytes of `struct skb_shared_info`, read in one call.
-#[inline(always)]
-pub unsafe fn gso(skb: *const u8) -> (u64, u64) {
-    let head: u64 = unsafe { load(skb, config!(off.skb_head)) };
-    let end: u32 = unsafe { load(skb, config!(off.skb_end)) };
-    let shinfo = (head + end as u64) as *const u64;
-    let word = unsafe { bpf_probe_read_kernel(shinfo) }.unwrap_or(0);
-    let size = (word >> (config!(off.shinfo_gso_size) * 8)) & 0xffff;
-    let segs = (word >> (config!(off.shinfo_gso_segs) * 8)) & 0xffff;
-    (size, segs)
-}
-
-/// `skb_shinfo(skb)->gso_type`, read only for multi-segment skbs: it lies
-/// beyond the first 8 bytes of `struct skb_shared_info`, so it costs a
-/// helper call of its own.
-#[inline(always)]
-pub unsafe fn gso_type(skb: *const u8) -> u32 {
-    let head: u64 = unsafe { load(skb, config!(off.skb_head)) };
-    let end: u32 = unsafe { load(skb, config!(off.skb_end)) };
-    let at = (head + end as u64 + config!(off.shinfo_gso_type) as u64) as *const u32;
-    unsafe { bpf_probe_read_kernel(at) }.unwrap_or(0)
+/// `(gso_size, gso_segs)` of `skb_shinfo(skb)`.
+pub struct Gso {
+    pub size: u64,
+    pub segs: u64,
 }
 
 /// `ETH_P_IP` and `ETH_P_IPV6` (include/uapi/linux/if_ether.h) as
@@ -97,23 +50,128 @@ const ETH_P_IPV6_BE: u16 = 0x86ddu16.to_be();
 /// `IPPROTO_TCP` (include/uapi/linux/in.h).
 const IPPROTO_TCP: u8 = 6;
 
-/// Is this received packet TCP? At the receive hooks `skb->data` points at
-/// the network header: eth_type_trans() (net/ethernet/eth.c) has pulled the
-/// MAC header before the driver hands the skb up, and GRO keeps it there.
-/// The protocol byte is read from the IPv4 header (offset 9) or the IPv6
-/// fixed header's next-header field (offset 6); TCP behind IPv6 extension
-/// headers, tunnels or a VLAN tag still in the packet counts as "not TCP".
-#[inline(always)]
-pub unsafe fn is_tcp(skb: *const u8) -> bool {
-    let proto: u16 = unsafe { load(skb, config!(off.skb_protocol)) };
-    let at = if proto == ETH_P_IP_BE {
-        9
-    } else if proto == ETH_P_IPV6_BE {
-        6
-    } else {
-        return false;
-    };
-    let data: u64 = unsafe { load(skb, config!(off.skb_data)) };
-    let byte = unsafe { bpf_probe_read_kernel((data + at) as *const u8) }.unwrap_or(0);
-    byte == IPPROTO_TCP
+impl Skb {
+    pub fn new(ptr: *const u8) -> Skb {
+        Skb(ptr)
+    }
+
+    /// `skb->dev`
+    #[inline(always)]
+    pub fn dev(self) -> NetDev {
+        NetDev(load(self.0, config!(off.skb_dev)))
+    }
+
+    /// `skb->len`
+    #[inline(always)]
+    pub fn len(self) -> u32 {
+        load(self.0, config!(off.skb_len))
+    }
+
+    /// `skb->ip_summed`, a 2-bit bitfield (include/linux/skbuff.h,
+    /// `__u8 ip_summed:2`).
+    #[inline(always)]
+    pub fn ip_summed(self) -> usize {
+        let byte: u8 = load(self.0, config!(off.skb_ip_summed_byte));
+        ((byte >> config!(off.skb_ip_summed_shift)) & 3) as usize
+    }
+
+    /// `skb->queue_mapping`
+    #[inline(always)]
+    pub fn queue(self) -> usize {
+        let q: u16 = load(self.0, config!(off.skb_queue_mapping));
+        q as usize
+    }
+
+    /// `skb_shinfo(skb)`: `skb->head + skb->end` on 64-bit kernels
+    /// (include/linux/skbuff.h, `skb_end_pointer` with
+    /// NET_SKBUFF_DATA_USES_OFFSET).
+    #[inline(always)]
+    fn shinfo(self) -> u64 {
+        let head: u64 = load(self.0, config!(off.skb_head));
+        let end: u32 = load(self.0, config!(off.skb_end));
+        head + end as u64
+    }
+
+    /// `gso_size` and `gso_segs`, which sit in the first 8 bytes of
+    /// `struct skb_shared_info`: one helper call reads both.
+    #[inline(always)]
+    pub fn gso(self) -> Gso {
+        // SAFETY: bpf_probe_read_kernel checks the address itself.
+        let word = unsafe { bpf_probe_read_kernel(self.shinfo() as *const u64) }.unwrap_or(0);
+        Gso {
+            size: (word >> (config!(off.shinfo_gso_size) * 8)) & 0xffff,
+            segs: (word >> (config!(off.shinfo_gso_segs) * 8)) & 0xffff,
+        }
+    }
+
+    /// `skb_shinfo(skb)->gso_type`, read only for multi-segment skbs: it
+    /// lies beyond the first 8 bytes, so it costs a helper call of its own.
+    #[inline(always)]
+    pub fn gso_type(self) -> u32 {
+        let at = self.shinfo() + config!(off.shinfo_gso_type) as u64;
+        // SAFETY: bpf_probe_read_kernel checks the address itself.
+        unsafe { bpf_probe_read_kernel(at as *const u32) }.unwrap_or(0)
+    }
+
+    /// Is this received packet TCP? At the receive hooks `skb->data` points
+    /// at the network header: eth_type_trans() (net/ethernet/eth.c) has
+    /// pulled the MAC header before the driver hands the skb up, and GRO
+    /// keeps it there. The protocol byte is read from the IPv4 header
+    /// (offset 9) or the IPv6 fixed header's next-header field (offset 6);
+    /// TCP behind IPv6 extension headers, tunnels or a VLAN tag still in the
+    /// packet counts as "not TCP".
+    #[inline(always)]
+    pub fn is_tcp(self) -> bool {
+        let proto: u16 = load(self.0, config!(off.skb_protocol));
+        let at = if proto == ETH_P_IP_BE {
+            9
+        } else if proto == ETH_P_IPV6_BE {
+            6
+        } else {
+            return false;
+        };
+        let data: u64 = load(self.0, config!(off.skb_data));
+        // SAFETY: bpf_probe_read_kernel checks the address itself.
+        let byte = unsafe { bpf_probe_read_kernel((data + at) as *const u8) }.unwrap_or(0);
+        byte == IPPROTO_TCP
+    }
+}
+
+impl NetDev {
+    /// Is this the traced device? `dev->ifindex` first (one load rejects
+    /// almost every other device), then `dev_net(dev)->ns.inum`, because an
+    /// index is only unique within a namespace (include/linux/netdevice.h:
+    /// `possible_net_t nd_net`, whose only member is `struct net *net`).
+    #[inline(always)]
+    pub fn is_traced(self) -> bool {
+        if load::<u32>(self.0, config!(off.dev_ifindex)) != config!(ifindex) {
+            return false;
+        }
+        let net: *const u8 = load(self.0, config!(off.dev_nd_net));
+        load::<u32>(net, config!(off.net_ns_inum)) == config!(netns_ino)
+    }
+
+    /// `dev->mtu`
+    #[inline(always)]
+    pub fn mtu(self) -> u32 {
+        load(self.0, config!(off.dev_mtu))
+    }
+}
+
+impl Napi {
+    pub fn new(ptr: *const u8) -> Napi {
+        Napi(ptr)
+    }
+
+    /// `napi->dev`
+    #[inline(always)]
+    pub fn dev(self) -> NetDev {
+        NetDev(load(self.0, config!(off.napi_dev)))
+    }
+
+    /// `napi->napi_id`
+    #[inline(always)]
+    pub fn id(self) -> u32 {
+        load(self.0, config!(off.napi_id))
+    }
 }

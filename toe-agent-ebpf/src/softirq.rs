@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use toe_agent_common::{NET_TX_SOFTIRQ, SoftirqStats};
 
-use crate::hist;
+use crate::{hist, percpu::this_cpu};
 
 #[map]
 static SOFTIRQ: PerCpuArray<SoftirqStats> = PerCpuArray::with_max_entries(1, 0);
@@ -45,10 +45,9 @@ pub fn softirq_entry(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 pub fn on_entry(i: usize) {
-    let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&SOFTIRQ) else {
         return;
     };
-    let s = unsafe { &mut *s };
     let now = unsafe { bpf_ktime_get_ns() };
     s.entry_ts[i] = now;
     if s.raise_ts[i] != 0 {
@@ -67,10 +66,9 @@ pub fn softirq_exit(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 pub fn on_exit(i: usize) {
-    let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&SOFTIRQ) else {
         return;
     };
-    let s = unsafe { &mut *s };
     // An exit without a recorded entry: the program was attached mid-run.
     if s.entry_ts[i] == 0 {
         return;
@@ -95,10 +93,9 @@ pub fn softirq_raise(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 pub fn on_raise(i: usize) {
-    let Some(s) = SOFTIRQ.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&SOFTIRQ) else {
         return;
     };
-    let s = unsafe { &mut *s };
     if s.raise_ts[i] == 0 {
         s.raise_ts[i] = unsafe { bpf_ktime_get_ns() };
     }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use toe_agent_common::{MAX_QUEUES, TxStats, gso_class};
 
-use crate::{hist, skb};
+use crate::{hist, percpu::this_cpu, skb::Skb};
 
 #[map]
 static TX: PerCpuArray<TxStats> = PerCpuArray::with_max_entries(1, 0);
@@ -17,19 +17,17 @@ static TX: PerCpuArray<TxStats> = PerCpuArray::with_max_entries(1, 0);
 /// (skb_checksum_help) it in software.
 #[btf_tracepoint(function = "net_dev_queue")]
 pub fn net_dev_queue(ctx: BtfTracePointContext) -> i32 {
-    let skb: *const u8 = ctx.arg(0);
-    unsafe {
-        if !skb::is_traced_dev(skb::dev(skb)) {
-            return 0;
-        }
-        let (_, segs) = skb::gso(skb);
-        let detail = QueuedDetail {
-            segs,
-            csum: skb::ip_summed(skb),
-            gso_type: if segs > 1 { skb::gso_type(skb) } else { 0 },
-        };
-        record_queued(skb::len(skb), Some(detail));
+    let skb = Skb::new(ctx.arg(0));
+    if !skb.dev().is_traced() {
+        return 0;
     }
+    let segs = skb.gso().segs;
+    let detail = QueuedDetail {
+        segs,
+        csum: skb.ip_summed(),
+        gso_type: if segs > 1 { skb.gso_type() } else { 0 },
+    };
+    record_queued(skb.len(), Some(detail));
     0
 }
 
@@ -46,10 +44,9 @@ pub struct QueuedDetail {
 /// Count one skb at net_dev_queue; the classic fallback knows only its length.
 #[inline(always)]
 pub fn record_queued(len: u32, detail: Option<QueuedDetail>) {
-    let Some(s) = TX.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&TX) else {
         return;
     };
-    let s = unsafe { &mut *s };
     hist::add(&mut s.queued_len, len as u64);
     if let Some(d) = detail {
         hist::add(&mut s.segs_per_queued, if d.segs == 0 { 1 } else { d.segs });
@@ -67,21 +64,18 @@ pub fn record_queued(len: u32, detail: Option<QueuedDetail>) {
 /// virtual device forwards it.
 #[btf_tracepoint(function = "net_dev_start_xmit")]
 pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {
-    let skb: *const u8 = ctx.arg(0);
-    unsafe {
-        if !skb::is_traced_dev(skb::dev(skb)) {
-            return 0;
-        }
-        let (_, segs) = skb::gso(skb);
-        let x = Xmit {
-            len: skb::len(skb),
-            segs,
-            csum: skb::ip_summed(skb),
-            queue: skb::queue(skb),
-            gso_type: if segs > 1 { skb::gso_type(skb) } else { 0 },
-        };
-        record_xmit(&x);
+    let skb = Skb::new(ctx.arg(0));
+    if !skb.dev().is_traced() {
+        return 0;
     }
+    let segs = skb.gso().segs;
+    record_xmit(&Xmit {
+        len: skb.len(),
+        segs,
+        csum: skb.ip_summed(),
+        queue: skb.queue(),
+        gso_type: if segs > 1 { skb.gso_type() } else { 0 },
+    });
     0
 }
 
@@ -99,10 +93,9 @@ pub struct Xmit {
 /// Count one skb handed to the driver (shared with the classic fallback).
 #[inline(always)]
 pub fn record_xmit(x: &Xmit) {
-    let Some(s) = TX.get_ptr_mut(0) else {
+    let Some(s) = this_cpu(&TX) else {
         return;
     };
-    let s = unsafe { &mut *s };
     hist::add(&mut s.xmit_len, x.len as u64);
     hist::add(&mut s.segs_per_xmit, if x.segs == 0 { 1 } else { x.segs });
     s.xmit_csum[x.csum & 3] += 1;

@@ -461,6 +461,29 @@ impl Source for KernelSource<'_> {
 mod tests {
     use super::*;
 
+    /// Every program compiled into the object is a probe of SPECS (or its
+    /// classic fallback), or the bench's empty baseline; every probe of
+    /// SPECS is in the object. A program added on the kernel side without
+    /// its spec would never be attached.
+    #[test]
+    fn probe_list_matches_the_programs_in_the_object() {
+        if OBJECT.is_empty() {
+            eprintln!("skipped: built without the eBPF object (AYA_BUILD_SKIP)");
+            return;
+        }
+        let object = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        let compiled: std::collections::BTreeSet<&str> =
+            object.programs.keys().map(String::as_str).collect();
+        let mut declared = std::collections::BTreeSet::from(["baseline_empty"]);
+        for spec in SPECS {
+            declared.insert(spec.name);
+            if let Some((_, _, prog)) = spec.classic {
+                declared.insert(prog);
+            }
+        }
+        assert_eq!(compiled, declared);
+    }
+
     #[test]
     fn coverage_follows_the_probes_that_count() {
         let st = |name: &str, status| ProbeStatus {
