@@ -158,16 +158,11 @@ impl Lab {
 
     /// Start the agent in `ns`; stdout and stderr are captured.
     pub fn agent(&self, ns: &str, args: &[&str]) -> Agent {
-        let bin = agent_bin().expect("TOE_AGENT_BIN");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(&bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the agent");
-        Agent { child: Some(child) }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(agent_bin().expect("TOE_AGENT_BIN"))
+            .args(args);
+        Agent::start(cmd)
     }
 
     /// `toe-agent trace` on `dev` in `ns`, sampling every `interval` seconds,
@@ -313,8 +308,14 @@ impl Agent {
     /// Start the agent in this process's own network namespace (for a
     /// device of the host, traced passively); output captured.
     pub fn spawn(args: &[&str]) -> Agent {
-        let child = Command::new(agent_bin().expect("TOE_AGENT_BIN"))
-            .args(args)
+        let mut cmd = Command::new(agent_bin().expect("TOE_AGENT_BIN"));
+        cmd.args(args);
+        Agent::start(cmd)
+    }
+
+    /// Run `cmd` (the agent, or `ip netns exec` of it) with output captured.
+    fn start(mut cmd: Command) -> Agent {
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
