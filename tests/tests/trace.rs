@@ -368,7 +368,8 @@ fn classic_tracepoints_are_a_working_fallback() {
     wait_for_lines(&classic_nd, 1, ATTACH_TIMEOUT);
     wait_for_lines(&btf_nd, 1, ATTACH_TIMEOUT);
     lab.iperf(2);
-    std::thread::sleep(Duration::from_millis(300));
+    // Both agents must have read the transfer's tail before either stops.
+    lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
     classic.signal(libc::SIGTERM);
     btf.signal(libc::SIGTERM);
     let (c, b) = (classic.wait(EXIT_TIMEOUT), btf.wait(EXIT_TIMEOUT));

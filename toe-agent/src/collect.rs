@@ -191,26 +191,24 @@ impl Totals {
 }
 
 /// Turns a [`Source`]'s cumulative readings into interval deltas.
-pub(crate) struct Collector<S> {
-    source: S,
+pub(crate) struct Collector {
     start: Totals,
     last: Totals,
 }
 
-impl<S: Source> Collector<S> {
+impl Collector {
     /// Takes the baseline reading: counts before this moment are not reported.
-    pub(crate) fn new(mut source: S) -> anyhow::Result<Self> {
+    pub(crate) fn new(source: &mut impl Source) -> anyhow::Result<Self> {
         let start = source.read()?;
         Ok(Collector {
-            source,
             last: start.clone(),
             start,
         })
     }
 
     /// What happened since the previous call.
-    pub(crate) fn interval(&mut self) -> anyhow::Result<Totals> {
-        let now = self.source.read()?;
+    pub(crate) fn interval(&mut self, source: &mut impl Source) -> anyhow::Result<Totals> {
+        let now = source.read()?;
         let delta = now.delta(&self.last);
         self.last = now;
         Ok(delta)
@@ -282,14 +280,15 @@ mod tests {
             reading(160, 1500, &[4000, 2000]),
             reading(400, 1500, &[9000, 2000]),
         ];
-        let mut c = Collector::new(Replay(readings.into_iter())).unwrap();
-        let a = c.interval().unwrap();
+        let mut replay = Replay(readings.into_iter());
+        let mut c = Collector::new(&mut replay).unwrap();
+        let a = c.interval(&mut replay).unwrap();
         assert_eq!(a.rx.segment_len.count(), 60);
         assert_eq!(a.rx.segment_len.sum, 60 * 1500);
         assert_eq!(a.softirq[0].time_ns[1], 3000);
         assert_eq!(a.softirq[1].time_ns[1], 2000);
         assert_eq!(a.softirq[0].entry_ts[1], 0);
-        let b = c.interval().unwrap();
+        let b = c.interval(&mut replay).unwrap();
         assert_eq!(b.rx.segment_len.count(), 240);
         assert_eq!(b.softirq[1].time_ns[1], 0);
         let total = c.run_total();

@@ -22,12 +22,12 @@ use serde::Serialize;
 use crate::{
     Failure,
     class::DeviceClass,
-    collect::Collector,
     ethtool,
     iface::Iface,
     netns::{self, Netns},
-    probes::{Options, Probes},
+    probes::Options,
     report::Blocks,
+    session::Session,
     verdict::{self, Configured, Mechanism, Offload, Verdict},
 };
 
@@ -398,16 +398,14 @@ fn run_config(
     };
     let sender = iface_in(NS_TX, DEV_TX, class)?;
     let receiver = iface_in(NS_RX, DEV_RX, class)?;
-    let tx_probes = Probes::attach(&sender, &Options::default())?;
-    let rx_probes = Probes::attach(&receiver, &Options::default())?;
-    let mut tx_collect = Collector::new(tx_probes.source())?;
-    let mut rx_collect = Collector::new(rx_probes.source())?;
+    let mut tx_session = Session::attach(sender.clone(), &Options::default())?;
+    let mut rx_session = Session::attach(receiver.clone(), &Options::default())?;
     let started = Instant::now();
     let bytes = transfer(secs, stop, config.flows)?;
     let elapsed = started.elapsed().as_secs_f64();
-    let tx_blocks = Blocks::from_totals(&tx_collect.interval()?);
-    let rx_blocks = Blocks::from_totals(&rx_collect.interval()?);
-    drop((tx_probes, rx_probes));
+    let tx_blocks = Blocks::from_totals(&tx_session.interval()?);
+    let rx_blocks = Blocks::from_totals(&rx_session.interval()?);
+    drop((tx_session, rx_session));
     let silicon = link.silicon.as_ref().map(|s| silicon_report(s, elapsed));
 
     let tx_dev = device_in(NS_TX, &sender, &config.link)?;

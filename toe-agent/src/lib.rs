@@ -29,6 +29,7 @@ pub(crate) mod recording;
 pub(crate) mod report;
 pub(crate) mod report_cmd;
 pub(crate) mod serve;
+pub(crate) mod session;
 pub(crate) mod trace;
 pub(crate) mod units;
 pub(crate) mod verdict;

@@ -39,10 +39,10 @@ use crate::{
     Failure,
     class::DeviceClass,
     collect::Totals,
-    iface::{self, Iface},
-    overhead,
-    probes::{Options, Probes},
+    iface, overhead,
+    probes::Options,
     report::Blocks,
+    session::Session,
     verdict::{self, Mechanism, Offload, Verdict},
 };
 
@@ -218,10 +218,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     for n in &args.ifaces {
         let iface =
             iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let probes = Probes::attach(&iface, &opts).map_err(Failure::runtime)?;
+        let session = Session::attach(iface, &opts).map_err(Failure::runtime)?;
         first.push(Some(Attached {
-            iface,
-            probes,
+            session,
             window: VecDeque::new(),
         }));
     }

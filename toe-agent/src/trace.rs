@@ -14,12 +14,12 @@ use tokio::{
 use crate::{
     Failure,
     class::DeviceClass,
-    collect::Collector,
     iface,
     ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
     overhead,
-    probes::{Options, Probes},
+    probes::Options,
     report::Blocks,
+    session::Session,
     verdict, view,
 };
 
@@ -75,15 +75,14 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         true => Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?),
         false => None,
     };
-    let probes = Probes::attach(
-        &dev,
-        &Options {
-            classic_only: args.classic_only,
-            per_skb: args.per_skb,
-        },
-    )
-    .map_err(Failure::runtime)?;
-    report_probe_problems(&probes.status);
+    // The baseline is read at attach, before the header goes out: whoever
+    // waits for the header to start traffic finds every packet counted.
+    let options = Options {
+        classic_only: args.classic_only,
+        per_skb: args.per_skb,
+    };
+    let mut session = Session::attach(dev.clone(), &options).map_err(Failure::runtime)?;
+    report_probe_problems(&session.probes.status);
     let header = Header {
         schema_version: SCHEMA_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").into(),
@@ -95,7 +94,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         device_class: Some(dev.class),
         mtu: dev.mtu,
         interval_ms: args.interval.as_millis() as u64,
-        probes: probes.status.clone(),
+        probes: session.probes.status.clone(),
     };
     let ctx = view::Context {
         iface: &dev.name,
@@ -113,15 +112,14 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("{e:#}")))?;
     let outcome = runtime.block_on(sample_loop(
         &args,
-        &dev,
-        &probes,
+        &mut session,
         &ctx,
         &screen,
         &header,
         &mut ndjson,
     ));
     // Detach everything before the final words, whatever happened.
-    drop(probes);
+    drop(session);
     drop(stats);
     let (summary, reason) = outcome.map_err(|e| Failure::Runtime(format!("{e:#}")))?;
 
@@ -186,18 +184,14 @@ fn emit(w: &mut Option<NdjsonWriter>, r: &Record) -> anyhow::Result<bool> {
 
 async fn sample_loop(
     args: &TraceArgs,
-    dev: &iface::Iface,
-    probes: &Probes,
+    session: &mut Session,
     ctx: &view::Context<'_>,
     screen: &Screen,
     header: &Header,
     ndjson: &mut Option<NdjsonWriter>,
 ) -> anyhow::Result<(Summary, EndReason)> {
-    // The baseline first, then the header: whoever waits for the header to
-    // start traffic must find every packet counted from there on.
-    let mut collector = Collector::new(probes.source())?;
-    let mut tracker = overhead::Tracker::new(probes.stats(), args.self_stats);
-    let mut run_tracker = overhead::Tracker::new(probes.stats(), args.self_stats);
+    let mut tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
+    let mut run_tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
     let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
     let run_start = SystemTime::now();
     let mut period_start = run_start;
@@ -223,7 +217,7 @@ async fn sample_loop(
         // Every period ends with a reading, a short last one included.
         let now = SystemTime::now();
         let collect_start = Instant::now();
-        let delta = collector.interval()?;
+        let delta = session.interval()?;
         seq += 1;
         let blocks = Blocks::from_totals(&delta);
         let collect_us = collect_start.elapsed().as_micros() as u64;
@@ -231,14 +225,14 @@ async fn sample_loop(
             .duration_since(period_start)
             .unwrap_or_default()
             .as_secs_f64();
-        let device = iface::device(dev, probes.coverage);
+        let device = session.device();
         let record = Record::Interval(Interval {
             seq,
             start_unix_ns: unix_ns(period_start),
             end_unix_ns: unix_ns(now),
             verdicts: verdict::judge(&blocks, &device),
             checks: verdict::checks(&blocks, secs),
-            overhead: tracker.sample(probes.stats(), &blocks, collect_us),
+            overhead: tracker.sample(session.probes.stats(), &blocks, collect_us),
             blocks,
         });
         output_closed |= emit(ndjson, &record)?;
@@ -280,17 +274,17 @@ async fn sample_loop(
         if output_closed {
             break EndReason::OutputClosed;
         }
-        if iface::index_of(&dev.name) != Some(dev.index) {
+        if !session.present() {
             break EndReason::IfaceGone;
         }
     };
 
-    let blocks = Blocks::from_totals(&collector.run_total());
+    let blocks = Blocks::from_totals(&session.run_total());
     let secs = period_start
         .duration_since(run_start)
         .unwrap_or_default()
         .as_secs_f64();
-    let device = iface::device(dev, probes.coverage);
+    let device = session.device();
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),
@@ -298,7 +292,7 @@ async fn sample_loop(
         end_reason: reason,
         verdicts: verdict::judge(&blocks, &device),
         checks: verdict::checks(&blocks, secs),
-        overhead: run_tracker.sample(probes.stats(), &blocks, 0),
+        overhead: run_tracker.sample(session.probes.stats(), &blocks, 0),
         blocks,
     };
     emit(ndjson, &Record::Summary(summary.clone()))?;

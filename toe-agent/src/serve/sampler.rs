@@ -21,19 +21,17 @@ fn fallback_counts(b: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)>
         .collect()
 }
 
-/// One interface's probes and the window of recent periods.
+/// One interface's sampling session and the window of recent periods.
 pub(super) struct Attached {
-    pub(super) iface: Iface,
-    pub(super) probes: Probes,
+    pub(super) session: Session,
     pub(super) window: VecDeque<Totals>,
 }
 
 fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Attached> {
     let iface = iface::resolve(name, class).ok()?;
-    match Probes::attach(&iface, opts) {
-        Ok(probes) => Some(Attached {
-            iface,
-            probes,
+    match Session::attach(iface, opts) {
+        Ok(session) => Some(Attached {
+            session,
             window: VecDeque::new(),
         }),
         Err(e) => {
@@ -54,15 +52,6 @@ pub(super) fn run(
         ..Options::default()
     };
     let mut attached = first;
-    // The previous cumulative reading per interface (None right after an
-    // attach: the first period only sets the baseline).
-    // The baseline of each interface is read as soon as it is attached, so
-    // the first interval counts from there.
-    let baseline = |a: &mut Option<Attached>| {
-        a.as_mut()
-            .and_then(|a| crate::collect::Source::read(&mut a.probes.source()).ok())
-    };
-    let mut last: Vec<Option<Totals>> = attached.iter_mut().map(baseline).collect();
     let mut next = Instant::now() + args.interval;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(
@@ -74,17 +63,14 @@ pub(super) fn run(
         next += args.interval;
         for (k, name) in args.ifaces.iter().enumerate() {
             // Gone (or replaced by a new device of the same name): detach.
-            let present = iface::index_of(name);
-            if let Some(a) = &attached[k]
-                && present != Some(a.iface.index)
-            {
+            if attached[k].as_ref().is_some_and(|a| !a.session.present()) {
                 attached[k] = None;
-                last[k] = None;
                 eprintln!("toe-agent serve: {name} is gone; its series stop until it returns");
             }
-            if attached[k].is_none() && present.is_some() {
+            if attached[k].is_none() && iface::index_of(name).is_some() {
+                // The session reads its baseline as it attaches: the first
+                // interval counts from there.
                 attached[k] = attach(name, &opts, args.device_class);
-                last[k] = baseline(&mut attached[k]);
                 if attached[k].is_some() {
                     eprintln!("toe-agent serve: {name} attached");
                 }
@@ -98,17 +84,12 @@ pub(super) fn run(
                 entry.up = false;
                 continue;
             };
-            let Ok(now) = crate::collect::Source::read(&mut a.probes.source()) else {
+            let Ok(delta) = a.session.interval() else {
                 entry.up = false;
                 continue;
             };
-            let delta = match &last[k] {
-                Some(prev) => now.delta(prev),
-                None => Totals::default(),
-            };
-            last[k] = Some(now);
             entry.up = true;
-            entry.device = Some((a.iface.driver.clone(), a.iface.class));
+            entry.device = Some((a.session.iface.driver.clone(), a.session.iface.class));
             entry.totals.add(&delta);
             a.window.push_back(delta);
             while a.window.len() > args.window {
@@ -117,7 +98,7 @@ pub(super) fn run(
             let mut window = Totals::default();
             a.window.iter().for_each(|d| window.add(d));
             let blocks = Blocks::from_totals(&window);
-            let device = iface::device(&a.iface, a.probes.coverage);
+            let device = a.session.device();
             entry.verdicts = verdict::judge(&blocks, &device);
             let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
             for (o, n) in fallback_counts(&newest, &entry.verdicts) {
@@ -127,8 +108,11 @@ pub(super) fn run(
         if let Ok(mut st) = state.lock() {
             st.agent_cpu_ns = overhead::process_cpu_ns();
             st.agent_rss = overhead::rss_bytes("self").0;
-            let programs: overhead::ProgramStats =
-                attached.iter().flatten().map(|a| a.probes.stats()).sum();
+            let programs: overhead::ProgramStats = attached
+                .iter()
+                .flatten()
+                .map(|a| a.session.probes.stats())
+                .sum();
             st.bpf_runs = programs.run_count;
             st.bpf_run_ns = programs.run_time_ns;
             st.bpf_missed = programs.missed_runs;
