@@ -239,6 +239,47 @@ fn config(iface: &Iface, btf_offsets: Option<toe_agent_common::Offsets>) -> Conf
     }
 }
 
+/// A probe whose tp_btf hook failed with `btf_err`: its classic tracepoint
+/// when it has one and tracefs is usable, otherwise a failure with both
+/// reasons.
+fn fall_back(
+    ebpf: &mut Ebpf,
+    spec: &Spec,
+    tracefs: &Result<(), String>,
+    btf_err: &anyhow::Error,
+    attached: &mut Vec<&'static str>,
+) -> ProbeStatus {
+    let failed = |reason: String| ProbeStatus {
+        name: spec.name.into(),
+        hook: format!("tp_btf/{}", spec.name),
+        status: ProbeState::Failed,
+        reason: Some(reason),
+    };
+    let Some((group, event, prog)) = spec.classic else {
+        return failed(format!("{btf_err:#}"));
+    };
+    let fallback = tracefs
+        .clone()
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| attach_classic(ebpf, prog, group, event));
+    match fallback {
+        Ok(()) => {
+            attached.push(prog);
+            ProbeStatus {
+                name: spec.name.into(),
+                hook: format!("tracepoint/{group}/{event}"),
+                status: ProbeState::Degraded,
+                reason: Some(format!(
+                    "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
+                )),
+            }
+        }
+        Err(e) => failed(format!(
+            "{btf_err:#}; fallback tracepoint/{group}/{event}: {e:#}"
+        )),
+    }
+}
+
 impl Probes {
     pub(crate) fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
         if OBJECT.is_empty() {
@@ -306,41 +347,7 @@ impl Probes {
                     }
                 }
                 Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
-                Err(btf_err) => match spec.classic {
-                    Some((group, event, prog)) => {
-                        let fallback = tracefs
-                            .clone()
-                            .map_err(anyhow::Error::msg)
-                            .and_then(|()| attach_classic(&mut ebpf, prog, group, event));
-                        match fallback {
-                            Ok(()) => {
-                                attached.push(prog);
-                                ProbeStatus {
-                                    name: spec.name.into(),
-                                    hook: format!("tracepoint/{group}/{event}"),
-                                    status: ProbeState::Degraded,
-                                    reason: Some(format!(
-                                        "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
-                                    )),
-                                }
-                            }
-                            Err(e) => ProbeStatus {
-                                name: spec.name.into(),
-                                hook: format!("tp_btf/{}", spec.name),
-                                status: ProbeState::Failed,
-                                reason: Some(format!(
-                                    "{btf_err:#}; fallback tracepoint/{group}/{event}: {e:#}"
-                                )),
-                            },
-                        }
-                    }
-                    None => ProbeStatus {
-                        name: spec.name.into(),
-                        hook: format!("tp_btf/{}", spec.name),
-                        status: ProbeState::Failed,
-                        reason: Some(format!("{btf_err:#}")),
-                    },
-                },
+                Err(btf_err) => fall_back(&mut ebpf, spec, &tracefs, &btf_err, &mut attached),
             };
             status.push(s);
         }

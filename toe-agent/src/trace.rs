@@ -148,6 +148,25 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     }
 }
 
+/// Draw one period on the screen; true when stdout is closed.
+fn show(screen: &Screen, ctx: &view::Context<'_>, title: &str, period: &view::Period) -> bool {
+    match screen {
+        Screen::Live => {
+            let text = view::render(ctx, title, period, true);
+            let mut out = std::io::stdout().lock();
+            // Home, clear, redraw: the view replaces itself in place.
+            write!(out, "\x1b[H\x1b[2J{text}")
+                .and_then(|()| out.flush())
+                .is_err()
+        }
+        Screen::Blocks => {
+            let text = view::render(ctx, title, period, false);
+            writeln!(std::io::stdout().lock(), "{text}").is_err()
+        }
+        Screen::Quiet => false,
+    }
+}
+
 /// One line for the probes that fell back (they share a reason), one per failure.
 fn report_probe_problems(status: &[crate::probes::ProbeStatus]) {
     use crate::probes::ProbeState;
@@ -245,27 +264,7 @@ async fn sample_loop(
                 overhead: &i.overhead,
                 secs,
             };
-            match screen {
-                Screen::Live => {
-                    let text = view::render(ctx, &title, &period, true);
-                    let mut out = std::io::stdout().lock();
-                    // Home, clear, redraw: the view replaces itself in place.
-                    if write!(out, "\x1b[H\x1b[2J{text}")
-                        .and_then(|()| out.flush())
-                        .is_err()
-                    {
-                        output_closed = true;
-                    }
-                }
-                Screen::Blocks => {
-                    let text = view::render(ctx, &title, &period, false);
-                    let mut out = std::io::stdout().lock();
-                    if writeln!(out, "{text}").is_err() {
-                        output_closed = true;
-                    }
-                }
-                Screen::Quiet => {}
-            }
+            output_closed |= show(screen, ctx, &title, &period);
         }
         period_start = now;
         if let Some(r) = ended {

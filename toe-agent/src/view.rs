@@ -5,7 +5,7 @@ use crate::{
     overhead::Overhead,
     report::{Blocks, Csum, HistSummary},
     units::group,
-    verdict::{Check, Mechanism, Verdict},
+    verdict::{Check, Coverage, Mechanism, Verdict},
 };
 
 /// What the view says about the run, above the numbers.
@@ -203,7 +203,6 @@ fn overhead_line(o: &Overhead, secs: f64) -> String {
 
 /// The whole view for one period.
 pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> String {
-    let (b, verdicts, checks, secs) = (p.blocks, p.verdicts, p.checks, p.secs);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -219,7 +218,23 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
         ctx.mtu,
         probe_summary(ctx.probes)
     );
-    let r = &b.rx;
+    // Without the per-segment hooks (--per-skb) the same rates come from
+    // gso_segs of the skbs instead, and what only those hooks see is marked.
+    let cov = crate::probes::coverage(ctx.probes);
+    rate_lines(&mut o, p.blocks, cov, p.secs);
+    cpu_lines(&mut o, p.blocks, p.secs);
+    let _ = writeln!(o, "{}", overhead_line(p.overhead, p.secs));
+    o.push('\n');
+    verdict_lines(&mut o, p.verdicts, p.checks, colour);
+    o.push('\n');
+    histograms(&mut o, p.blocks, cov);
+    o
+}
+
+const NOT_ATTACHED: &str = "not attached";
+
+/// Packet, skb and bit rates on receive and transmit, and what was not TCP.
+fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
     let gbps = |bytes: u64| {
         if secs > 0.0 {
             bytes as f64 * 8.0 / secs / 1e9
@@ -227,10 +242,7 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
             0.0
         }
     };
-    // Without the per-segment hooks (--per-skb) the same rates come from
-    // gso_segs of the skbs instead, and what only those hooks see is marked.
-    let cov = crate::probes::coverage(ctx.probes);
-    const NOT_ATTACHED: &str = "not attached";
+    let r = &b.rx;
     let (segments, handoff_csum) = if cov.handoff {
         (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum))
     } else {
@@ -278,6 +290,10 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
             rate(tx_other, secs),
         );
     }
+}
+
+/// NET_RX / NET_TX softirq time per CPU, and NAPI polls.
+fn cpu_lines(o: &mut String, b: &Blocks, secs: f64) {
     for (name, v) in [("NET_RX", &b.softirq.net_rx), ("NET_TX", &b.softirq.net_tx)] {
         let cpus: Vec<String> = v
             .per_cpu
@@ -298,41 +314,42 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
         rate(b.napi.polls, secs),
         group(b.napi.budget_exhausted)
     );
-    let _ = writeln!(o, "{}", overhead_line(p.overhead, secs));
-    o.push('\n');
-    verdict_lines(&mut o, verdicts, checks, colour);
-    o.push('\n');
+}
+
+/// Every histogram of the period, the ones the probes cannot see marked.
+fn histograms(o: &mut String, b: &Blocks, cov: Coverage) {
+    let (r, t) = (&b.rx, &b.tx);
     histogram_seen(
-        &mut o,
+        o,
         "RX segment length before GRO",
         "bytes",
         &r.segment_len,
         cov.handoff,
     );
-    histogram(&mut o, "RX skb length after GRO", "bytes", &r.skb_len);
-    histogram(&mut o, "RX segments per skb", "count", &r.segs_per_skb);
+    histogram(o, "RX skb length after GRO", "bytes", &r.skb_len);
+    histogram(o, "RX segments per skb", "count", &r.segs_per_skb);
     histogram(
-        &mut o,
+        o,
         "TX skb length before GSO (net_dev_queue)",
         "bytes",
         &t.queued_len,
     );
     histogram_seen(
-        &mut o,
+        o,
         "TX skb length at driver (net_dev_start_xmit)",
         "bytes",
         &t.xmit_len,
         cov.driver_xmit,
     );
     histogram_seen(
-        &mut o,
+        o,
         "TX segments per driver skb",
         "count",
         &t.segs_per_xmit,
         cov.driver_xmit,
     );
     histogram(
-        &mut o,
+        o,
         "NET_RX softirq duration",
         "ns",
         &b.softirq.net_rx.duration_ns,
@@ -348,13 +365,12 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
         );
     }
     histogram(
-        &mut o,
+        o,
         "NET_TX softirq duration",
         "ns",
         &b.softirq.net_tx.duration_ns,
     );
-    histogram(&mut o, "NAPI work per poll", "packets", &b.napi.work);
-    o
+    histogram(o, "NAPI work per poll", "packets", &b.napi.work);
 }
 
 #[cfg(test)]
