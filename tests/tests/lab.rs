@@ -151,6 +151,12 @@ const NIC_RSS: [Row; 5] = [
     ("rss", "hardware", false),
 ];
 
+/// What `ip ARGS` prints.
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn lab(args: &[&str]) -> std::process::Output {
     Command::new(agent_bin().unwrap())
         .arg("lab")
@@ -239,14 +245,7 @@ fn lab_matrix_gives_the_expected_verdicts() {
     assert_eq!(report["as_expected"], true);
     assert!(out.status.success(), "{stderr}");
     // Nothing left behind.
-    let left = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .to_string();
+    let left = ip(&["netns", "list"]);
     assert!(!left.contains("toe-lab"), "{left}");
 }
 
@@ -356,14 +355,7 @@ fn lab_cleans_up_the_emulated_nic_on_sigterm() {
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");
     assert!(!std::path::Path::new("/run/netns/toe-lab-rx").exists());
     assert!(!std::path::Path::new("/run/netns/toe-lab-tx").exists());
-    let links = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["link", "show"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .to_string();
+    let links = ip(&["link", "show"]);
     assert!(
         !links.contains("lab-rx") && !links.contains("lab-tx"),
         "{links}"
