@@ -23,6 +23,8 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = manifest_dir.join("../toe-agent-ebpf");
     let ebpf_dir = ebpf_dir.to_string_lossy();
     println!("cargo:rerun-if-changed=../toe-agent-common/src");
+    // Each probe family keeps its kernel programs in its own folder.
+    println!("cargo:rerun-if-changed=src/probes");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "toe-agent-ebpf",

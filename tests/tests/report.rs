@@ -35,9 +35,12 @@ fn report_compares_and_draws() {
         text.contains("verdicts (before -> after):") && text.contains("changed"),
         "{text}"
     );
-    assert!(text.contains("wrote 11 SVG files"), "{text}");
+    // The 11 distributions with events in these runs (one per catalogue
+    // histogram) and 4 time series.
+    assert!(text.contains("wrote 15 SVG files"), "{text}");
     for f in [
         "rx_segment_len.svg",
+        "softirq_net_rx_duration_ns.svg",
         "series_softirq_pct.svg",
         "series_segs_per_skb.svg",
     ] {

@@ -9,12 +9,26 @@
 mod baseline;
 mod classic;
 mod hist;
-mod napi;
 mod percpu;
 mod rx;
 mod skb;
+
+// The programs live with their probe family, next to the userspace half
+// that attaches them and the catalogue entries they feed
+// (toe-agent/src/probes/<family>/); the layouts they fill are in
+// toe-agent-common.
+#[path = "../../toe-agent/src/probes/after_gro/kernel.rs"]
+mod after_gro;
+#[path = "../../toe-agent/src/probes/handoff/kernel.rs"]
+mod handoff;
+#[path = "../../toe-agent/src/probes/napi/kernel.rs"]
+mod napi;
+#[path = "../../toe-agent/src/probes/softirq/kernel.rs"]
 mod softirq;
-mod tx;
+#[path = "../../toe-agent/src/probes/tcp/kernel.rs"]
+mod tcp;
+#[path = "../../toe-agent/src/probes/transmit/kernel.rs"]
+mod transmit;
 
 use toe_agent_common::Config;
 

@@ -3,7 +3,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::class::DeviceClass;
+use crate::model::class::DeviceClass;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +45,7 @@ pub struct AuditCmd {
     #[arg(long)]
     pub json: bool,
     /// Exit 1 when a finding is at or above this severity (1-10, or info, low, medium, high, critical).
-    #[arg(long, value_name = "SEVERITY", value_parser = crate::audit::parse_severity)]
+    #[arg(long, value_name = "SEVERITY", value_parser = crate::cmd::audit::parse_severity)]
     pub fail_on: Option<u8>,
     /// Seconds between the two readings of counters (drops, errors, softnet).
     #[arg(long, default_value = "1", value_parser = positive_seconds)]

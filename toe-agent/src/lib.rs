@@ -1,48 +1,31 @@
 //! toe-agent: are a NIC's TCP offloads done in silicon, or on the CPU?
 //!
-//! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`),
-//! [`probes`] reads them, [`collect`] turns readings into interval deltas,
-//! [`report`] into the blocks users see, and [`view`] / [`ndjson`] render them.
+//! Data flows one way: kernel hooks fill per-CPU maps (`toe-agent-ebpf`);
+//! [`kernel`] attaches the probes and turns their maps into interval deltas;
+//! [`model`] makes the period blocks and the verdicts; [`sinks`] render them
+//! (terminal, NDJSON, Prometheus, plots). [`sys`] reads the host's
+//! interfaces, and [`cmd`] holds one module per subcommand on top.
 //!
 //! Only what the binary (`main.rs`) and the fuzz target need is public: the
 //! command line, each command's entry point and arguments, and the NDJSON
 //! reader. Everything else is `pub(crate)`, so that the compiler reports
 //! what nobody uses.
-pub(crate) mod audit;
-pub(crate) mod bench;
-pub(crate) mod btf;
-pub(crate) mod class;
-pub(crate) mod classic;
 pub(crate) mod cli;
-pub(crate) mod collect;
-pub(crate) mod ethtool;
-pub(crate) mod host;
-pub(crate) mod iface;
-pub(crate) mod lab;
-pub(crate) mod ndjson;
-pub(crate) mod netns;
-pub(crate) mod overhead;
-pub(crate) mod plot;
+pub(crate) mod cmd;
+pub(crate) mod kernel;
+pub(crate) mod model;
 pub(crate) mod probes;
-pub(crate) mod qstats;
-pub(crate) mod recording;
-pub(crate) mod report;
-pub(crate) mod report_cmd;
-pub(crate) mod serve;
-pub(crate) mod session;
-pub(crate) mod trace;
-pub(crate) mod units;
-pub(crate) mod verdict;
-pub(crate) mod view;
+pub(crate) mod sinks;
+pub(crate) mod sys;
 
-pub use audit::{AuditArgs, run as audit};
-pub use bench::{BenchArgs, run as bench};
 pub use cli::{Cli, Command};
-pub use lab::{LabArgs, run as lab};
-pub use recording::read_run;
-pub use report_cmd::{ReportArgs, run as report};
-pub use serve::{ServeArgs, run as serve};
-pub use trace::{TraceArgs, run as trace};
+pub use cmd::audit::{AuditArgs, run as audit};
+pub use cmd::bench::{BenchArgs, run as bench};
+pub use cmd::lab::{LabArgs, run as lab};
+pub use cmd::report::{ReportArgs, run as report};
+pub use cmd::serve::{ServeArgs, run as serve};
+pub use cmd::trace::{TraceArgs, run as trace};
+pub use sinks::recording::read_run;
 
 /// How a command failed, which decides the exit status.
 #[derive(Debug)]

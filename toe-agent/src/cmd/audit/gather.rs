@@ -1,0 +1,346 @@
+//! Reading a [`Snapshot`] from the running system: ioctls, sysfs, procfs,
+//! /dev/kmsg. Read-only: nothing here changes a setting.
+use std::{collections::BTreeMap, fs, io, path::Path, time::Duration};
+
+use super::snapshot::{
+    CpuTicks, Host, Interface, KernelLog, SNAPSHOT_VERSION, Sampled, Snapshot, Softnet,
+};
+use crate::sys::ethtool;
+
+/// Sysctls the rules look at (Documentation/admin-guide/sysctl/net.rst).
+pub(crate) const SYSCTLS: &[&str] = &[
+    "net.core.netdev_max_backlog",
+    "net.core.netdev_budget",
+    "net.core.netdev_budget_usecs",
+    "net.core.rmem_max",
+    "net.core.wmem_max",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+    "net.ipv4.ip_forward",
+    "net.ipv6.conf.all.forwarding",
+];
+
+fn read(path: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+pub(crate) fn sysctl(name: &str) -> Option<String> {
+    read(format!("/proc/sys/{}", name.replace('.', "/")))
+}
+
+pub(crate) fn parse_softnet(text: &str) -> Vec<Softnet> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| u64::from_str_radix(x, 16).ok())
+                .collect();
+            // Column 13 (index 12) is the CPU id on kernels since 5.10; older
+            // ones list CPUs in order.
+            Some(Softnet {
+                cpu: f.get(12).map(|&c| c as u32).unwrap_or(i as u32),
+                processed: *f.first()?,
+                dropped: *f.get(1)?,
+                time_squeeze: *f.get(2)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let cpu = it.next()?.strip_prefix("cpu")?.parse().ok()?;
+            let v: Vec<u64> = it.filter_map(|x| x.parse().ok()).collect();
+            // user nice system idle iowait irq softirq steal ...
+            Some(CpuTicks {
+                cpu,
+                softirq: *v.get(6)?,
+                total: v.iter().take(8).sum(),
+            })
+        })
+        .collect()
+}
+
+/// Kernel log lines that speak of offload trouble.
+pub(crate) fn offload_lines(log: &str) -> Vec<String> {
+    const PATTERNS: &[&str] = &[
+        "dependent on",
+        "Dropping NETIF_F",
+        "features changed",
+        "hw csum failure",
+        "Operation not supported",
+        "tx timeout",
+        "TSO",
+        "GRO",
+        "LRO",
+    ];
+    log.lines()
+        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
+        .map(|l| {
+            l.split_once(';')
+                .map(|(_, m)| m)
+                .unwrap_or(l)
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Everything already in the kernel ring buffer, without blocking.
+fn read_kmsg() -> Result<Vec<String>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .map_err(|e| format!("cannot read /dev/kmsg: {e}"))?;
+    let mut out = String::new();
+    // /dev/kmsg returns one record per read; EAGAIN at the end, EPIPE when
+    // a record was overwritten (skip it and go on).
+    let mut buf = vec![0u8; 8192];
+    for _ in 0..100_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) => return Err(format!("reading /dev/kmsg: {e}")),
+        }
+    }
+    Ok(offload_lines(&out))
+}
+
+fn in_initial_netns() -> bool {
+    // The initial namespaces have these inode numbers (include/linux/proc_ns.h,
+    // PROC_NET_INIT_INO = 0xF0000098 since 6.x; older kernels allocate one).
+    match (
+        fs::metadata("/proc/self/ns/net"),
+        fs::metadata("/proc/1/ns/net"),
+    ) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.ino() == b.ino()
+        }
+        _ => true,
+    }
+}
+
+fn hypervisor() -> Option<String> {
+    let cpuinfo = read("/proc/cpuinfo")?;
+    let flagged = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    flagged.then(|| {
+        read("/sys/class/dmi/id/sys_vendor")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "unknown hypervisor".into())
+    })
+}
+
+fn counters(name: &str) -> BTreeMap<String, u64> {
+    let dir = format!("/sys/class/net/{name}/statistics");
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = read(e.path())?.parse().ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), v))
+        })
+        .collect()
+}
+
+fn nic_stats(name: &str) -> BTreeMap<String, u64> {
+    ethtool::stats(name)
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Is this a device with hardware behind it (sysfs `device` link)?
+pub(crate) fn is_physical(name: &str) -> bool {
+    Path::new(&format!("/sys/class/net/{name}/device")).exists()
+}
+
+/// The device's first reading; `None` when it vanished.
+fn interface(name: &str) -> io::Result<Interface> {
+    let gone = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {name} disappeared during the audit"),
+        )
+    };
+    let ifindex = crate::sys::iface::index_of(name).ok_or_else(gone)?;
+    let sys = format!("/sys/class/net/{name}");
+    let (speed_mbps, duplex) = ethtool::link(name).unwrap_or((None, None));
+    let qstats = crate::sys::qstats::queue_stats(ifindex);
+    let uppers = fs::read_dir(&sys)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("upper_")
+                .map(str::to_string)
+        })
+        .collect();
+    let rps_cpus = fs::read_dir(format!("{sys}/queues"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .filter_map(|e| read(e.path().join("rps_cpus")))
+        .collect();
+    Ok(Interface {
+        name: name.to_string(),
+        ifindex,
+        driver: ethtool::driver_info(name).unwrap_or_default(),
+        physical: is_physical(name),
+        sriov_vf: Path::new(&format!("{sys}/device/physfn")).exists(),
+        speed_mbps,
+        duplex,
+        mtu: ethtool::mtu(name).map_err(|_| gone())?,
+        master: fs::read_link(format!("{sys}/master"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+        uppers,
+        features: ethtool::features(name).map(|f| f.0).unwrap_or_default(),
+        rings: ethtool::rings(name).ok(),
+        channels: ethtool::channels(name).ok(),
+        rss: ethtool::rss(name).ok(),
+        coalesce: ethtool::coalesce(name).ok(),
+        rps_cpus,
+        nic_stats: Sampled {
+            first: nic_stats(name),
+            second: BTreeMap::new(),
+        },
+        qstats: Sampled {
+            first: qstats.as_ref().cloned().unwrap_or_default(),
+            second: Vec::new(),
+        },
+        qstats_error: qstats.err().map(|e| e.to_string()),
+        counters: Sampled {
+            first: counters(name),
+            second: BTreeMap::new(),
+        },
+    })
+}
+
+/// Read the host and `names`, wait `sample`, read the counters again.
+pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
+    let softnet_0 = parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default());
+    let ticks_0 = parse_proc_stat(&read("/proc/stat").unwrap_or_default());
+    let mut interfaces = names
+        .iter()
+        .map(|n| interface(n))
+        .collect::<io::Result<Vec<_>>>()?;
+    std::thread::sleep(sample);
+    for i in &mut interfaces {
+        if crate::sys::iface::index_of(&i.name) != Some(i.ifindex) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("interface {} disappeared during the audit", i.name),
+            ));
+        }
+        i.nic_stats.second = nic_stats(&i.name);
+        if i.qstats_error.is_none() {
+            i.qstats.second = crate::sys::qstats::queue_stats(i.ifindex).unwrap_or_default();
+        }
+        i.counters.second = counters(&i.name);
+    }
+    let host = Host {
+        hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
+        kernel: crate::sys::host::kernel_release(),
+        online_cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        hypervisor: hypervisor(),
+        container: !in_initial_netns(),
+        sysctls: SYSCTLS
+            .iter()
+            .filter_map(|n| Some((n.to_string(), sysctl(n)?)))
+            .collect(),
+        sample_ms: sample.as_millis() as u64,
+        softnet: Sampled {
+            first: softnet_0,
+            second: parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default()),
+        },
+        cpu_ticks: Sampled {
+            first: ticks_0,
+            second: parse_proc_stat(&read("/proc/stat").unwrap_or_default()),
+        },
+        kmsg: match read_kmsg() {
+            Ok(lines) => KernelLog { lines, error: None },
+            Err(e) => KernelLog {
+                lines: Vec::new(),
+                error: Some(e),
+            },
+        },
+    };
+    Ok(Snapshot {
+        snapshot_version: SNAPSHOT_VERSION,
+        host,
+        interfaces,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_softnet_stat() {
+        let text = "00f2d078 00000002 00000019 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n\
+                    00f7ecf9 00000000 00000009 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000000 00000000";
+        let s = parse_softnet(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s[0],
+            Softnet {
+                cpu: 0,
+                processed: 0xf2d078,
+                dropped: 2,
+                time_squeeze: 0x19
+            }
+        );
+        assert_eq!(s[1].cpu, 1);
+    }
+
+    #[test]
+    fn parses_proc_stat() {
+        let t = parse_proc_stat(
+            "cpu  10 0 10 100 0 0 5 0 0 0\ncpu0 5 0 5 50 0 0 3 0 0 0\ncpu1 5 0 5 50 0 0 2 0 0 0\nintr 1",
+        );
+        assert_eq!(
+            t,
+            vec![
+                CpuTicks {
+                    cpu: 0,
+                    softirq: 3,
+                    total: 63
+                },
+                CpuTicks {
+                    cpu: 1,
+                    softirq: 2,
+                    total: 62
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_offload_lines_in_the_kernel_log() {
+        let log = "6,1,2,-;eth0: Dropping NETIF_F_SG since no checksum feature.\n6,2,3,-;usb 1-1: new device\n4,3,4,-;eth1: hw csum failure\n";
+        assert_eq!(
+            offload_lines(log),
+            vec![
+                "eth0: Dropping NETIF_F_SG since no checksum feature.",
+                "eth1: hw csum failure"
+            ]
+        );
+    }
+}

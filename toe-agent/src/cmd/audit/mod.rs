@@ -1,0 +1,584 @@
+//! `toe-agent audit`: the offload capability audit. Reads the device and
+//! kernel settings (ioctl, sysfs, procfs, /dev/kmsg), applies the seed
+//! manual's checks, and reports findings with evidence and the fixing
+//! command. It never changes a setting. Schema: docs/audit.md.
+pub(crate) mod gather;
+pub(crate) mod rules;
+pub(crate) mod snapshot;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Failure;
+use rules::{Finding, level};
+use snapshot::Snapshot;
+
+pub(crate) const REPORT_VERSION: u32 = 1;
+
+pub struct AuditArgs {
+    pub ifaces: Vec<String>,
+    pub all: bool,
+    pub json: bool,
+    pub fail_on: Option<u8>,
+    pub sample: Duration,
+    pub from: Option<PathBuf>,
+    pub diff: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub schema_version: u32,
+    pub agent_version: String,
+    pub snapshot: Snapshot,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub(crate) fn new(snapshot: Snapshot) -> Self {
+        Report {
+            schema_version: REPORT_VERSION,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            findings: rules::findings(&snapshot),
+            snapshot,
+        }
+    }
+}
+
+/// `--fail-on`: a number 1-10 or a level name.
+pub(crate) fn parse_severity(s: &str) -> Result<u8, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "info" => Ok(1),
+        "low" => Ok(2),
+        "medium" => Ok(4),
+        "high" => Ok(7),
+        "critical" => Ok(9),
+        n => match n.parse::<u8>() {
+            Ok(v) if (1..=10).contains(&v) => Ok(v),
+            _ => Err(format!(
+                "'{s}' is not a severity: use 1-10 or info, low, medium, high, critical"
+            )),
+        },
+    }
+}
+
+/// Interfaces with hardware behind them, for `--all`.
+fn physical_interfaces() -> Vec<String> {
+    crate::sys::iface::list()
+        .into_iter()
+        .map(|(_, n)| n)
+        .filter(|n| gather::is_physical(n))
+        .collect()
+}
+
+/// A report (or a bare snapshot) from a file, with the reason when it is not one.
+pub(crate) fn load(path: &Path) -> Result<Report, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::BadInput(format!("{}: not JSON ({e})", path.display())))?;
+    if let Some(v) = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .filter(|&v| v != REPORT_VERSION as u64)
+    {
+        return Err(Failure::BadInput(format!(
+            "{}: audit schema version {v}; this agent reads version {REPORT_VERSION}",
+            path.display()
+        )));
+    }
+    if value.get("snapshot").is_some() {
+        let report: Report = serde_json::from_value(value).map_err(|e| {
+            Failure::BadInput(format!("{}: not an audit report: {e}", path.display()))
+        })?;
+        // Judge with this agent's rules, so old reports compare fairly.
+        return Ok(Report::new(report.snapshot));
+    }
+    let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| {
+        Failure::BadInput(format!(
+            "{}: not an audit report or snapshot: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Report::new(snapshot))
+}
+
+pub fn run(args: AuditArgs) -> Result<(), Failure> {
+    if let Some((a, b)) = &args.diff {
+        let (ra, rb) = (load(a)?, load(b)?);
+        let lines = diff(&ra, &rb);
+        if lines.is_empty() {
+            println!("no differences between {} and {}", a.display(), b.display());
+            return Ok(());
+        }
+        println!("--- {}\n+++ {}", a.display(), b.display());
+        for l in &lines {
+            println!("{l}");
+        }
+        return Err(Failure::Runtime(format!("{} differences", lines.len())));
+    }
+    let report = match &args.from {
+        Some(path) => load(path)?,
+        None => {
+            let names = if args.all {
+                physical_interfaces()
+            } else {
+                args.ifaces.clone()
+            };
+            if names.is_empty() {
+                return Err(Failure::BadInput(if args.all {
+                    "no physical interfaces here (use --iface for a virtual one)".into()
+                } else {
+                    "nothing to audit: give --iface IF (repeatable), --all, --from FILE or --diff A B".into()
+                }));
+            }
+            for n in &names {
+                crate::sys::iface::resolve(n, None)
+                    .map_err(|e| Failure::BadInput(e.to_string()))?;
+            }
+            Report::new(
+                gather::gather(&names, args.sample).map_err(|e| Failure::Runtime(e.to_string()))?,
+            )
+        }
+    };
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.to_string()))?;
+        println!("{json}");
+    } else {
+        print!("{}", render(&report));
+    }
+    if let Some(t) = args.fail_on {
+        let n = report.findings.iter().filter(|f| f.severity >= t).count();
+        if n > 0 {
+            return Err(Failure::Runtime(format!(
+                "{n} findings at severity {t} or above"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let h = &r.snapshot.host;
+    let names: Vec<&str> = r
+        .snapshot
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let _ = writeln!(
+        o,
+        "toe-agent audit: {} (kernel {}, {} CPUs{}{}), {}; counters sampled {:.1} s apart",
+        if h.hostname.is_empty() {
+            "host"
+        } else {
+            &h.hostname
+        },
+        h.kernel,
+        h.online_cpus,
+        h.hypervisor
+            .as_ref()
+            .map(|v| format!(", {v}"))
+            .unwrap_or_default(),
+        if h.container { ", container" } else { "" },
+        names.join(", "),
+        h.sample_ms as f64 / 1000.0
+    );
+    for band in ["critical", "high", "medium", "low", "info"] {
+        let items: Vec<&Finding> = r
+            .findings
+            .iter()
+            .filter(|f| level(f.severity) == band)
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "\n{}", band.to_uppercase());
+        for f in items {
+            let who = f
+                .iface
+                .as_ref()
+                .map(|i| format!("{i}: "))
+                .unwrap_or_default();
+            let _ = writeln!(o, "  [{:>2}] {who}{}", f.severity, f.title);
+            let _ = writeln!(o, "       {}", f.evidence);
+            if let Some(fix) = &f.fix {
+                let _ = writeln!(o, "       fix: {fix}");
+            }
+        }
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &r.findings {
+        *counts.entry(level(f.severity)).or_default() += 1;
+    }
+    let summary: Vec<String> = ["critical", "high", "medium", "low", "info"]
+        .iter()
+        .filter_map(|b| counts.get(b).map(|n| format!("{n} {b}")))
+        .collect();
+    let _ = writeln!(o, "\n{} findings: {}", r.findings.len(), summary.join(", "));
+    o
+}
+
+/// What differs between two hosts' reports: configuration, then findings.
+/// Interfaces are matched by name; when each side has exactly one, they are
+/// compared whatever their names.
+pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = |what: String, x: String, y: String| {
+        if x != y {
+            out.push(format!("{what}: {x} | {y}"));
+        }
+    };
+    let (ha, hb) = (&a.snapshot.host, &b.snapshot.host);
+    line("kernel".into(), ha.kernel.clone(), hb.kernel.clone());
+    line(
+        "online CPUs".into(),
+        ha.online_cpus.to_string(),
+        hb.online_cpus.to_string(),
+    );
+    for k in ha
+        .sysctls
+        .keys()
+        .chain(hb.sysctls.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let get = |h: &snapshot::Host| h.sysctls.get(k).cloned().unwrap_or_else(|| "-".into());
+        line(k.clone(), get(ha), get(hb));
+    }
+    let (ia, ib) = (&a.snapshot.interfaces, &b.snapshot.interfaces);
+    let pairs: Vec<(&snapshot::Interface, &snapshot::Interface)> = if ia.len() == 1 && ib.len() == 1
+    {
+        vec![(&ia[0], &ib[0])]
+    } else {
+        ia.iter()
+            .filter_map(|x| ib.iter().find(|y| y.name == x.name).map(|y| (x, y)))
+            .collect()
+    };
+    for x in ia
+        .iter()
+        .filter(|x| !pairs.iter().any(|(p, _)| p.name == x.name))
+    {
+        line(
+            format!("interface {}", x.name),
+            "present".into(),
+            "absent".into(),
+        );
+    }
+    for y in ib
+        .iter()
+        .filter(|y| !pairs.iter().any(|(_, q)| q.name == y.name))
+    {
+        line(
+            format!("interface {}", y.name),
+            "absent".into(),
+            "present".into(),
+        );
+    }
+    for (x, y) in pairs {
+        let n = if x.name == y.name {
+            x.name.clone()
+        } else {
+            format!("{}|{}", x.name, y.name)
+        };
+        line(
+            format!("{n} driver"),
+            format!("{} {}", x.driver.driver, x.driver.version),
+            format!("{} {}", y.driver.driver, y.driver.version),
+        );
+        line(
+            format!("{n} firmware"),
+            x.driver.firmware_version.clone(),
+            y.driver.firmware_version.clone(),
+        );
+        line(
+            format!("{n} speed"),
+            format!("{:?}", x.speed_mbps),
+            format!("{:?}", y.speed_mbps),
+        );
+        line(format!("{n} mtu"), x.mtu.to_string(), y.mtu.to_string());
+        let names: std::collections::BTreeSet<&str> = x
+            .features
+            .iter()
+            .chain(&y.features)
+            .map(|f| f.name.as_str())
+            .collect();
+        for f in names {
+            let state = |i: &snapshot::Interface| {
+                i.feature(f)
+                    .map(|f| if f.active { "on" } else { "off" })
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            line(format!("{n} feature {f}"), state(x), state(y));
+        }
+        line(
+            format!("{n} rings"),
+            format!("{:?}", x.rings),
+            format!("{:?}", y.rings),
+        );
+        line(
+            format!("{n} channels"),
+            format!("{:?}", x.channels),
+            format!("{:?}", y.channels),
+        );
+        line(
+            format!("{n} coalescing"),
+            format!("{:?}", x.coalesce),
+            format!("{:?}", y.coalesce),
+        );
+        line(
+            format!("{n} rss"),
+            x.rss
+                .as_ref()
+                .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
+                .unwrap_or_else(|| "-".into()),
+            y.rss
+                .as_ref()
+                .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    // Findings present on one side only (by rule and interface name).
+    let key = |f: &Finding| format!("finding {} {}", f.id, f.iface.clone().unwrap_or_default());
+    let ka: std::collections::BTreeSet<String> = a
+        .findings
+        .iter()
+        .filter(|f| f.severity > 1)
+        .map(key)
+        .collect();
+    let kb: std::collections::BTreeSet<String> = b
+        .findings
+        .iter()
+        .filter(|f| f.severity > 1)
+        .map(key)
+        .collect();
+    for k in ka.difference(&kb) {
+        out.push(format!("{k}: present | absent"));
+    }
+    for k in kb.difference(&ka) {
+        out.push(format!("{k}: absent | present"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshots recorded with `toe-agent audit --json`: virtio_net (this
+    /// machine kind's eth0) and veth (in a namespace, TX checksum off,
+    /// forwarding on); ice_multiqueue is built from the veth recording with
+    /// the values of a 25G multi-queue NIC in trouble (see fixtures/README.md).
+    fn fixture(name: &str) -> Report {
+        let text = match name {
+            "virtio" => include_str!("../../../fixtures/audit/virtio_net.json"),
+            "veth" => include_str!("../../../fixtures/audit/veth.json"),
+            _ => include_str!("../../../fixtures/audit/ice_multiqueue.json"),
+        };
+        Report::new(serde_json::from_str(text).unwrap())
+    }
+
+    fn ids(r: &Report) -> Vec<(&str, u8)> {
+        r.findings
+            .iter()
+            .map(|f| (f.id.as_str(), f.severity))
+            .collect()
+    }
+
+    fn get<'a>(r: &'a Report, id: &str) -> &'a Finding {
+        r.findings
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("no {id} in {:?}", ids(r)))
+    }
+
+    #[test]
+    fn multiqueue_nic_in_trouble() {
+        let r = fixture("ice");
+        assert_eq!(
+            r.findings[0].id,
+            "lro_forwarding",
+            "most severe first: {:?}",
+            ids(&r)
+        );
+        assert_eq!(r.findings[0].severity, 10);
+        assert_eq!(
+            r.findings[0].fix.as_deref(),
+            Some("ethtool -K ens1f0 lro off")
+        );
+        let ring = get(&r, "nic_buffer_exhaustion");
+        assert_eq!(
+            ring.evidence,
+            "RX ring 512 of a possible 8192, and rx_missed_errors +450/s"
+        );
+        assert_eq!(ring.fix.as_deref(), Some("ethtool -G ens1f0 rx 8192"));
+        let rss = get(&r, "rss_unused_queues");
+        assert_eq!(
+            rss.evidence,
+            "128 entries spread over 3 of 4 queues; queue(s) 3 never receive"
+        );
+        assert_eq!(
+            get(&r, "queues_below_cpus").fix.as_deref(),
+            Some("ethtool -L ens1f0 combined 16")
+        );
+        assert_eq!(get(&r, "csum_off_tso_wanted").severity, 7);
+        assert!(get(&r, "backlog_drops").evidence.contains("cpu3 +25"));
+        assert!(
+            get(&r, "time_squeeze")
+                .evidence
+                .contains("netdev_budget = 300")
+        );
+        assert!(
+            get(&r, "softirq_share")
+                .evidence
+                .contains("cpu3 spent 30.0%")
+        );
+        assert!(
+            get(&r, "kernel_log")
+                .evidence
+                .contains("Dropping NETIF_F_SG")
+        );
+        assert_eq!(get(&r, "interrupt_coalescing").severity, 3);
+        assert!(get(&r, "jumbo_frames").evidence.contains("peer"));
+        assert_eq!(
+            get(&r, "queue_errors_rising").evidence,
+            "netdev qstats during the sample: rx-2 rx-hw-drops +120/s"
+        );
+        assert!(
+            get(&r, "queue_traffic").evidence.starts_with(
+                "rx-0 300000 pkt/s, rx-1 300000 pkt/s, rx-2 300000 pkt/s, rx-3 0 pkt/s"
+            )
+        );
+        let sorted: Vec<u8> = r.findings.iter().map(|f| f.severity).collect();
+        assert!(sorted.windows(2).all(|w| w[0] >= w[1]), "{sorted:?}");
+    }
+
+    #[test]
+    fn virtio_guest() {
+        let r = fixture("virtio");
+        assert!(
+            get(&r, "virtio").evidence.contains("vhost"),
+            "{:?}",
+            ids(&r)
+        );
+        // virtio_net offers the standard per-queue statistics.
+        assert!(
+            get(&r, "queue_traffic").evidence.starts_with("rx-0 "),
+            "{:?}",
+            ids(&r)
+        );
+        assert!(get(&r, "mtu_small").evidence.starts_with("MTU 1400"));
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.id == "lro_forwarding" || f.id == "feature_not_active"),
+            "{:?}",
+            ids(&r)
+        );
+        assert!(r.findings.iter().all(|f| f.severity <= 3), "{:?}", ids(&r));
+    }
+
+    #[test]
+    fn veth_with_tx_checksum_off() {
+        let r = fixture("veth");
+        assert_eq!(
+            get(&r, "csum_off_tso_wanted").fix.as_deref(),
+            Some("ethtool -K veth0 tx on")
+        );
+        let f = get(&r, "feature_not_active");
+        assert_eq!(f.title, "5 features are requested but not active");
+        assert!(f.evidence.contains(
+            "tx-tcp-segmentation (TSO needs scatter-gather, which needs TX checksum offload)"
+        ));
+        // Virtual device: no advice to turn on what it cannot do in hardware.
+        assert!(
+            !r.findings
+                .iter()
+                .any(|f| f.id.ends_with("_off") || f.id == "queues_below_cpus"),
+            "{:?}",
+            ids(&r)
+        );
+    }
+
+    #[test]
+    fn report_groups_by_severity() {
+        let text = render(&fixture("ice"));
+        let pos = |s: &str| {
+            text.find(s)
+                .unwrap_or_else(|| panic!("{s} missing:\n{text}"))
+        };
+        assert!(pos("\nCRITICAL\n") < pos("\nHIGH\n") && pos("\nHIGH\n") < pos("\nMEDIUM\n"));
+        assert!(pos("\nLOW\n") < pos("\nINFO\n"));
+        assert!(text.contains("       fix: ethtool -K ens1f0 lro off"));
+        assert!(
+            text.trim_end()
+                .ends_with("20 findings: 1 critical, 5 high, 7 medium, 4 low, 3 info"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn diff_shows_configuration_differences() {
+        let (a, b) = (fixture("ice"), fixture("veth"));
+        assert!(diff(&a, &a).is_empty());
+        let d = diff(&a, &b);
+        assert!(
+            d.contains(&"ens1f0|veth0 feature rx-lro: on | off".to_string()),
+            "{d:#?}"
+        );
+        assert!(
+            d.contains(&"ens1f0|veth0 mtu: 9000 | 1500".to_string()),
+            "{d:#?}"
+        );
+        assert!(d.contains(&"online CPUs: 16 | 2".to_string()), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("finding lro_forwarding ens1f0: present | absent")),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn severities_parse() {
+        assert_eq!(parse_severity("high"), Ok(7));
+        assert_eq!(parse_severity("9"), Ok(9));
+        assert!(parse_severity("11").is_err());
+        assert!(parse_severity("urgent").unwrap_err().contains("1-10"));
+    }
+
+    #[test]
+    fn malformed_files_are_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("toe-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\"snapshot\": {\"host\": 3").unwrap();
+        let err = load(&bad).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.message().contains("not JSON") && err.message().contains("line 1"),
+            "{}",
+            err.message()
+        );
+        let future = dir.join("future.json");
+        std::fs::write(&future, "{\"schema_version\": 9, \"snapshot\": {}}").unwrap();
+        assert!(
+            load(&future)
+                .unwrap_err()
+                .message()
+                .contains("audit schema version 9")
+        );
+        assert!(
+            load(&dir.join("missing.json"))
+                .unwrap_err()
+                .message()
+                .starts_with("cannot read")
+        );
+    }
+}

@@ -1,0 +1,763 @@
+//! The seed manual's checks as rules over a [`Snapshot`]. Each finding has
+//! a severity (the manual's 1-10 impact scale), the evidence read from the
+//! system, and the command that would fix it. Pure functions: tested on
+//! recorded snapshots (tests/fixtures).
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{Interface, Sampled, Snapshot};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Finding {
+    /// Stable identifier of the rule (docs/audit.md).
+    pub id: String,
+    /// 1 (information) to 10 (critical), the seed manual's impact scale.
+    pub severity: u8,
+    /// The interface it is about; None for host-wide findings.
+    pub iface: Option<String>,
+    pub title: String,
+    pub evidence: String,
+    /// The command that would fix it (the audit itself never runs it).
+    pub fix: Option<String>,
+}
+
+/// Severity bands, for grouping and `--fail-on`.
+pub(crate) fn level(severity: u8) -> &'static str {
+    match severity {
+        9.. => "critical",
+        7..=8 => "high",
+        4..=6 => "medium",
+        2..=3 => "low",
+        _ => "info",
+    }
+}
+
+fn finding(
+    id: &str,
+    severity: u8,
+    iface: Option<&str>,
+    title: String,
+    evidence: String,
+    fix: Option<String>,
+) -> Finding {
+    Finding {
+        id: id.into(),
+        severity,
+        iface: iface.map(str::to_string),
+        title,
+        evidence,
+        fix,
+    }
+}
+
+/// Per-second increase of a counter between the two samples.
+fn rate(s: &Sampled<std::collections::BTreeMap<String, u64>>, key: &str, secs: f64) -> Option<f64> {
+    let (a, b) = (s.first.get(key)?, s.second.get(key)?);
+    Some(b.saturating_sub(*a) as f64 / secs.max(1e-3))
+}
+
+/// Feature dependencies the kernel enforces (net/core/dev.c,
+/// netdev_fix_features()), to explain a requested-but-inactive feature.
+fn dependency_hint(feature: &str) -> &'static str {
+    match feature {
+        f if f.starts_with("tx-tcp") && f.ends_with("segmentation") => {
+            " (TSO needs scatter-gather, which needs TX checksum offload)"
+        }
+        "tx-scatter-gather" | "tx-scatter-gather-fraglist" => {
+            " (scatter-gather needs TX checksum offload)"
+        }
+        "rx-gro-hw" => " (hardware GRO needs GRO and RX checksum offload)",
+        "rx-lro" => " (LRO is turned off by the kernel on forwarding devices and under XDP)",
+        _ => "",
+    }
+}
+
+/// ethtool -K short names for the features people toggle.
+fn short_name(feature: &str) -> &str {
+    match feature {
+        "tx-tcp-segmentation" => "tso",
+        "tx-generic-segmentation" => "gso",
+        "rx-gro" => "gro",
+        "rx-lro" => "lro",
+        "rx-gro-hw" => "rx-gro-hw",
+        "rx-checksum" => "rx",
+        "tx-scatter-gather" => "sg",
+        f if f.starts_with("tx-checksum") => "tx",
+        f => f,
+    }
+}
+
+const TX_CSUM: &[&str] = &[
+    "tx-checksum-ip-generic",
+    "tx-checksum-ipv4",
+    "tx-checksum-ipv6",
+];
+
+fn features(i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
+    // One finding for every feature the kernel kept off although asked:
+    // they usually share a cause.
+    let inactive: Vec<&crate::sys::ethtool::Feature> = i
+        .features
+        .iter()
+        .filter(|f| f.requested && !f.active && !f.fixed())
+        .collect();
+    if let Some(first) = inactive.first() {
+        let names: Vec<String> = inactive
+            .iter()
+            .map(|f| format!("{}{}", f.name, dependency_hint(&f.name)))
+            .collect();
+        let title = if inactive.len() == 1 {
+            format!("{} is requested but not active", first.name)
+        } else {
+            format!("{} features are requested but not active", inactive.len())
+        };
+        out.push(finding(
+            "feature_not_active",
+            6,
+            n,
+            title,
+            format!("requested on, active off: {}", names.join("; ")),
+            Some(format!(
+                "ethtool -k {} | grep -E 'requested|fixed'   # enable what they depend on, then: ethtool -K {} {} on",
+                i.name,
+                i.name,
+                short_name(&first.name)
+            )),
+        ));
+    }
+    let tso_wanted = i
+        .feature("tx-tcp-segmentation")
+        .is_some_and(|f| f.requested);
+    let csum_on = TX_CSUM.iter().any(|c| i.active(c));
+    let has_csum = TX_CSUM
+        .iter()
+        .any(|c| i.feature(c).is_some_and(|f| !f.fixed()));
+    if tso_wanted && !csum_on && has_csum {
+        out.push(finding(
+            "csum_off_tso_wanted",
+            7,
+            n,
+            "TX checksum offload is off while TSO is wanted".into(),
+            "tx-tcp-segmentation is requested but every tx-checksum feature is off: the kernel disables TSO and segments and checksums on the CPU".into(),
+            Some(format!("ethtool -K {} tx on", i.name)),
+        ));
+    }
+    if i.physical {
+        for (feature, severity, what) in [
+            (
+                "tx-tcp-segmentation",
+                5,
+                "the kernel segments every large send on the CPU (GSO)",
+            ),
+            (
+                "rx-gro",
+                4,
+                "every received segment travels the stack on its own",
+            ),
+            ("rx-checksum", 5, "the CPU verifies every received checksum"),
+        ] {
+            if let Some(f) = i
+                .feature(feature)
+                .filter(|f| !f.active && !f.fixed() && !f.requested)
+            {
+                out.push(finding(
+                    &format!("{}_off", short_name(feature)),
+                    severity,
+                    n,
+                    format!("{} is off", f.name),
+                    format!("{} is off although the device supports it: {what}", f.name),
+                    Some(format!("ethtool -K {} {} on", i.name, short_name(feature))),
+                ));
+            }
+        }
+    }
+}
+
+fn lro_forwarding(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    if !i.active("rx-lro") {
+        return;
+    }
+    let forwarding = s
+        .host
+        .sysctls
+        .get("net.ipv4.ip_forward")
+        .is_some_and(|v| v == "1")
+        || s.host
+            .sysctls
+            .get("net.ipv6.conf.all.forwarding")
+            .is_some_and(|v| v == "1");
+    let why = if let Some(m) = &i.master {
+        Some(format!("{} is a port of {m}", i.name))
+    } else if !i.uppers.is_empty() {
+        Some(format!("{} carries {}", i.name, i.uppers.join(", ")))
+    } else if forwarding {
+        Some("the host forwards packets (ip_forward=1)".into())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        out.push(finding(
+            "lro_forwarding",
+            10,
+            Some(&i.name),
+            "LRO is on while packets are forwarded".into(),
+            format!("rx-lro is active and {why}: LRO merges frames that must leave as they came (it is not reversible, unlike GRO)"),
+            Some(format!("ethtool -K {} lro off", i.name)),
+        ));
+    }
+}
+
+fn rings(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    let Some(r) = i.rings else { return };
+    if r.rx_max == 0 || r.rx >= r.rx_max {
+        return;
+    }
+    let secs = s.host.sample_ms as f64 / 1000.0;
+    let drops: Vec<String> = [
+        "rx_missed_errors",
+        "rx_fifo_errors",
+        "rx_dropped",
+        "rx_over_errors",
+    ]
+    .iter()
+    .filter_map(|k| {
+        rate(&i.counters, k, secs)
+            .filter(|&r| r > 0.0)
+            .map(|r| format!("{k} +{r:.0}/s"))
+    })
+    .collect();
+    let fix = Some(format!("ethtool -G {} rx {}", i.name, r.rx_max));
+    if drops.is_empty() {
+        out.push(finding(
+            "ring_below_max",
+            2,
+            Some(&i.name),
+            "RX ring below its maximum".into(),
+            format!(
+                "RX ring {} of a possible {} (no drops during the sample)",
+                r.rx, r.rx_max
+            ),
+            fix,
+        ));
+    } else {
+        out.push(finding(
+            "nic_buffer_exhaustion",
+            8,
+            Some(&i.name),
+            "NIC buffer exhaustion: drops with the RX ring below its maximum".into(),
+            format!(
+                "RX ring {} of a possible {}, and {}",
+                r.rx,
+                r.rx_max,
+                drops.join(", ")
+            ),
+            fix,
+        ));
+    }
+}
+
+fn queues(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
+    let cpus = s.host.online_cpus;
+    if let Some(c) = i.channels {
+        let q = c.rx_queues();
+        let max = c.max_combined.max(c.max_rx);
+        if i.physical && q < cpus && max > q {
+            out.push(finding(
+                "queues_below_cpus",
+                4,
+                n,
+                "fewer receive queues than CPUs".into(),
+                format!("{q} receive queues for {cpus} online CPUs; the device allows {max}"),
+                Some(format!("ethtool -L {} combined {}", i.name, cpus.min(max))),
+            ));
+        }
+    }
+    let Some(rss) = &i.rss else { return };
+    let q = i.channels.map(|c| c.rx_queues()).unwrap_or(0);
+    if rss.indirection.is_empty() || q < 2 {
+        return;
+    }
+    let mut weight = vec![0u32; q as usize];
+    for &e in &rss.indirection {
+        if let Some(w) = weight.get_mut(e as usize) {
+            *w += 1;
+        }
+    }
+    let unused: Vec<String> = weight
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == 0)
+        .map(|(q, _)| q.to_string())
+        .collect();
+    let equal = Some(format!("ethtool -X {} equal {q}", i.name));
+    if !unused.is_empty() {
+        out.push(finding(
+            "rss_unused_queues",
+            6,
+            n,
+            "RSS indirection table leaves queues unused".into(),
+            format!(
+                "{} entries spread over {} of {q} queues; queue(s) {} never receive",
+                rss.indirection.len(),
+                q as usize - unused.len(),
+                unused.join(", ")
+            ),
+            equal,
+        ));
+    } else {
+        let (min, max) = (
+            *weight.iter().min().unwrap_or(&0),
+            *weight.iter().max().unwrap_or(&0),
+        );
+        if min > 0 && max as f64 / min as f64 > 1.5 {
+            out.push(finding(
+                "rss_uneven",
+                4,
+                n,
+                "RSS indirection table weights queues unevenly".into(),
+                format!(
+                    "queues get between {min} and {max} of {} entries",
+                    rss.indirection.len()
+                ),
+                equal,
+            ));
+        }
+    }
+    if rss.key_bytes == 0 {
+        out.push(finding(
+            "rss_no_key",
+            3,
+            n,
+            "no RSS hash key reported".into(),
+            format!("{q} receive queues but the driver reports no hash key"),
+            Some(format!("ethtool -x {}", i.name)),
+        ));
+    }
+}
+
+fn coalescing(i: &Interface, out: &mut Vec<Finding>) {
+    let Some(c) = i.coalesce else { return };
+    let high = !c.adaptive_rx && c.rx_usecs > 50;
+    out.push(finding(
+        "interrupt_coalescing",
+        if high { 3 } else { 1 },
+        Some(&i.name),
+        "interrupt coalescing".into(),
+        format!(
+            "rx-usecs {} rx-frames {} adaptive-rx {}, tx-usecs {} adaptive-tx {}; for small latency-sensitive packets keep the rx timer low (or adaptive); for bulk throughput a higher timer saves interrupts",
+            c.rx_usecs,
+            c.rx_frames,
+            if c.adaptive_rx { "on" } else { "off" },
+            c.tx_usecs,
+            if c.adaptive_tx { "on" } else { "off" }
+        ),
+        high.then(|| format!("ethtool -C {} adaptive-rx on   # or: rx-usecs 8", i.name)),
+    ));
+}
+
+fn errors(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    let secs = s.host.sample_ms as f64 / 1000.0;
+    let bad = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        [
+            "drop", "miss", "err", "fifo", "discard", "timeout", "fail", "crc", "over",
+        ]
+        .iter()
+        .any(|p| k.contains(p))
+    };
+    let mut rates: Vec<String> = Vec::new();
+    for (what, sampled) in [("ethtool -S", &i.nic_stats), ("statistics", &i.counters)] {
+        for k in sampled.second.keys().filter(|k| bad(k)) {
+            if let Some(r) = rate(sampled, k, secs).filter(|&r| r > 0.0) {
+                rates.push(format!("{k} +{r:.1}/s ({what})"));
+            }
+        }
+    }
+    let totals: Vec<String> = i
+        .counters
+        .second
+        .iter()
+        .filter(|(k, v)| bad(k) && **v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !rates.is_empty() {
+        out.push(finding(
+            "nic_drops_rising",
+            7,
+            Some(&i.name),
+            "drops or errors rising on the interface".into(),
+            format!("during the {:.1} s sample: {}", secs, rates.join(", ")),
+            Some(format!("ethtool -S {} | grep -iE 'drop|miss|err'", i.name)),
+        ));
+    } else if !totals.is_empty() {
+        out.push(finding(
+            "nic_drops_total",
+            2,
+            Some(&i.name),
+            "drops or errors counted since boot (not rising now)".into(),
+            totals.join(", "),
+            None,
+        ));
+    }
+}
+
+/// Standard per-queue statistics: errors rising on a queue, and how the
+/// packets spread over the queues during the sample.
+fn queue_stats(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    const ERRORS: [&str; 7] = [
+        "rx-hw-drops",
+        "rx-hw-drop-overruns",
+        "rx-alloc-fail",
+        "rx-csum-bad",
+        "rx-hw-drop-ratelimits",
+        "tx-hw-drops",
+        "tx-hw-drop-errors",
+    ];
+    let secs = (s.host.sample_ms as f64 / 1000.0).max(1e-3);
+    let n = Some(i.name.as_str());
+    let mut rising = Vec::new();
+    let mut spread = Vec::new();
+    for b in &i.qstats.second {
+        let Some(a) = i
+            .qstats
+            .first
+            .iter()
+            .find(|a| a.queue_type == b.queue_type && a.queue_id == b.queue_id)
+        else {
+            continue;
+        };
+        let d = |k: &str| {
+            b.stats
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(a.stats.get(k).copied().unwrap_or(0))
+        };
+        for k in ERRORS {
+            if d(k) > 0 {
+                rising.push(format!(
+                    "{}-{} {k} +{:.0}/s",
+                    b.queue_type,
+                    b.queue_id,
+                    d(k) as f64 / secs
+                ));
+            }
+        }
+        let packets = d(&format!("{}-packets", b.queue_type));
+        spread.push(format!(
+            "{}-{} {:.0} pkt/s",
+            b.queue_type,
+            b.queue_id,
+            packets as f64 / secs
+        ));
+    }
+    if !rising.is_empty() {
+        out.push(finding(
+            "queue_errors_rising",
+            7,
+            n,
+            "per-queue drops or errors rising".into(),
+            format!("netdev qstats during the sample: {}", rising.join(", ")),
+            Some(format!("ynl --family netdev --dump qstats-get --json '{{\"ifindex\": {}, \"scope\": \"queue\"}}'", i.ifindex)),
+        ));
+    }
+    if !spread.is_empty() {
+        out.push(finding(
+            "queue_traffic",
+            1,
+            n,
+            "per-queue traffic (netdev qstats)".into(),
+            spread.join(", "),
+            None,
+        ));
+    }
+}
+
+fn link(i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
+    let speed = i
+        .speed_mbps
+        .map(|s| format!("{s} Mb/s"))
+        .unwrap_or_else(|| "unknown speed".into());
+    let duplex = i.duplex.clone().unwrap_or_else(|| "unknown".into());
+    let d = &i.driver;
+    out.push(finding(
+        "device",
+        1,
+        n,
+        "device".into(),
+        format!(
+            "driver {} {}, firmware {}, bus {}; link {speed}, {duplex} duplex; MTU {}",
+            if d.driver.is_empty() { "?" } else { &d.driver },
+            d.version,
+            if d.firmware_version.is_empty() {
+                "n/a"
+            } else {
+                &d.firmware_version
+            },
+            if d.bus_info.is_empty() {
+                "n/a"
+            } else {
+                &d.bus_info
+            },
+            i.mtu
+        ),
+        None,
+    ));
+    if i.duplex.as_deref() == Some("half") {
+        out.push(finding(
+            "half_duplex",
+            6,
+            n,
+            "link is half duplex".into(),
+            format!("{speed}, half duplex"),
+            Some(format!(
+                "ethtool {}  # check autonegotiation with the peer",
+                i.name
+            )),
+        ));
+    }
+    if i.physical && i.mtu > 9000 {
+        out.push(finding(
+            "mtu_unusual",
+            3,
+            n,
+            "MTU above 9000".into(),
+            format!(
+                "MTU {}: beyond the jumbo frame size most switches forward",
+                i.mtu
+            ),
+            Some(format!("ip link set {} mtu 9000", i.name)),
+        ));
+    } else if i.physical && i.mtu < 1500 {
+        out.push(finding(
+            "mtu_small",
+            2,
+            n,
+            "MTU below 1500".into(),
+            format!("MTU {}: more packets (and per-packet work) per byte; often set for a tunnel or overlay underneath, so confirm before raising it", i.mtu),
+            None,
+        ));
+    } else if i.mtu > 1500 {
+        out.push(finding(
+            "jumbo_frames",
+            1,
+            n,
+            "jumbo frames".into(),
+            format!("MTU {}: the peer and every hop must use the same MTU; confirm it (not visible from here)", i.mtu),
+            None,
+        ));
+    }
+}
+
+fn virtualisation(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
+    if i.driver.driver == "virtio_net" {
+        out.push(finding(
+            "virtio",
+            2,
+            n,
+            "offloads depend on the hypervisor".into(),
+            format!(
+                "{} is virtio_net{}: TSO, checksum and LRO-like features are what the host's vhost/virtio backend negotiated; 'hardware' means the host (its NIC or its kernel) does the work, not this guest",
+                i.name,
+                s.host.hypervisor.as_ref().map(|h| format!(" under {h}")).unwrap_or_default()
+            ),
+            None,
+        ));
+    }
+    if i.sriov_vf {
+        out.push(finding(
+            "sriov_vf",
+            2,
+            n,
+            "SR-IOV virtual function".into(),
+            format!("{} is a VF ({}): its offloads and queues are limited by the physical function and the hypervisor's policy", i.name, i.driver.driver),
+            None,
+        ));
+    }
+}
+
+fn host(s: &Snapshot, out: &mut Vec<Finding>) {
+    let h = &s.host;
+    let secs = h.sample_ms as f64 / 1000.0;
+    let num = |k: &str| {
+        h.sysctls
+            .get(k)
+            .and_then(|v| v.split_whitespace().last()?.parse::<u64>().ok())
+    };
+    // Host-wide sysctls are not visible from a container's namespace.
+    let shown = |k: &str| {
+        h.sysctls
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| "unknown (not readable here)".into())
+    };
+    let rising = |f: fn(&super::snapshot::Softnet) -> u64| -> Vec<String> {
+        h.softnet
+            .second
+            .iter()
+            .filter_map(|b| {
+                let a = h.softnet.first.iter().find(|a| a.cpu == b.cpu)?;
+                let d = f(b).saturating_sub(f(a));
+                (d > 0).then(|| format!("cpu{} +{d}", b.cpu))
+            })
+            .collect()
+    };
+    let dropped = rising(|s| s.dropped);
+    if !dropped.is_empty() {
+        out.push(finding(
+            "backlog_drops",
+            7,
+            None,
+            "packets dropped: the per-CPU backlog was full".into(),
+            format!(
+                "softnet_stat dropped during the sample: {}; net.core.netdev_max_backlog = {}",
+                dropped.join(", "),
+                shown("net.core.netdev_max_backlog")
+            ),
+            Some(format!(
+                "sysctl -w net.core.netdev_max_backlog={}",
+                (num("net.core.netdev_max_backlog").unwrap_or(1000) * 2).max(2000)
+            )),
+        ));
+    } else if num("net.core.netdev_max_backlog").is_some_and(|b| b <= 1000) {
+        out.push(finding(
+            "backlog_small",
+            2,
+            None,
+            "small netdev_max_backlog".into(),
+            format!(
+                "net.core.netdev_max_backlog = {} (no drops now; raise it for 10G+ bursts)",
+                shown("net.core.netdev_max_backlog")
+            ),
+            Some("sysctl -w net.core.netdev_max_backlog=5000".into()),
+        ));
+    }
+    let squeezed = rising(|s| s.time_squeeze);
+    if !squeezed.is_empty() {
+        out.push(finding(
+            "time_squeeze",
+            5,
+            None,
+            "NET_RX softirq ran out of budget".into(),
+            format!(
+                "time_squeeze rose during the sample ({}): net.core.netdev_budget = {}, netdev_budget_usecs = {}",
+                squeezed.join(", "),
+                shown("net.core.netdev_budget"),
+                shown("net.core.netdev_budget_usecs")
+            ),
+            Some(format!("sysctl -w net.core.netdev_budget={}", num("net.core.netdev_budget").unwrap_or(300) * 2)),
+        ));
+    }
+    let busiest = h
+        .cpu_ticks
+        .second
+        .iter()
+        .filter_map(|b| {
+            let a = h.cpu_ticks.first.iter().find(|a| a.cpu == b.cpu)?;
+            let total = b.total.saturating_sub(a.total);
+            (total > 0).then(|| {
+                (
+                    b.cpu,
+                    100.0 * b.softirq.saturating_sub(a.softirq) as f64 / total as f64,
+                )
+            })
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((cpu, share)) = busiest.filter(|(_, s)| *s > 5.0) {
+        out.push(finding(
+            "softirq_share",
+            5,
+            None,
+            "softirq takes more than 5% of a CPU".into(),
+            format!("cpu{cpu} spent {share:.1}% in softirq during the {secs:.1} s sample"),
+            Some("toe-agent trace --iface <IF>   # which offload is missing".into()),
+        ));
+    }
+    for (key, min) in [
+        ("net.core.rmem_max", 16u64 << 20),
+        ("net.core.wmem_max", 16 << 20),
+        ("net.ipv4.tcp_rmem", 16 << 20),
+        ("net.ipv4.tcp_wmem", 16 << 20),
+    ] {
+        if let Some(v) = num(key).filter(|v| *v < min) {
+            let fix = if key.starts_with("net.ipv4") {
+                format!("sysctl -w {key}='4096 131072 {min}'")
+            } else {
+                format!("sysctl -w {key}={min}")
+            };
+            out.push(finding(
+                "socket_buffers_small",
+                3,
+                None,
+                format!("{key} limits a TCP window"),
+                format!("{key} maximum is {v} bytes; a 10 Gbit/s flow at 1 ms RTT needs about 1.25 MB, at 10 ms 12.5 MB"),
+                Some(fix),
+            ));
+        }
+    }
+    if let Some(e) = &h.kmsg.error {
+        out.push(finding(
+            "kernel_log_unreadable",
+            1,
+            None,
+            "kernel log not read".into(),
+            e.clone(),
+            None,
+        ));
+    } else if !h.kmsg.lines.is_empty() {
+        let last: Vec<&str> = h
+            .kmsg
+            .lines
+            .iter()
+            .rev()
+            .take(10)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        out.push(finding(
+            "kernel_log",
+            6,
+            None,
+            "the kernel logged offload trouble".into(),
+            last.join(" | "),
+            Some("dmesg | grep -iE 'NETIF_F|csum|offload'".into()),
+        ));
+    }
+    if h.container {
+        out.push(finding(
+            "container",
+            1,
+            None,
+            "running in a container's network namespace".into(),
+            "interfaces here are virtual (veth, macvlan, ...): their offloads defer to the host's physical NIC; audit the host too".into(),
+            None,
+        ));
+    }
+}
+
+/// Every finding for the snapshot, most severe first.
+pub(crate) fn findings(s: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for i in &s.interfaces {
+        link(i, &mut out);
+        features(i, &mut out);
+        lro_forwarding(s, i, &mut out);
+        rings(s, i, &mut out);
+        queues(s, i, &mut out);
+        coalescing(i, &mut out);
+        errors(s, i, &mut out);
+        queue_stats(s, i, &mut out);
+        virtualisation(s, i, &mut out);
+    }
+    host(s, &mut out);
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.iface.cmp(&b.iface))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    out
+}

@@ -1,0 +1,112 @@
+//! Everything the audit reads, as one serialisable value: gathered from the
+//! running system (`gather`), or loaded from a file recorded earlier
+//! (`--from`, the test fixtures). The rules only ever see this.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys::ethtool::{Channels, Coalesce, DriverInfo, Feature, Rings, Rss};
+
+pub(crate) const SNAPSHOT_VERSION: u32 = 1;
+
+/// A value read twice, `sample_ms` apart, to turn counters into rates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Sampled<T> {
+    pub first: T,
+    pub second: T,
+}
+
+/// One CPU's line of /proc/net/softnet_stat (net/core/net-procfs.c,
+/// softnet_seq_show): packets processed, dropped (backlog full), time_squeeze.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Softnet {
+    pub cpu: u32,
+    pub processed: u64,
+    pub dropped: u64,
+    pub time_squeeze: u64,
+}
+
+/// One CPU's line of /proc/stat: softirq and total time, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CpuTicks {
+    pub cpu: u32,
+    pub softirq: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Host {
+    pub hostname: String,
+    pub kernel: String,
+    pub online_cpus: u32,
+    /// The CPU reports a hypervisor (the `hypervisor` cpuinfo flag), with
+    /// the DMI vendor when readable.
+    pub hypervisor: Option<String>,
+    /// The audit ran outside the initial network namespace (a container).
+    pub container: bool,
+    /// net.core.* and net.ipv4.* settings that matter here, by sysctl name.
+    pub sysctls: BTreeMap<String, String>,
+    pub sample_ms: u64,
+    pub softnet: Sampled<Vec<Softnet>>,
+    pub cpu_ticks: Sampled<Vec<CpuTicks>>,
+    pub kmsg: KernelLog,
+}
+
+/// Kernel log lines about offload trouble, or why they could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KernelLog {
+    pub lines: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    pub driver: DriverInfo,
+    /// Has a bus device behind it (/sys/class/net/<if>/device).
+    pub physical: bool,
+    /// An SR-IOV virtual function (/sys/class/net/<if>/device/physfn).
+    pub sriov_vf: bool,
+    pub speed_mbps: Option<u32>,
+    pub duplex: Option<String>,
+    pub mtu: u32,
+    /// Bridge, bond or team this device is a port of.
+    pub master: Option<String>,
+    /// Devices stacked on this one (macvlan, vlan, ...).
+    pub uppers: Vec<String>,
+    pub features: Vec<Feature>,
+    pub rings: Option<Rings>,
+    pub channels: Option<Channels>,
+    pub rss: Option<Rss>,
+    pub coalesce: Option<Coalesce>,
+    /// Receive Packet Steering masks, per rx queue.
+    pub rps_cpus: Vec<String>,
+    /// `ethtool -S`.
+    pub nic_stats: Sampled<BTreeMap<String, u64>>,
+    /// /sys/class/net/<if>/statistics.
+    pub counters: Sampled<BTreeMap<String, u64>>,
+    /// Standard per-queue statistics (netdev netlink qstats), where the
+    /// kernel and driver offer them; else why not.
+    #[serde(default)]
+    pub qstats: Sampled<Vec<crate::sys::qstats::QueueStats>>,
+    #[serde(default)]
+    pub qstats_error: Option<String>,
+}
+
+impl Interface {
+    pub(crate) fn feature(&self, name: &str) -> Option<&Feature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+
+    pub(crate) fn active(&self, name: &str) -> bool {
+        self.feature(name).is_some_and(|f| f.active)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub snapshot_version: u32,
+    pub host: Host,
+    pub interfaces: Vec<Interface>,
+}

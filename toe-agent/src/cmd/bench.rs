@@ -1,0 +1,623 @@
+//! `toe-agent bench` (run by `cargo xtask bench`): what tracing costs the
+//! traffic it traces, measured on the lab's veth pair.
+//!
+//! The agent under test is this very binary, started as `trace` in the
+//! receiver's namespace exactly as a user would start it; the benchmark
+//! watches it from outside (/proc, the kernel's BPF statistics).
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    Failure,
+    cmd::lab::{self, CONFIGS, DEV_RX, NS_RX, runtime},
+    kernel::overhead,
+};
+
+pub struct BenchArgs {
+    pub pairs: usize,
+    pub duration: Duration,
+    pub out: PathBuf,
+}
+
+/// Targets from the overhead issue, checked in the closing table.
+const TARGET_NS_PER_RUN: f64 = 30.0;
+const TARGET_RATIO: f64 = 0.97;
+const TARGET_CPU_1S: f64 = 1.0;
+const TARGET_CPU_100MS: f64 = 5.0;
+const TARGET_RSS: u64 = 32 * 1024 * 1024;
+const TARGET_STARTUP_MS: f64 = 500.0;
+
+#[derive(Serialize)]
+pub(crate) struct Throughput {
+    pub config: &'static str,
+    /// What ran in the "on" runs: `agent` (the default probe set) or
+    /// `agent-per-skb` (`trace --per-skb`),
+    /// `empty` (an empty program on each of the same hooks: the share of
+    /// the loss that is the kernel's tracepoint dispatch, not our code) or
+    /// `empty-per-skb` (the same, leaving out the per-segment hooks).
+    pub probes: &'static str,
+    pub off_gbps: Vec<f64>,
+    pub on_gbps: Vec<f64>,
+    pub ratios: Vec<f64>,
+    pub median_ratio: f64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProgramFigures {
+    pub name: String,
+    pub runs: u64,
+    pub runs_per_s: f64,
+    pub ns_per_run: f64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Userspace {
+    pub interval_s: f64,
+    pub cpu_pct: f64,
+    pub peak_rss_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Report {
+    pub kernel: String,
+    pub cpus: usize,
+    pub transfer_s: f64,
+    pub throughput: Vec<Throughput>,
+    pub programs: Vec<ProgramFigures>,
+    pub events_per_s: f64,
+    pub mean_ns_per_run: f64,
+    /// An empty tp_btf program alone on napi_gro_receive_entry: the floor.
+    pub empty_program_ns_per_run: f64,
+    /// Mean ns per run over a short and a long run: independent of run length?
+    pub ns_per_run_by_length: Vec<(f64, f64)>,
+    pub userspace: Vec<Userspace>,
+    pub startup_ms: f64,
+    pub detach_ms: f64,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Target {
+    pub name: &'static str,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// The agent, tracing the receiver, started as a user would.
+struct Agent {
+    child: Child,
+    ndjson: PathBuf,
+    started: Instant,
+    startup: Duration,
+}
+
+impl Agent {
+    fn start(interval: &str, dir: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
+        let exe = std::env::current_exe()?;
+        let ndjson = dir.join("bench-agent.ndjson");
+        let _ = std::fs::remove_file(&ndjson);
+        let started = Instant::now();
+        let child = Command::new("ip")
+            .args(["netns", "exec", NS_RX])
+            .arg(exe)
+            .args([
+                "trace",
+                "--iface",
+                DEV_RX,
+                "--interval",
+                interval,
+                "--ndjson",
+            ])
+            .arg(&ndjson)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut agent = Agent {
+            child,
+            ndjson,
+            started,
+            startup: Duration::ZERO,
+        };
+        // The header is written once every probe is attached.
+        while std::fs::read_to_string(&agent.ndjson)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+            < 1
+        {
+            if agent.started.elapsed() > Duration::from_secs(20) {
+                anyhow::bail!("the agent did not attach within 20 s");
+            }
+            if let Some(status) = agent.child.try_wait()? {
+                anyhow::bail!("the agent exited during start-up ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        agent.startup = agent.started.elapsed();
+        Ok(agent)
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// CPU time of the agent so far, ns: the sum over its threads of the
+    /// first field of /proc/<pid>/task/<tid>/schedstat (time on CPU, ns),
+    /// which unlike /proc/<pid>/stat is not rounded to clock ticks.
+    fn cpu_ns(&self) -> u64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        tasks
+            .filter_map(|t| t.ok())
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// SIGTERM, and how long until it is gone (detach, final summary).
+    fn stop(mut self) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        // SAFETY: kill(2) on the child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            anyhow::bail!("the agent exited with {status}");
+        }
+        Ok(t.elapsed())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn gbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 * 8.0 / secs / 1e9
+}
+
+/// Build the lab link of configuration `name`; it lasts while the guard does.
+fn configure(name: &str) -> anyhow::Result<lab::LinkGuard> {
+    let config = CONFIGS
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no config {name}"))?;
+    lab::set_up(config)
+}
+
+/// Run count and total run time of one program, since it was loaded.
+struct ProgramCost {
+    name: String,
+    run_count: u64,
+    run_time_ns: u64,
+}
+
+/// Our programs among everything loaded, by the names the kernel keeps.
+fn our_costs() -> Vec<ProgramCost> {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter_map(|info| {
+            let name = info.name_as_str()?.to_string();
+            crate::probes::program_names()
+                .iter()
+                .any(|n| n.starts_with(&name) && !name.is_empty())
+                .then(|| ProgramCost {
+                    name,
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+        })
+        .collect()
+}
+
+fn cost_delta(before: &[ProgramCost], after: &[ProgramCost], secs: f64) -> Vec<ProgramFigures> {
+    after
+        .iter()
+        .map(|a| {
+            let b = before.iter().find(|b| b.name == a.name);
+            let runs = a.run_count - b.map_or(0, |b| b.run_count);
+            let time = a.run_time_ns - b.map_or(0, |b| b.run_time_ns);
+            ProgramFigures {
+                name: a.name.clone(),
+                runs,
+                runs_per_s: runs as f64 / secs,
+                ns_per_run: if runs == 0 {
+                    0.0
+                } else {
+                    time as f64 / runs as f64
+                },
+            }
+        })
+        .filter(|p| p.runs > 0)
+        .collect()
+}
+
+fn mean_ns(p: &[ProgramFigures]) -> f64 {
+    let runs: u64 = p.iter().map(|p| p.runs).sum();
+    let time: f64 = p.iter().map(|p| p.ns_per_run * p.runs as f64).sum();
+    if runs == 0 { 0.0 } else { time / runs as f64 }
+}
+
+/// ns per run of the empty program `baseline_empty`, attached alone to
+/// the per-segment hook during a transfer (BPF statistics already on).
+fn empty_program_cost(secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> {
+    let mut ebpf = aya::EbpfLoader::new().load(crate::kernel::attach::OBJECT)?;
+    let btf = aya::Btf::from_sys_fs()?;
+    let prog: &mut aya::programs::BtfTracePoint = ebpf
+        .program_mut("baseline_empty")
+        .ok_or_else(|| anyhow::anyhow!("baseline_empty missing from the object"))?
+        .try_into()?;
+    prog.load("napi_gro_receive_entry", &btf)?;
+    prog.attach()?;
+    lab::transfer(secs, stop, 1)?;
+    let info = prog.info()?;
+    let runs = info.run_count().max(1);
+    Ok(info.run_time().as_nanos() as f64 / runs as f64)
+}
+
+/// An empty program on every hook of the default set, so that a transfer
+/// pays the dispatch (tracepoint → bpf_trace_runN → program) and nothing
+/// else. aya loads a program once per object, hence one object per hook.
+fn attach_empty_programs(per_segment: bool) -> anyhow::Result<Vec<aya::Ebpf>> {
+    let btf = aya::Btf::from_sys_fs()?;
+    crate::probes::btf_hooks()
+        .into_iter()
+        .filter(|h| per_segment || !crate::probes::is_per_segment(h))
+        .map(|hook| {
+            let mut ebpf = aya::EbpfLoader::new().load(crate::kernel::attach::OBJECT)?;
+            let prog: &mut aya::programs::BtfTracePoint = ebpf
+                .program_mut("baseline_empty")
+                .ok_or_else(|| anyhow::anyhow!("baseline_empty missing from the object"))?
+                .try_into()?;
+            prog.load(hook, &btf)?;
+            prog.attach()?;
+            Ok(ebpf)
+        })
+        .collect()
+}
+
+/// What the "on" half of a throughput pair runs.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `trace`, the default probe set.
+    Agent,
+    /// `trace --per-skb`.
+    AgentPerSkb,
+    /// An empty program on each hook of the default set.
+    Empty,
+    /// An empty program on each hook that fires once per skb only: what a
+    /// probe set without the per-segment hooks could cost at best.
+    EmptyPerSkb,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Agent => "agent",
+            Load::AgentPerSkb => "agent-per-skb",
+            Load::Empty => "empty",
+            Load::EmptyPerSkb => "empty-per-skb",
+        }
+    }
+}
+
+fn check(stop: &AtomicBool) -> anyhow::Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        anyhow::bail!("interrupted");
+    }
+    Ok(())
+}
+
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    let out_dir = args
+        .out
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::BadInput(format!("cannot create {}: {e}", out_dir.display())))?;
+    let (tx, rx, stop) = lab::prepare()?;
+    let report = measure(&args, &out_dir, &stop).map_err(|e| runtime(format!("bench: {e:#}")));
+    drop((tx, rx));
+    let report = report?;
+    let json = serde_json::to_string_pretty(&report).map_err(runtime)?;
+    std::fs::write(&args.out, json + "\n")
+        .map_err(|e| runtime(format!("writing {}: {e}", args.out.display())))?;
+    print!("{}", render(&report));
+    println!("\nwritten to {}", args.out.display());
+    Ok(())
+}
+
+fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Report> {
+    let secs = args.duration.as_secs_f64();
+    let mut throughput = Vec::new();
+    let mut startups = Vec::new();
+    let mut detaches = Vec::new();
+    let mut cpu_1s = Vec::new();
+    let mut peak_rss = 0;
+    let series = [
+        ("gro-no-tso", Load::Agent),
+        ("gro-no-tso", Load::AgentPerSkb),
+        ("gro-no-tso", Load::Empty),
+        ("gro-no-tso", Load::EmptyPerSkb),
+        ("all-on", Load::Agent),
+    ];
+    for (config, load) in series {
+        let _link = configure(config)?;
+        eprintln!(
+            "bench: {config}: {} pairs of {secs:.1} s, off then {}",
+            args.pairs,
+            load.name()
+        );
+        lab::transfer(Duration::from_millis(500), stop, 1)?; // warm up
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..args.pairs {
+            check(stop)?;
+            off.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+            match load {
+                Load::Agent => {
+                    let agent = Agent::start("1", dir, &[])?;
+                    startups.push(agent.startup.as_secs_f64() * 1e3);
+                    let cpu0 = agent.cpu_ns();
+                    let t0 = Instant::now();
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                    let cpu = agent.cpu_ns() - cpu0;
+                    cpu_1s.push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
+                    peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
+                    detaches.push(agent.stop()?.as_secs_f64() * 1e3);
+                }
+                Load::AgentPerSkb => {
+                    let agent = Agent::start("1", dir, &["--per-skb"])?;
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                    agent.stop()?;
+                }
+                Load::Empty | Load::EmptyPerSkb => {
+                    let attached = attach_empty_programs(matches!(load, Load::Empty))?;
+                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                    drop(attached);
+                }
+            }
+        }
+        let ratios: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+        throughput.push(Throughput {
+            config,
+            probes: load.name(),
+            median_ratio: median(&ratios),
+            off_gbps: off,
+            on_gbps: on,
+            ratios,
+        });
+    }
+
+    // Kernel-side cost: BPF statistics on (held by us), highest event rate.
+    let _link = configure("gro-no-tso")?;
+    let stats = overhead::enable_bpf_stats()?;
+    let mut by_length = Vec::new();
+    let mut programs = Vec::new();
+    for length in [args.duration / 2, args.duration * 2] {
+        check(stop)?;
+        let agent = Agent::start("1", dir, &[])?;
+        let before = our_costs();
+        let t = Instant::now();
+        lab::transfer(length, stop, 1)?;
+        let elapsed = t.elapsed().as_secs_f64();
+        let p = cost_delta(&before, &our_costs(), elapsed);
+        agent.stop()?;
+        by_length.push((length.as_secs_f64(), mean_ns(&p)));
+        programs = p;
+    }
+    let floor = empty_program_cost(args.duration, stop)?;
+    drop(stats);
+
+    // Userspace at a 100 ms interval.
+    check(stop)?;
+    let agent = Agent::start("0.1", dir, &[])?;
+    let cpu0 = agent.cpu_ns();
+    let t0 = Instant::now();
+    lab::transfer(args.duration, stop, 1)?;
+    let cpu_100ms = 100.0 * (agent.cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
+    let rss_100ms = overhead::rss_bytes(&agent.pid()).1;
+    agent.stop()?;
+
+    let userspace = vec![
+        Userspace {
+            interval_s: 1.0,
+            cpu_pct: median(&cpu_1s),
+            peak_rss_bytes: peak_rss,
+        },
+        Userspace {
+            interval_s: 0.1,
+            cpu_pct: cpu_100ms,
+            peak_rss_bytes: rss_100ms,
+        },
+    ];
+    let mean = mean_ns(&programs);
+    let events_per_s = programs.iter().map(|p| p.runs_per_s).sum();
+    let startup_ms = median(&startups);
+    let detach_ms = median(&detaches);
+    let napi_gro = |probes: &str| {
+        throughput
+            .iter()
+            .find(|t| t.config == "gro-no-tso" && t.probes == probes)
+            .map_or(0.0, |t| t.median_ratio)
+    };
+    let ratio = napi_gro(Load::Agent.name());
+    let ratio_per_skb = napi_gro(Load::AgentPerSkb.name());
+    let peak = peak_rss.max(rss_100ms);
+    let targets = vec![
+        Target {
+            name: "ns per program run",
+            target: format!("<= {TARGET_NS_PER_RUN}"),
+            measured: format!("{mean:.1}"),
+            met: mean <= TARGET_NS_PER_RUN,
+        },
+        Target {
+            name: "throughput on/off, NAPI+GRO",
+            target: format!(">= {TARGET_RATIO}"),
+            measured: format!("{ratio:.3}"),
+            met: ratio >= TARGET_RATIO,
+        },
+        Target {
+            name: "the same, trace --per-skb",
+            target: format!(">= {TARGET_RATIO}"),
+            measured: format!("{ratio_per_skb:.3}"),
+            met: ratio_per_skb >= TARGET_RATIO,
+        },
+        Target {
+            name: "agent CPU at 1 s interval",
+            target: format!("<= {TARGET_CPU_1S}%"),
+            measured: format!("{:.2}%", userspace[0].cpu_pct),
+            met: userspace[0].cpu_pct <= TARGET_CPU_1S,
+        },
+        Target {
+            name: "agent CPU at 0.1 s interval",
+            target: format!("<= {TARGET_CPU_100MS}%"),
+            measured: format!("{cpu_100ms:.2}%"),
+            met: cpu_100ms <= TARGET_CPU_100MS,
+        },
+        Target {
+            name: "peak RSS",
+            target: "<= 32 MiB".into(),
+            measured: format!("{:.1} MiB", peak as f64 / 1048576.0),
+            met: peak <= TARGET_RSS,
+        },
+        Target {
+            name: "start-up (load + attach)",
+            target: format!("<= {TARGET_STARTUP_MS} ms"),
+            measured: format!("{startup_ms:.0} ms"),
+            met: startup_ms <= TARGET_STARTUP_MS,
+        },
+    ];
+    Ok(Report {
+        kernel: crate::sys::host::kernel_release(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        transfer_s: secs,
+        throughput,
+        programs,
+        events_per_s,
+        mean_ns_per_run: mean,
+        empty_program_ns_per_run: floor,
+        ns_per_run_by_length: by_length,
+        userspace,
+        startup_ms,
+        detach_ms,
+        targets,
+    })
+}
+
+pub(crate) fn render(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "toe-agent bench: kernel {}, {} CPUs, {:.1} s transfers on the lab veth pair\n",
+        r.kernel, r.cpus, r.transfer_s
+    );
+    let _ = writeln!(
+        o,
+        "throughput (Gbit/s), agent off / on, tracing the receiver:"
+    );
+    for t in &r.throughput {
+        let label = match t.probes {
+            "agent-per-skb" => format!("{}, trace --per-skb", t.config),
+            "empty" => format!("{}, empty programs, same hooks", t.config),
+            "empty-per-skb" => format!("{}, empty programs, per-skb hooks", t.config),
+            _ => t.config.to_string(),
+        };
+        let pairs: Vec<String> = t
+            .off_gbps
+            .iter()
+            .zip(&t.on_gbps)
+            .map(|(a, b)| format!("{a:.1}/{b:.1}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {label:<45} median on/off {:.3}   [{}]",
+            t.median_ratio,
+            pairs.join("  ")
+        );
+    }
+    let _ = writeln!(o, "\nper program (NAPI+GRO, BPF statistics on):");
+    let _ = writeln!(
+        o,
+        "  {:<18} {:>12} {:>12} {:>8}",
+        "program", "runs", "runs/s", "ns/run"
+    );
+    for p in &r.programs {
+        let _ = writeln!(
+            o,
+            "  {:<18} {:>12} {:>12.0} {:>8.1}",
+            p.name, p.runs, p.runs_per_s, p.ns_per_run
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  {:<18} {:>12} {:>12.0} {:>8.1}",
+        "all",
+        r.programs.iter().map(|p| p.runs).sum::<u64>(),
+        r.events_per_s,
+        r.mean_ns_per_run
+    );
+    let _ = writeln!(
+        o,
+        "  an empty tp_btf program on napi_gro_receive_entry: {:.1} ns per run (the floor)",
+        r.empty_program_ns_per_run
+    );
+    let by_len: Vec<String> = r
+        .ns_per_run_by_length
+        .iter()
+        .map(|(s, ns)| format!("{s:.1} s run: {ns:.1} ns"))
+        .collect();
+    let _ = writeln!(o, "  mean by run length: {}", by_len.join(", "));
+    let _ = writeln!(o, "\nagent userspace:");
+    for u in &r.userspace {
+        let _ = writeln!(
+            o,
+            "  interval {:.1} s: CPU {:.2}% of one core, peak RSS {:.1} MiB",
+            u.interval_s,
+            u.cpu_pct,
+            u.peak_rss_bytes as f64 / 1048576.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  start-up (exec, BTF, load, attach) {:.0} ms, detach (SIGTERM to exit) {:.0} ms",
+        r.startup_ms, r.detach_ms
+    );
+    let _ = writeln!(o, "\ntargets:");
+    for t in &r.targets {
+        let _ = writeln!(
+            o,
+            "  {:<30} {:<12} measured {:<10} {}",
+            t.name,
+            t.target,
+            t.measured,
+            if t.met { "met" } else { "NOT MET" }
+        );
+    }
+    o
+}

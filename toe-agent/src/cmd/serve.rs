@@ -1,0 +1,199 @@
+//! `toe-agent serve`: the probes stay attached and `/metrics` exposes what
+//! they measured, in the Prometheus/OpenMetrics text format (encoded by the
+//! prometheus-client library), for fleets. Metric names: docs/metrics.md.
+//!
+//! One sampler thread owns the probes (one set per interface) and folds
+//! each interval into cumulative totals; HTTP requests only read them. An
+//! interface that disappears is detached and its series stop; when a device
+//! of that name comes back, probes are attached again and its counters go on
+//! from where they were.
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+
+mod sampler;
+
+use sampler::Attached;
+
+use crate::{
+    Failure,
+    kernel::{attach::Options, overhead, session::Session},
+    sinks::prometheus::{Exposed, Metrics, classic_text, openmetrics},
+    sys::iface,
+};
+
+pub struct ServeArgs {
+    pub ifaces: Vec<String>,
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    /// Intervals the verdicts are judged over.
+    pub window: usize,
+    pub self_stats: bool,
+    /// Leave out the per-segment hooks (`--per-skb`).
+    pub per_skb: bool,
+    /// `--device-class`: judge every device as this class.
+    pub device_class: Option<crate::model::class::DeviceClass>,
+}
+
+/// What the HTTP side shares with the sampler thread.
+#[derive(Clone)]
+struct Shared {
+    exposed: Arc<Mutex<Exposed>>,
+    /// Cleared when the sampler stops.
+    sampler_alive: Arc<AtomicBool>,
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    shared: Shared,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |code: StatusCode, ctype: &str, body: String| {
+        Response::builder()
+            .status(code)
+            .header("content-type", ctype)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    };
+    Ok(match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => {
+            let wants_openmetrics = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            match openmetrics(&Metrics(Arc::clone(&shared.exposed))) {
+                Ok(text) if wants_openmetrics => reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                ),
+                Ok(text) => reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    classic_text(&text),
+                ),
+                Err(_) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "encoding failed\n".into(),
+                ),
+            }
+        }
+        (&hyper::Method::GET, "/healthz") => {
+            let alive = shared.sampler_alive.load(Ordering::Relaxed);
+            let up = shared
+                .exposed
+                .lock()
+                .map(|s| s.ifaces.values().filter(|i| i.up).count())
+                .unwrap_or(0);
+            if alive && up > 0 {
+                reply(
+                    StatusCode::OK,
+                    "text/plain",
+                    format!("ok: {up} interface(s) traced\n"),
+                )
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "no interface traced\n".into(),
+                )
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".into(),
+        ),
+    })
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    if args.ifaces.is_empty() {
+        return Err(Failure::BadInput("give at least one --iface".into()));
+    }
+    // Interfaces must exist at start (a typo is not "down").
+    for n in &args.ifaces {
+        iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
+    }
+    let mut exposed = Exposed {
+        kernel: crate::sys::host::kernel_release(),
+        ..Exposed::default()
+    };
+    exposed.agent.self_stats = args.self_stats;
+    let shared = Shared {
+        exposed: Arc::new(Mutex::new(exposed)),
+        sampler_alive: Arc::new(AtomicBool::new(true)),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .map_err(|e| Failure::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+    // Bound first: a bad address fails before anything is attached.
+    let stats = if args.self_stats {
+        Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?)
+    } else {
+        None
+    };
+    let opts = Options {
+        per_skb: args.per_skb,
+        ..Options::default()
+    };
+    let mut first = Vec::new();
+    for n in &args.ifaces {
+        let iface =
+            iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let session = Session::attach(iface, &opts).map_err(Failure::runtime)?;
+        first.push(Some(Attached::new(session)));
+    }
+    eprintln!(
+        "toe-agent serve: {} on http://{}/metrics",
+        args.ifaces.join(", "),
+        args.listen
+    );
+
+    let result = std::thread::scope(|scope| {
+        let sampler_stop = Arc::clone(&stop);
+        let sampler_shared = shared.clone();
+        let args_ref = &args;
+        scope.spawn(move || sampler::run(args_ref, &sampler_shared, &sampler_stop, first));
+        let served = runtime.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            let service = service_fn(move |req| handle(req, shared.clone()));
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                        });
+                    }
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        stop.store(true, Ordering::Relaxed);
+        served
+    });
+    drop(stats);
+    result.map_err(|e| Failure::Runtime(format!("serving: {e}")))
+}

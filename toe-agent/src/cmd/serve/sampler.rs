@@ -1,0 +1,163 @@
+//! The sampler thread: owns the probes (one set per interface), reads them
+//! every interval, folds the deltas into cumulative totals and the verdict
+//! window, and re-attaches when an interface comes back.
+use std::{
+    collections::VecDeque,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use super::{ServeArgs, Shared};
+use crate::{
+    kernel::{attach::Options, collect::Totals, overhead, session::Session},
+    model::{
+        class::DeviceClass,
+        period::Blocks,
+        verdict::{self, Mechanism, Offload, Verdict},
+    },
+    sinks::prometheus::ExposedIface,
+    sys::iface,
+};
+
+/// Packets that one period's verdicts say the CPU handled, per offload.
+fn fallback_counts(b: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)> {
+    verdicts
+        .iter()
+        .filter(|v| v.mechanism == Mechanism::Software)
+        .map(|v| {
+            let n = match v.offload {
+                Offload::TxSegmentation => b.tx.xmit_skbs,
+                Offload::TxChecksum => b.tx.csum.none,
+                Offload::RxCoalescing => b.rx.segments,
+                Offload::RxChecksum => b.rx.csum.none,
+                Offload::Rss => b.rx.segments,
+            };
+            (v.offload.name(), n)
+        })
+        .collect()
+}
+
+/// One interface's sampling session and the window of recent periods.
+pub(super) struct Attached {
+    session: Session,
+    window: VecDeque<Totals>,
+}
+
+impl Attached {
+    pub(super) fn new(session: Session) -> Attached {
+        Attached {
+            session,
+            window: VecDeque::new(),
+        }
+    }
+}
+
+fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Attached> {
+    let iface = iface::resolve(name, class).ok()?;
+    match Session::attach(iface, opts) {
+        Ok(session) => Some(Attached::new(session)),
+        Err(e) => {
+            eprintln!("toe-agent serve: {name}: {:#}", anyhow::Error::from(e));
+            None
+        }
+    }
+}
+
+/// Fold one interval of `a` into the interface's exposed state: the run
+/// total (`cumulative`, kept across re-attachments), the verdicts over the
+/// window, the fallbacks of the newest period.
+fn fold(
+    a: &mut Attached,
+    delta: Totals,
+    window: usize,
+    cumulative: &mut Totals,
+    e: &mut ExposedIface,
+) {
+    e.up = true;
+    e.device = Some((a.session.iface.driver.clone(), a.session.iface.class));
+    e.coverage = a.session.probes.coverage;
+    cumulative.add(&delta);
+    e.run = Blocks::from_totals(cumulative);
+    a.window.push_back(delta);
+    while a.window.len() > window {
+        a.window.pop_front();
+    }
+    let mut judged = Totals::default();
+    a.window.iter().for_each(|d| judged.add(d));
+    e.verdicts = verdict::judge(&Blocks::from_totals(&judged), &a.session.device());
+    let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
+    for (o, n) in fallback_counts(&newest, &e.verdicts) {
+        *e.fallbacks.entry(o).or_default() += n;
+    }
+}
+
+/// Detach an interface that is gone, attach one that came back.
+fn reattach(name: &str, slot: &mut Option<Attached>, opts: &Options, class: Option<DeviceClass>) {
+    // Gone (or replaced by a new device of the same name): detach.
+    if slot.as_ref().is_some_and(|a| !a.session.present()) {
+        *slot = None;
+        eprintln!("toe-agent serve: {name} is gone; its series stop until it returns");
+    }
+    if slot.is_none() && iface::index_of(name).is_some() {
+        // The session reads its baseline as it attaches: the first
+        // interval counts from there.
+        *slot = attach(name, opts, class);
+        if slot.is_some() {
+            eprintln!("toe-agent serve: {name} attached");
+        }
+    }
+}
+
+pub(super) fn run(
+    args: &ServeArgs,
+    shared: &Shared,
+    stop: &AtomicBool,
+    first: Vec<Option<Attached>>,
+) {
+    let opts = Options {
+        per_skb: args.per_skb,
+        ..Options::default()
+    };
+    let mut attached = first;
+    let mut cumulative = vec![Totals::default(); args.ifaces.len()];
+    let mut next = Instant::now() + args.interval;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(
+            Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),
+        );
+        if Instant::now() < next {
+            continue;
+        }
+        next += args.interval;
+        for (k, name) in args.ifaces.iter().enumerate() {
+            reattach(name, &mut attached[k], &opts, args.device_class);
+            let delta = attached[k].as_mut().map(|a| a.session.interval());
+            let Ok(mut exposed) = shared.exposed.lock() else {
+                return;
+            };
+            let entry = exposed.ifaces.entry(name.clone()).or_default();
+            match (attached[k].as_mut(), delta) {
+                (Some(a), Some(Ok(delta))) => {
+                    fold(a, delta, args.window, &mut cumulative[k], entry)
+                }
+                _ => entry.up = false,
+            }
+        }
+        let programs: overhead::ProgramStats = attached
+            .iter()
+            .flatten()
+            .map(|a| a.session.probes.stats())
+            .sum();
+        if let Ok(mut exposed) = shared.exposed.lock() {
+            let agent = &mut exposed.agent;
+            agent.cpu_ns = overhead::process_cpu_ns();
+            agent.rss = overhead::rss_bytes("self").0;
+            agent.bpf_runs = programs.run_count;
+            agent.bpf_run_ns = programs.run_time_ns;
+            agent.bpf_missed = programs.missed_runs;
+        }
+    }
+    // Detach everything before saying goodbye.
+    drop(attached);
+    shared.sampler_alive.store(false, Ordering::Relaxed);
+}

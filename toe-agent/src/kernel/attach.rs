@@ -1,0 +1,447 @@
+//! Load the eBPF object, resolve what it needs from the running kernel,
+//! attach every probe it can, and report each one's fate.
+//!
+//! Dropping [`Probes`] detaches and unloads everything (aya closes the link
+//! and program file descriptors), which is how every exit path cleans up.
+use std::{collections::BTreeMap, os::fd::AsFd, path::Path};
+
+use anyhow::Context as _;
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{PerCpuArray, PerCpuHashMap, PerCpuValues},
+    programs::{BtfTracePoint, Program, TracePoint},
+};
+use serde::{Deserialize, Serialize};
+use toe_agent_common::{Config, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
+
+use crate::{
+    kernel::btf::{KernelBtf, VMLINUX_BTF},
+    kernel::collect::{Source, Totals, sum},
+    model::verdict::Coverage,
+    probes::Spec,
+    sys::iface::Iface,
+};
+
+/// The compiled eBPF object (built by build.rs; empty when the build skipped it).
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toe-agent"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeState {
+    /// The preferred hook is attached.
+    Attached,
+    /// A fallback hook is attached: the data is there, with less detail.
+    Degraded,
+    /// Nothing attached for this probe.
+    Failed,
+    /// Left out on request (`--per-skb`).
+    Skipped,
+}
+
+impl ProbeState {
+    /// Is the probe counting (on its preferred hook or a fallback)?
+    pub fn counts(self) -> bool {
+        matches!(self, ProbeState::Attached | ProbeState::Degraded)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub name: String,
+    /// `tp_btf/<tracepoint>` or `tracepoint/<group>/<name>`, whichever is attached.
+    pub hook: String,
+    pub status: ProbeState,
+    pub reason: Option<String>,
+}
+
+/// The driver hand-off, before GRO merges: once per packet from the wire
+/// (net/core/gro.c, net/core/dev.c).
+pub(crate) const HANDOFF_HOOKS: &[&str] = &toe_agent_common::HANDOFF_HOOK_NAMES;
+
+/// What probes in these states can see: a hook that failed or was skipped
+/// gives nothing. Computed once after attach ([`Probes::coverage`]), and
+/// from a recording's header by `report`.
+pub(crate) fn coverage(status: &[ProbeStatus]) -> Coverage {
+    let counts = |name: &str| status.iter().any(|s| s.name == name && s.status.counts());
+    let missing = HANDOFF_HOOKS
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !counts(h))
+        .fold(0u8, |m, (i, _)| m | 1 << i);
+    let handoff = HANDOFF_HOOKS.iter().any(|h| counts(h));
+    Coverage {
+        handoff,
+        handoff_missing: if handoff { missing } else { 0 },
+        driver_xmit: counts("net_dev_start_xmit"),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    /// Skip BTF tracepoints and use classic tracepoints only.
+    pub classic_only: bool,
+    /// Leave out the per-segment hooks ([`Spec::per_segment`]).
+    pub per_skb: bool,
+}
+
+pub(crate) struct Probes {
+    ebpf: Ebpf,
+    pub status: Vec<ProbeStatus>,
+    /// What the attached probes can see, from `status` once attached.
+    pub coverage: Coverage,
+    /// Names (in the object) of the programs attached.
+    attached: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProbeError {
+    #[error(
+        "this binary was built without its eBPF programs (AYA_BUILD_SKIP); build it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error(
+        "permission denied loading eBPF programs: run as root, or grant CAP_BPF and CAP_PERFMON (plus CAP_NET_ADMIN for ethtool queries)"
+    )]
+    Permission,
+    #[error("no probe could be attached: {0}")]
+    NothingAttached(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// CAP_BPF (39) with CAP_PERFMON (38), or CAP_SYS_ADMIN (21), from
+/// include/uapi/linux/capability.h, in the effective set.
+pub(crate) fn has_bpf_privileges() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true; // cannot tell: let the kernel decide
+    };
+    let Some(eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+    else {
+        return true;
+    };
+    let has = |bit: u32| eff & (1 << bit) != 0;
+    has(21) || (has(38) && has(39))
+}
+
+/// An EPERM anywhere in the chain: aya's syscall, load and map errors
+/// carry the kernel's `io::Error` as their source. EPERM only: the verifier
+/// rejects a program with EACCES, which is a bug or an unsupported kernel,
+/// not missing privileges.
+fn is_permission_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
+    })
+}
+
+/// Config for the programs: the device and, when BTF allows, the offsets.
+fn config(iface: &Iface, offsets: toe_agent_common::Offsets) -> Config {
+    Config {
+        ifindex: iface.index,
+        netns_ino: iface.netns_ino,
+        ifname: crate::sys::ethtool::name_bytes(&iface.name),
+        off: offsets,
+    }
+}
+
+/// A probe whose tp_btf hook failed with `btf_err`: its classic tracepoint
+/// when it has one and tracefs is usable, otherwise a failure with both
+/// reasons.
+fn fall_back(
+    ebpf: &mut Ebpf,
+    spec: &Spec,
+    tracefs: &Result<(), String>,
+    btf_err: &anyhow::Error,
+    attached: &mut Vec<&'static str>,
+) -> ProbeStatus {
+    let failed = |reason: String| ProbeStatus {
+        name: spec.name.into(),
+        hook: format!("tp_btf/{}", spec.name),
+        status: ProbeState::Failed,
+        reason: Some(reason),
+    };
+    let Some((group, event, prog)) = spec.classic else {
+        return failed(format!("{btf_err:#}"));
+    };
+    let fallback = tracefs
+        .clone()
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| attach_classic(ebpf, prog, group, event));
+    match fallback {
+        Ok(()) => {
+            attached.push(prog);
+            ProbeStatus {
+                name: spec.name.into(),
+                hook: format!("tracepoint/{group}/{event}"),
+                status: ProbeState::Degraded,
+                reason: Some(format!(
+                    "tp_btf unavailable ({btf_err:#}); classic tracepoint matches the device by name only"
+                )),
+            }
+        }
+        Err(e) => failed(format!(
+            "{btf_err:#}; fallback tracepoint/{group}/{event}: {e:#}"
+        )),
+    }
+}
+
+impl Probes {
+    pub(crate) fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
+        if OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        if !has_bpf_privileges() {
+            return Err(ProbeError::Permission);
+        }
+        // Offsets first; a family whose structures the BTF lacks, or every
+        // family without BTF, goes to its classic tracepoints.
+        let offsets = if opts.classic_only {
+            Err("classic tracepoints requested (--classic)".to_string())
+        } else {
+            KernelBtf::open(Path::new(VMLINUX_BTF))
+                .map(|k| k.offsets())
+                .map_err(|e| e.to_string())
+        };
+        let cfg = config(iface, offsets.as_ref().map(|r| r.off).unwrap_or_default());
+        // The loader parses the kernel BTF itself (EbpfLoader::new) and the
+        // tp_btf programs need a parse of their own to find their attach
+        // points. Each parse of vmlinux BTF takes ~10 MiB: the loader is a
+        // temporary, so its copy is gone before the second one is made.
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &cfg, true)
+            .load(OBJECT)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| {
+                if is_permission_error(&e) {
+                    ProbeError::Permission
+                } else {
+                    ProbeError::Other(e.context("loading the eBPF object"))
+                }
+            })?;
+        let btf = offsets.and_then(|r| Ok((r, Btf::from_sys_fs().map_err(|e| e.to_string())?)));
+        let mut tracefs = None;
+        let mut status = Vec::new();
+        let mut attached = Vec::new();
+        for (family, spec) in crate::probes::specs() {
+            if opts.per_skb && spec.per_segment {
+                status.push(ProbeStatus {
+                    name: spec.name.into(),
+                    hook: format!("tp_btf/{}", spec.name),
+                    status: ProbeState::Skipped,
+                    reason: Some("per-segment hook left out (--per-skb)".into()),
+                });
+                continue;
+            }
+            let primary = match &btf {
+                Ok((resolved, kbtf)) => match resolved.refusal(family.reads) {
+                    Some(why) => Err(anyhow::anyhow!(
+                        "the {} probes cannot read this kernel: {why}",
+                        family.name
+                    )),
+                    None => attach_btf(&mut ebpf, spec.name, kbtf),
+                },
+                Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
+            };
+            let s = match primary {
+                Ok(()) => {
+                    attached.push(spec.name);
+                    ProbeStatus {
+                        name: spec.name.into(),
+                        hook: format!("tp_btf/{}", spec.name),
+                        status: ProbeState::Attached,
+                        reason: None,
+                    }
+                }
+                Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
+                Err(btf_err) => {
+                    // Mounted only if some probe falls back; a failure shows
+                    // in their reasons.
+                    let tracefs = tracefs.get_or_insert_with(|| {
+                        crate::kernel::classic::ensure_tracefs().map_err(|e| format!("{e:#}"))
+                    });
+                    fall_back(&mut ebpf, spec, tracefs, &btf_err, &mut attached)
+                }
+            };
+            status.push(s);
+        }
+        let tried: Vec<&ProbeStatus> = status
+            .iter()
+            .filter(|s| s.status != ProbeState::Skipped)
+            .collect();
+        if let Some(first) = tried
+            .first()
+            .filter(|_| tried.iter().all(|s| s.status == ProbeState::Failed))
+        {
+            return Err(ProbeError::NothingAttached(format!(
+                "all {} failed; the first, {}: {}",
+                tried.len(),
+                first.name,
+                first.reason.as_deref().unwrap_or("?")
+            )));
+        }
+        drop(btf);
+        // The BTF parses are freed, but glibc keeps the pages; give them back
+        // so the resident size reflects what a long run really holds.
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe { libc::malloc_trim(0) };
+        Ok(Probes {
+            ebpf,
+            coverage: coverage(&status),
+            status,
+            attached,
+        })
+    }
+
+    /// The kernel's counts for the attached programs, summed: one
+    /// BPF_OBJ_GET_INFO_BY_FD per program.
+    pub(crate) fn stats(&self) -> crate::kernel::overhead::ProgramStats {
+        self.attached
+            .iter()
+            .filter_map(|name| {
+                let fd = self.ebpf.program(name)?.fd().ok()?;
+                crate::kernel::overhead::program_stats(fd.as_fd())
+            })
+            .sum()
+    }
+
+    pub(crate) fn source(&self) -> KernelSource<'_> {
+        KernelSource { ebpf: &self.ebpf }
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Program> {
+    ebpf.program_mut(name)
+        .with_context(|| format!("program {name} missing from the eBPF object"))
+}
+
+fn attach_btf(ebpf: &mut Ebpf, name: &str, btf: &Btf) -> anyhow::Result<()> {
+    let p: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
+    p.load(name, btf)
+        .with_context(|| format!("loading tp_btf/{name}"))?;
+    p.attach()
+        .with_context(|| format!("attaching tp_btf/{name}"))?;
+    Ok(())
+}
+
+fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyhow::Result<()> {
+    crate::kernel::classic::check_layout(group, event)?;
+    let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
+    p.load()
+        .with_context(|| format!("loading tracepoint/{group}/{event}"))?;
+    p.attach(group, event)
+        .with_context(|| format!("attaching tracepoint/{group}/{event}"))?;
+    Ok(())
+}
+
+/// Reads the kernel maps: one syscall per map per interval.
+pub(crate) struct KernelSource<'a> {
+    ebpf: &'a Ebpf,
+}
+
+impl KernelSource<'_> {
+    fn per_cpu<T: aya::Pod>(&self, name: &str) -> anyhow::Result<PerCpuValues<T>> {
+        let map = self
+            .ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing from the eBPF object"))?;
+        let array = PerCpuArray::<_, T>::try_from(map)?;
+        array
+            .get(&0, 0)
+            .with_context(|| format!("reading map {name}"))
+    }
+}
+
+impl Source for KernelSource<'_> {
+    fn read(&mut self) -> anyhow::Result<Totals> {
+        let rx = self.per_cpu::<RxStats>("RX")?;
+        let tx = self.per_cpu::<TxStats>("TX")?;
+        let napi = self.per_cpu::<NapiStats>("NAPI")?;
+        let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
+        let by_id_map = self
+            .ebpf
+            .map("NAPI_BY_ID")
+            .context("map NAPI_BY_ID missing")?;
+        let by_id = PerCpuHashMap::<_, u32, NapiIdStats>::try_from(by_id_map)?;
+        let mut napi_by_id = BTreeMap::new();
+        for entry in by_id.iter() {
+            let (id, values) = entry.context("reading map NAPI_BY_ID")?;
+            napi_by_id.insert(id, sum(values.iter()));
+        }
+        Ok(Totals {
+            rx: sum(rx.iter()),
+            tx: sum(tx.iter()),
+            napi: sum(napi.iter()),
+            napi_by_id,
+            softirq: softirq.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every program compiled into the object is a probe of a family (or
+    /// its classic fallback), or the bench's empty baseline; every probe of
+    /// a family is in the object. A program added on the kernel side
+    /// without its spec would never be attached.
+    #[test]
+    fn probe_list_matches_the_programs_in_the_object() {
+        if OBJECT.is_empty() {
+            eprintln!("skipped: built without the eBPF object (AYA_BUILD_SKIP)");
+            return;
+        }
+        let object = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        let compiled: std::collections::BTreeSet<&str> =
+            object.programs.keys().map(String::as_str).collect();
+        let mut declared = std::collections::BTreeSet::from(["baseline_empty"]);
+        for (_, spec) in crate::probes::specs() {
+            declared.insert(spec.name);
+            if let Some((_, _, prog)) = spec.classic {
+                declared.insert(prog);
+            }
+        }
+        assert_eq!(compiled, declared);
+    }
+
+    #[test]
+    fn coverage_follows_the_probes_that_count() {
+        let st = |name: &str, status| ProbeStatus {
+            name: name.into(),
+            hook: String::new(),
+            status,
+            reason: None,
+        };
+        let mut all: Vec<ProbeStatus> = HANDOFF_HOOKS
+            .iter()
+            .map(|h| st(h, ProbeState::Attached))
+            .collect();
+        all[0].status = ProbeState::Degraded;
+        all.push(st("net_dev_start_xmit", ProbeState::Attached));
+        assert_eq!(coverage(&all), Coverage::default());
+        // One hand-off hook the kernel refused: the others still count, and
+        // the missing one is named.
+        all[2].status = ProbeState::Failed;
+        let partial = coverage(&all);
+        assert!(partial.handoff);
+        assert_eq!(partial.missing_handoffs(), ["netif_receive_skb_entry"]);
+        let per_skb = [
+            st("napi_gro_receive_entry", ProbeState::Skipped),
+            st("netif_rx_entry", ProbeState::Failed),
+            st("net_dev_start_xmit", ProbeState::Skipped),
+            st("netif_receive_skb", ProbeState::Attached),
+        ];
+        assert_eq!(
+            coverage(&per_skb),
+            Coverage {
+                handoff: false,
+                handoff_missing: 0,
+                driver_xmit: false
+            }
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Every quantity of the catalogue reaches every sink: NDJSON (its path),
+//! Prometheus (its family and labels), the view and `report --compare`
+//! (its path or title), the plots (each distribution) and the table in
+//! docs/metrics.md. A quantity added to a family shows up everywhere, or
+//! this fails.
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use toe_agent_common::{Hist, NapiIdStats, SoftirqStats, hist::bucket_index};
+
+use crate::{
+    kernel::{collect::Totals, overhead::Overhead},
+    model::{
+        catalogue::{self, Value},
+        period::Blocks,
+        verdict::{self, Coverage},
+    },
+    sinks::{prometheus, recording, view},
+};
+
+fn hist(v: u64) -> Hist {
+    let mut h = Hist::ZERO;
+    h.buckets[bucket_index(v)] = 3;
+    h.sum = 3 * v;
+    h
+}
+
+/// A period in which every counter, every split and every histogram has
+/// something.
+fn everything() -> Blocks {
+    let mut t = Totals::default();
+    let (rx, tx) = (&mut t.rx, &mut t.tx);
+    for h in [
+        &mut rx.segment_len,
+        &mut rx.handoff_gso_size,
+        &mut rx.skb_len,
+        &mut rx.segs_per_skb,
+        &mut tx.queued_len,
+        &mut tx.segs_per_queued,
+        &mut tx.xmit_len,
+        &mut tx.segs_per_xmit,
+        &mut t.napi.work,
+    ] {
+        *h = hist(1448);
+    }
+    for c in [
+        &mut rx.segment_csum[..],
+        &mut rx.skb_csum,
+        &mut rx.handoff_by_hook,
+        &mut tx.queued_csum,
+        &mut tx.xmit_csum,
+        &mut tx.queued_gso,
+        &mut tx.xmit_gso,
+        &mut rx.queue[..3],
+        &mut rx.skb_queue[..3],
+        &mut tx.queue[..3],
+    ] {
+        c.iter_mut().for_each(|n| *n = 7);
+    }
+    rx.bad_csum = 1;
+    rx.nontcp_handoff_large = 1;
+    rx.nontcp_skbs = 2;
+    rx.nontcp_skb_segs = 2;
+    t.napi.budget_exhausted = 1;
+    t.napi_by_id.insert(
+        8193,
+        NapiIdStats {
+            polls: 3,
+            work: 9,
+            budget_exhausted: 1,
+            budget: 64,
+        },
+    );
+    let mut cpu = SoftirqStats::zero();
+    cpu.time_ns = [1_000_000, 2_000_000];
+    cpu.count = [10, 20];
+    cpu.duration = [hist(5_000), hist(9_000)];
+    cpu.raise_latency = [hist(700), hist(900)];
+    t.softirq = vec![cpu, cpu];
+    Blocks::from_totals(&t)
+}
+
+use crate::kernel::collect::Counters as _;
+
+/// The value at a dotted path of a JSON object.
+fn at<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+#[test]
+fn every_quantity_is_in_the_ndjson_record() {
+    let json = serde_json::to_value(everything()).unwrap();
+    for q in catalogue::all() {
+        let v = at(&json, q.path).unwrap_or_else(|| panic!("{} not in {json}", q.path));
+        assert!(!v.is_null(), "{}", q.path);
+    }
+}
+
+#[test]
+fn every_quantity_is_exported_to_prometheus() {
+    let exposed = prometheus::Exposed {
+        ifaces: BTreeMap::from([(
+            "eth0".to_string(),
+            prometheus::ExposedIface {
+                up: true,
+                run: everything(),
+                coverage: Coverage::default(),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    };
+    let text =
+        prometheus::openmetrics(&prometheus::Metrics(Arc::new(Mutex::new(exposed)))).unwrap();
+    for q in catalogue::all() {
+        let suffix = if q.is_histogram() {
+            "_bucket"
+        } else {
+            "_total"
+        };
+        let series = format!("{}{suffix}{{", q.metric);
+        let found = text.lines().any(|l| {
+            l.starts_with(&series)
+                && q.labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+                && match q.value {
+                    Value::Split { key, .. } => l.contains(&format!("{key}=\"")),
+                    _ => true,
+                }
+        });
+        assert!(found, "{} ({}) missing from:\n{text}", q.metric, q.path);
+    }
+    for f in catalogue::OTHER_FAMILIES {
+        // The device, the verdicts and the BPF run figures need more state
+        // than this test gives; their encoders are tested in prometheus.rs.
+        if [
+            "toe_build_info",
+            "toe_iface_up",
+            "toe_agent_cpu_seconds",
+            "toe_agent_resident_memory_bytes",
+            "toe_bpf_program_missed_runs",
+        ]
+        .contains(&f.metric)
+        {
+            assert!(
+                text.contains(&format!("# TYPE {} ", f.metric)),
+                "{}",
+                f.metric
+            );
+        }
+    }
+}
+
+#[test]
+fn every_quantity_is_in_the_view() {
+    let blocks = everything();
+    let ctx = view::Context {
+        iface: "eth0",
+        ifindex: 2,
+        driver: "virtio_net",
+        class: None,
+        mtu: 1500,
+        probes: &[],
+    };
+    let period = view::Period {
+        blocks: &blocks,
+        verdicts: &verdict::judge(&blocks, &verdict::Device::default()),
+        checks: &[],
+        overhead: &Overhead::default(),
+        secs: 1.0,
+    };
+    let text = view::render(&ctx, "test", &period, false);
+    for q in catalogue::all() {
+        let shown = match q.value {
+            Value::Hist(_) => format!("{} ({})", q.title, q.unit.name()),
+            _ => format!("  {} ", q.path),
+        };
+        assert!(text.contains(&shown), "{shown:?} missing from:\n{text}");
+    }
+}
+
+const RECORDED: &str = include_str!("../../fixtures/ndjson/gro_tso_off.ndjson");
+
+fn recorded_with_everything() -> recording::Run {
+    let mut run = recording::read_run(RECORDED.as_bytes(), "test.ndjson").unwrap();
+    run.summary.blocks = everything();
+    run
+}
+
+#[test]
+fn every_quantity_is_compared() {
+    let (a, b) = (recorded_with_everything(), recorded_with_everything());
+    let text = crate::cmd::report::render_compare(&a, &b, ("a", "b"));
+    for q in catalogue::all() {
+        let row = match q.value {
+            Value::Count(_) => format!("{}/s ", q.path),
+            Value::Split { key, .. } => format!("{} {key}=", q.path),
+            Value::Hist(_) => format!("{} p99 ", q.path),
+        };
+        assert!(text.contains(&row), "{row:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn every_distribution_is_plotted() {
+    let run = recorded_with_everything();
+    let dir = std::env::temp_dir().join(format!("toe-reach-{}", std::process::id()));
+    crate::sinks::plot::write_all(&dir, &[("run", &run)]).unwrap();
+    for q in catalogue::all().filter(|q| q.is_histogram()) {
+        let file = dir.join(format!("{}.svg", q.path.replace('.', "_")));
+        assert!(file.exists(), "{} not drawn", file.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// docs/metrics.md carries the catalogue's table between two markers. Run
+/// with `TOE_UPDATE_DOCS=1` to rewrite it after changing the catalogue.
+#[test]
+fn the_docs_table_is_the_catalogue() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let (begin, end) = ("<!-- catalogue:begin -->\n", "<!-- catalogue:end -->");
+    let (Some(i), Some(j)) = (doc.find(begin), doc.find(end)) else {
+        panic!("docs/metrics.md lacks the {begin:?} ... {end:?} markers");
+    };
+    let table = catalogue::markdown();
+    let current = &doc[i + begin.len()..j];
+    if std::env::var_os("TOE_UPDATE_DOCS").is_some() {
+        let updated = format!("{}{begin}{table}{}", &doc[..i], &doc[j..]);
+        std::fs::write(path, updated).unwrap();
+        return;
+    }
+    assert_eq!(
+        current, table,
+        "docs/metrics.md is not the catalogue: run `TOE_UPDATE_DOCS=1 cargo test -p toe-agent the_docs_table`"
+    );
+}
