@@ -296,6 +296,20 @@ impl Drop for Server {
 /// A running agent; killed (by its own PID) on drop if still running.
 pub struct Agent {
     child: Option<Child>,
+    /// Readers of stdout and stderr: drained while the agent runs, so a
+    /// chatty agent never blocks on a full pipe.
+    output: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
+}
+
+/// Read `pipe` to its end on a thread of its own.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut text);
+        }
+        text
+    })
 }
 
 pub struct Finished {
@@ -315,12 +329,16 @@ impl Agent {
 
     /// Run `cmd` (the agent, or `ip netns exec` of it) with output captured.
     fn start(mut cmd: Command) -> Agent {
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting the agent");
-        Agent { child: Some(child) }
+        let output = (drain(child.stdout.take()), drain(child.stderr.take()));
+        Agent {
+            child: Some(child),
+            output: Some(output),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -348,14 +366,10 @@ impl Agent {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_string(&mut stdout);
-        }
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
+        let (stdout, stderr) = match self.output.take() {
+            Some((o, e)) => (o.join().unwrap_or_default(), e.join().unwrap_or_default()),
+            None => Default::default(),
+        };
         Finished {
             status,
             stdout,

@@ -18,6 +18,9 @@ pub(crate) mod probes;
 pub(crate) mod sinks;
 pub(crate) mod sys;
 
+#[cfg(test)]
+mod layering;
+
 pub use cli::{Cli, Command};
 pub use cmd::audit::{AuditArgs, run as audit};
 pub use cmd::bench::{BenchArgs, run as bench};

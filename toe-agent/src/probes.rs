@@ -68,6 +68,12 @@ pub(crate) const FAMILIES: &[Family] = &[
     napi::FAMILY,
 ];
 
+/// Every quantity of the catalogue, family by family: the order the sinks
+/// show them in.
+pub(crate) fn quantities() -> impl Iterator<Item = &'static Quantity> {
+    FAMILIES.iter().flat_map(|f| f.quantities.iter())
+}
+
 /// Every program spec, family by family.
 pub(crate) fn specs() -> impl Iterator<Item = (&'static Family, &'static Spec)> {
     FAMILIES

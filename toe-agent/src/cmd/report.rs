@@ -6,7 +6,7 @@ use crate::{
     Failure,
     model::verdict::Verdict,
     model::{
-        catalogue::{self, Value},
+        catalogue::Value,
         period::{Rates, per_second},
     },
     sinks::ndjson::Summary,
@@ -41,6 +41,7 @@ pub(crate) fn render_run(run: &Run) -> String {
         checks: &s.checks,
         overhead: &s.overhead,
         secs: secs(s),
+        summary: true,
     };
     let mut o = format!(
         "run of toe-agent {} on kernel {}: {} intervals of {} ms, ended by {}\n",
@@ -115,10 +116,20 @@ pub(crate) fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
         rb.net_rx_pct,
         "%",
     );
-    // Then every quantity of the catalogue: counts per second, the
-    // distributions by mean and percentiles.
-    let (ba, bb) = (&sa.blocks, &sb.blocks);
-    for q in catalogue::all() {
+    quantity_rows(&mut row, (a, b), (ta, tb));
+    verdict_rows(&mut o, (sa, sb));
+    o
+}
+
+/// Every quantity of the catalogue: counts per second, the distributions
+/// by mean and percentiles.
+fn quantity_rows(
+    row: &mut impl FnMut(&str, f64, f64, &str),
+    (a, b): (&Run, &Run),
+    (ta, tb): (f64, f64),
+) {
+    let (ba, bb) = (&a.summary.blocks, &b.summary.blocks);
+    for q in crate::probes::quantities() {
         match q.value {
             Value::Count(of) => row(
                 &format!("{}/s", q.path),
@@ -152,6 +163,10 @@ pub(crate) fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
             }
         }
     }
+}
+
+/// Each offload's verdict before and after.
+fn verdict_rows(o: &mut String, (sa, sb): (&Summary, &Summary)) {
     let _ = writeln!(o, "\nverdicts (before -> after):");
     for off in crate::model::verdict::Offload::ALL {
         let (x, y) = (verdict_of(&sa.verdicts, off), verdict_of(&sb.verdicts, off));
@@ -175,7 +190,6 @@ pub(crate) fn render_compare(a: &Run, b: &Run, names: (&str, &str)) -> String {
             if bx == by { "" } else { "changed" }
         );
     }
-    o
 }
 
 pub fn run(args: ReportArgs) -> Result<(), Failure> {

@@ -53,6 +53,37 @@ enum Screen {
     Quiet,
 }
 
+impl Screen {
+    /// Nothing when NDJSON goes to stdout; live and coloured on a
+    /// terminal; plain blocks into a pipe or file.
+    fn of(args: &TraceArgs) -> Screen {
+        if args.ndjson.as_deref() == Some(std::path::Path::new("-")) {
+            Screen::Quiet
+        } else if std::io::stdout().is_terminal() {
+            Screen::Live
+        } else {
+            Screen::Blocks
+        }
+    }
+}
+
+/// The first record of a recording: the device, the kernel, the probes.
+fn header(dev: &crate::sys::iface::Iface, args: &TraceArgs, session: &Session) -> Header {
+    Header {
+        schema_version: SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        kernel: crate::sys::host::kernel_release(),
+        iface: dev.name.clone(),
+        ifindex: dev.index,
+        netns_ino: dev.netns_ino,
+        driver: dev.driver.clone(),
+        device_class: Some(dev.class),
+        mtu: dev.mtu,
+        interval_ms: args.interval.as_millis() as u64,
+        probes: session.probes.status.clone(),
+    }
+}
+
 pub fn run(args: TraceArgs) -> Result<(), Failure> {
     let dev = iface::resolve(&args.iface, args.device_class)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
@@ -63,13 +94,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         })?),
         None => None,
     };
-    let screen = if args.ndjson.as_deref() == Some(std::path::Path::new("-")) {
-        Screen::Quiet
-    } else if std::io::stdout().is_terminal() {
-        Screen::Live
-    } else {
-        Screen::Blocks
-    };
+    let screen = Screen::of(&args);
 
     // Statistics on before the programs load, so their first runs count.
     let stats = match args.self_stats {
@@ -84,19 +109,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     };
     let mut session = Session::attach(dev.clone(), &options).map_err(Failure::runtime)?;
     report_probe_problems(&session.probes.status);
-    let header = Header {
-        schema_version: SCHEMA_VERSION,
-        agent_version: env!("CARGO_PKG_VERSION").into(),
-        kernel: crate::sys::host::kernel_release(),
-        iface: dev.name.clone(),
-        ifindex: dev.index,
-        netns_ino: dev.netns_ino,
-        driver: dev.driver.clone(),
-        device_class: Some(dev.class),
-        mtu: dev.mtu,
-        interval_ms: args.interval.as_millis() as u64,
-        probes: session.probes.status.clone(),
-    };
+    let header = header(&dev, &args, &session);
     let ctx = view::Context {
         iface: &dev.name,
         ifindex: dev.index,
@@ -126,19 +139,18 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
 
     let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
     if !matches!(screen, Screen::Quiet) {
-        let colour = matches!(screen, Screen::Live);
-        let title = format!("summary over {secs:.1} s");
         let period = view::Period {
             blocks: &summary.blocks,
             verdicts: &summary.verdicts,
             checks: &summary.checks,
             overhead: &summary.overhead,
             secs,
+            summary: true,
         };
-        let text = view::render(&ctx, &title, &period, colour);
-        let mut out = std::io::stdout().lock();
+        let title = format!("summary over {secs:.1} s");
+        let text = view::render(&ctx, &title, &period, matches!(screen, Screen::Live));
         // A closed stdout (`| head`) is not worth an error at the end.
-        let _ = writeln!(out, "\n{text}");
+        let _ = writeln!(std::io::stdout().lock(), "\n{text}");
     }
     match reason {
         EndReason::IfaceGone => Err(Failure::Runtime(format!(
@@ -202,6 +214,31 @@ fn emit(w: &mut Option<NdjsonWriter>, r: &Record) -> anyhow::Result<bool> {
     }
 }
 
+/// One period's record: the reading since `start`, judged.
+fn interval(
+    session: &mut Session,
+    tracker: &mut overhead::Tracker,
+    seq: u64,
+    start: SystemTime,
+    now: SystemTime,
+) -> anyhow::Result<Interval> {
+    let collect_start = Instant::now();
+    let blocks = Blocks::from_totals(&session.interval()?);
+    let collect_us = collect_start.elapsed().as_micros() as u64;
+    let (start_unix_ns, end_unix_ns) = (unix_ns(start), unix_ns(now).max(unix_ns(start)));
+    let secs = (end_unix_ns - start_unix_ns) as f64 / 1e9;
+    let device = session.device();
+    Ok(Interval {
+        seq,
+        start_unix_ns,
+        end_unix_ns,
+        verdicts: verdict::judge(&blocks, &device),
+        checks: verdict::checks(&blocks, secs),
+        overhead: tracker.sample(session.probes.stats(), &blocks, collect_us),
+        blocks,
+    })
+}
+
 async fn sample_loop(
     args: &TraceArgs,
     session: &mut Session,
@@ -236,27 +273,11 @@ async fn sample_loop(
         }
         // Every period ends with a reading, a short last one included.
         let now = SystemTime::now();
-        let collect_start = Instant::now();
-        let delta = session.interval()?;
         seq += 1;
-        let blocks = Blocks::from_totals(&delta);
-        let collect_us = collect_start.elapsed().as_micros() as u64;
-        let secs = now
-            .duration_since(period_start)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let device = session.device();
-        let record = Record::Interval(Interval {
-            seq,
-            start_unix_ns: unix_ns(period_start),
-            end_unix_ns: unix_ns(now),
-            verdicts: verdict::judge(&blocks, &device),
-            checks: verdict::checks(&blocks, secs),
-            overhead: tracker.sample(session.probes.stats(), &blocks, collect_us),
-            blocks,
-        });
+        let record = Record::Interval(interval(session, &mut tracker, seq, period_start, now)?);
         output_closed |= emit(ndjson, &record)?;
         if let Record::Interval(i) = &record {
+            let secs = (i.end_unix_ns - i.start_unix_ns) as f64 / 1e9;
             let title = format!("interval {seq} ({secs:.2} s)");
             let period = view::Period {
                 blocks: &i.blocks,
@@ -264,6 +285,7 @@ async fn sample_loop(
                 checks: &i.checks,
                 overhead: &i.overhead,
                 secs,
+                summary: false,
             };
             output_closed |= show(screen, ctx, &title, &period);
         }

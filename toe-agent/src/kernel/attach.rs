@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use toe_agent_common::{Config, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
 
 use crate::{
+    kernel::btf::Resolved,
     kernel::btf::{KernelBtf, VMLINUX_BTF},
     kernel::collect::{Source, Totals, sum},
     model::verdict::Coverage,
-    probes::Spec,
+    probes::{Family, Spec},
     sys::iface::Iface,
 };
 
@@ -207,81 +208,32 @@ impl Probes {
                 .map_err(|e| e.to_string())
         };
         let cfg = config(iface, offsets.as_ref().map(|r| r.off).unwrap_or_default());
-        // The loader parses the kernel BTF itself (EbpfLoader::new) and the
-        // tp_btf programs need a parse of their own to find their attach
-        // points. Each parse of vmlinux BTF takes ~10 MiB: the loader is a
-        // temporary, so its copy is gone before the second one is made.
-        let mut ebpf = EbpfLoader::new()
-            .override_global("CONFIG", &cfg, true)
-            .load(OBJECT)
-            .map_err(anyhow::Error::from)
-            .map_err(|e| {
-                if is_permission_error(&e) {
-                    ProbeError::Permission
-                } else {
-                    ProbeError::Other(e.context("loading the eBPF object"))
-                }
-            })?;
+        let mut ebpf = load(&cfg)?;
         let btf = offsets.and_then(|r| Ok((r, Btf::from_sys_fs().map_err(|e| e.to_string())?)));
         let mut tracefs = None;
         let mut status = Vec::new();
         let mut attached = Vec::new();
         for (family, spec) in crate::probes::specs() {
-            if opts.per_skb && spec.per_segment {
-                status.push(ProbeStatus {
+            let s = if opts.per_skb && spec.per_segment {
+                ProbeStatus {
                     name: spec.name.into(),
                     hook: format!("tp_btf/{}", spec.name),
                     status: ProbeState::Skipped,
                     reason: Some("per-segment hook left out (--per-skb)".into()),
-                });
-                continue;
-            }
-            let primary = match &btf {
-                Ok((resolved, kbtf)) => match resolved.refusal(family.reads) {
-                    Some(why) => Err(anyhow::anyhow!(
-                        "the {} probes cannot read this kernel: {why}",
-                        family.name
-                    )),
-                    None => attach_btf(&mut ebpf, spec.name, kbtf),
-                },
-                Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
-            };
-            let s = match primary {
-                Ok(()) => {
-                    attached.push(spec.name);
-                    ProbeStatus {
-                        name: spec.name.into(),
-                        hook: format!("tp_btf/{}", spec.name),
-                        status: ProbeState::Attached,
-                        reason: None,
-                    }
                 }
-                Err(e) if is_permission_error(&e) => return Err(ProbeError::Permission),
-                Err(btf_err) => {
-                    // Mounted only if some probe falls back; a failure shows
-                    // in their reasons.
-                    let tracefs = tracefs.get_or_insert_with(|| {
-                        crate::kernel::classic::ensure_tracefs().map_err(|e| format!("{e:#}"))
-                    });
-                    fall_back(&mut ebpf, spec, tracefs, &btf_err, &mut attached)
-                }
+            } else {
+                let mut one = Attaching {
+                    ebpf: &mut ebpf,
+                    btf: &btf,
+                    tracefs: &mut tracefs,
+                    attached: &mut attached,
+                };
+                one.attach(family, spec)?
             };
             status.push(s);
         }
-        let tried: Vec<&ProbeStatus> = status
-            .iter()
-            .filter(|s| s.status != ProbeState::Skipped)
-            .collect();
-        if let Some(first) = tried
-            .first()
-            .filter(|_| tried.iter().all(|s| s.status == ProbeState::Failed))
-        {
-            return Err(ProbeError::NothingAttached(format!(
-                "all {} failed; the first, {}: {}",
-                tried.len(),
-                first.name,
-                first.reason.as_deref().unwrap_or("?")
-            )));
+        if let Some(e) = nothing_attached(&status) {
+            return Err(e);
         }
         drop(btf);
         // The BTF parses are freed, but glibc keeps the pages; give them back
@@ -310,6 +262,88 @@ impl Probes {
 
     pub(crate) fn source(&self) -> KernelSource<'_> {
         KernelSource { ebpf: &self.ebpf }
+    }
+}
+
+/// Load the object with its configuration. The loader parses the kernel
+/// BTF itself (EbpfLoader::new) and the tp_btf programs need a parse of
+/// their own to find their attach points. Each parse of vmlinux BTF takes
+/// ~10 MiB: the loader is a temporary, so its copy is gone before the
+/// second one is made.
+fn load(cfg: &Config) -> Result<Ebpf, ProbeError> {
+    EbpfLoader::new()
+        .override_global("CONFIG", cfg, true)
+        .load(OBJECT)
+        .map_err(anyhow::Error::from)
+        .map_err(|e| {
+            if is_permission_error(&e) {
+                ProbeError::Permission
+            } else {
+                ProbeError::Other(e.context("loading the eBPF object"))
+            }
+        })
+}
+
+/// The error when every probe tried has failed, naming the first.
+fn nothing_attached(status: &[ProbeStatus]) -> Option<ProbeError> {
+    let tried: Vec<&ProbeStatus> = status
+        .iter()
+        .filter(|s| s.status != ProbeState::Skipped)
+        .collect();
+    let first = tried
+        .first()
+        .filter(|_| tried.iter().all(|s| s.status == ProbeState::Failed))?;
+    Some(ProbeError::NothingAttached(format!(
+        "all {} failed; the first, {}: {}",
+        tried.len(),
+        first.name,
+        first.reason.as_deref().unwrap_or("?")
+    )))
+}
+
+/// What attaching one probe needs: the loaded object, the kernel's BTF
+/// (with the offsets it gave) or why there is none, tracefs once some probe
+/// needed it, and the names of the programs attached so far.
+struct Attaching<'a> {
+    ebpf: &'a mut Ebpf,
+    btf: &'a Result<(Resolved, Btf), String>,
+    tracefs: &'a mut Option<Result<(), String>>,
+    attached: &'a mut Vec<&'static str>,
+}
+
+impl Attaching<'_> {
+    /// The probe on its tp_btf hook, or else on its classic fallback.
+    fn attach(&mut self, family: &Family, spec: &'static Spec) -> Result<ProbeStatus, ProbeError> {
+        let primary = match self.btf {
+            Ok((resolved, kbtf)) => match resolved.refusal(family.reads) {
+                Some(why) => Err(anyhow::anyhow!(
+                    "the {} probes cannot read this kernel: {why}",
+                    family.name
+                )),
+                None => attach_btf(self.ebpf, spec.name, kbtf),
+            },
+            Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
+        };
+        match primary {
+            Ok(()) => {
+                self.attached.push(spec.name);
+                Ok(ProbeStatus {
+                    name: spec.name.into(),
+                    hook: format!("tp_btf/{}", spec.name),
+                    status: ProbeState::Attached,
+                    reason: None,
+                })
+            }
+            Err(e) if is_permission_error(&e) => Err(ProbeError::Permission),
+            Err(btf_err) => {
+                // Mounted only if some probe falls back; a failure shows in
+                // their reasons.
+                let tracefs = self.tracefs.get_or_insert_with(|| {
+                    crate::kernel::classic::ensure_tracefs().map_err(|e| format!("{e:#}"))
+                });
+                Ok(fall_back(self.ebpf, spec, tracefs, &btf_err, self.attached))
+            }
+        }
     }
 }
 

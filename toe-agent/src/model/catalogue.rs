@@ -6,7 +6,8 @@
 //! when an entry is missing from one.
 //!
 //! The entries themselves live with their probe family
-//! (`crate::probes::<family>::QUANTITIES`); [`all`] strings them together.
+//! (`crate::probes::<family>`); `crate::probes::quantities()` strings them
+//! together.
 //! Families that are not quantities of a period (verdicts, the device, the
 //! agent's own cost) are declared here, in [`OTHER_FAMILIES`].
 use crate::model::{
@@ -233,13 +234,6 @@ pub(crate) fn time_by_cpu(v: &SoftirqVec) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Every quantity, in the order the sinks show them.
-pub(crate) fn all() -> impl Iterator<Item = &'static Quantity> {
-    crate::probes::FAMILIES
-        .iter()
-        .flat_map(|f| f.quantities.iter())
-}
-
 /// A Prometheus family that is not a quantity of a period.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MetricFamily {
@@ -289,52 +283,4 @@ families! {
         "Runs of the agent's BPF programs (kernel BPF statistics).";
     BPF_RUN_TIME: "toe_bpf_program_run_seconds", counter, "",
         "Run time of the agent's BPF programs.";
-}
-
-/// The catalogue as a Markdown table, for docs/metrics.md (written and
-/// checked by a test, `sinks::reach`).
-#[cfg(test)]
-pub(crate) fn markdown() -> String {
-    let mut o = String::from(
-        "| NDJSON path | Prometheus family | kind | labels | unit | needs | meaning |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
-    );
-    for q in all() {
-        let mut labels: Vec<String> = Vec::new();
-        if q.scope == Scope::Device {
-            labels.push("iface".into());
-        }
-        labels.extend(q.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")));
-        if let Value::Split { key, .. } = q.value {
-            labels.push(key.into());
-        }
-        let kind = if q.is_histogram() {
-            "histogram"
-        } else {
-            "counter"
-        };
-        let needs = match q.needs {
-            Needs::Always => "",
-            Needs::Handoff => "hand-off",
-            Needs::DriverXmit => "net_dev_start_xmit",
-        };
-        o += &format!(
-            "| `{}` | `{}` | {kind} | {} | {} | {needs} | {} |\n",
-            q.path,
-            q.metric,
-            labels.join(", "),
-            q.unit.name(),
-            q.help
-        );
-    }
-    for f in OTHER_FAMILIES {
-        o += &format!(
-            "| | `{}` | {} | {} | | | {} |\n",
-            f.metric,
-            if f.counter { "counter" } else { "gauge" },
-            f.labels,
-            f.help
-        );
-    }
-    o
 }

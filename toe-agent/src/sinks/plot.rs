@@ -7,10 +7,7 @@ use anyhow::Context as _;
 use plotters::prelude::*;
 
 use crate::{
-    model::{
-        catalogue::{self, Value},
-        period::HistSummary,
-    },
+    model::{catalogue::Value, period::HistSummary},
     sinks::recording::Run,
 };
 
@@ -182,7 +179,7 @@ pub(crate) fn write_all(dir: &Path, runs: &[(&str, &Run)]) -> anyhow::Result<usi
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut written = 0;
     // Every distribution of the catalogue, named by its path.
-    let hists = catalogue::all().filter_map(|q| match q.value {
+    let hists = crate::probes::quantities().filter_map(|q| match q.value {
         Value::Hist(of) => Some((q.path.replace('.', "_"), q.title, q.unit.name(), of)),
         _ => None,
     });

@@ -213,7 +213,7 @@ fn quantity_family(
 fn quantities(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
     let mut order: Vec<&'static str> = Vec::new();
     let mut groups: BTreeMap<&'static str, Vec<&Quantity>> = BTreeMap::new();
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         if !groups.contains_key(q.metric) {
             order.push(q.metric);
         }

@@ -92,7 +92,7 @@ fn at<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value>
 #[test]
 fn every_quantity_is_in_the_ndjson_record() {
     let json = serde_json::to_value(everything()).unwrap();
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         let v = at(&json, q.path).unwrap_or_else(|| panic!("{} not in {json}", q.path));
         assert!(!v.is_null(), "{}", q.path);
     }
@@ -114,7 +114,7 @@ fn every_quantity_is_exported_to_prometheus() {
     };
     let text =
         prometheus::openmetrics(&prometheus::Metrics(Arc::new(Mutex::new(exposed)))).unwrap();
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         let suffix = if q.is_histogram() {
             "_bucket"
         } else {
@@ -171,9 +171,10 @@ fn every_quantity_is_in_the_view() {
         checks: &[],
         overhead: &Overhead::default(),
         secs: 1.0,
+        summary: true,
     };
     let text = view::render(&ctx, "test", &period, false);
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         let shown = match q.value {
             Value::Hist(_) => format!("{} ({})", q.title, q.unit.name()),
             _ => format!("  {} ", q.path),
@@ -194,7 +195,7 @@ fn recorded_with_everything() -> recording::Run {
 fn every_quantity_is_compared() {
     let (a, b) = (recorded_with_everything(), recorded_with_everything());
     let text = crate::cmd::report::render_compare(&a, &b, ("a", "b"));
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         let row = match q.value {
             Value::Count(_) => format!("{}/s ", q.path),
             Value::Split { key, .. } => format!("{} {key}=", q.path),
@@ -209,11 +210,59 @@ fn every_distribution_is_plotted() {
     let run = recorded_with_everything();
     let dir = std::env::temp_dir().join(format!("toe-reach-{}", std::process::id()));
     crate::sinks::plot::write_all(&dir, &[("run", &run)]).unwrap();
-    for q in catalogue::all().filter(|q| q.is_histogram()) {
+    for q in crate::probes::quantities().filter(|q| q.is_histogram()) {
         let file = dir.join(format!("{}.svg", q.path.replace('.', "_")));
         assert!(file.exists(), "{} not drawn", file.display());
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+use crate::model::catalogue::{Needs, Scope};
+
+/// The catalogue as a Markdown table: the docs are a sink too.
+fn markdown() -> String {
+    let mut o = String::from(
+        "| NDJSON path | Prometheus family | kind | labels | unit | needs | meaning |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for q in crate::probes::quantities() {
+        let mut labels: Vec<String> = Vec::new();
+        if q.scope == Scope::Device {
+            labels.push("iface".into());
+        }
+        labels.extend(q.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")));
+        if let Value::Split { key, .. } = q.value {
+            labels.push(key.into());
+        }
+        let kind = if q.is_histogram() {
+            "histogram"
+        } else {
+            "counter"
+        };
+        let needs = match q.needs {
+            Needs::Always => "",
+            Needs::Handoff => "hand-off",
+            Needs::DriverXmit => "net_dev_start_xmit",
+        };
+        o += &format!(
+            "| `{}` | `{}` | {kind} | {} | {} | {needs} | {} |\n",
+            q.path,
+            q.metric,
+            labels.join(", "),
+            q.unit.name(),
+            q.help
+        );
+    }
+    for f in catalogue::OTHER_FAMILIES {
+        o += &format!(
+            "| | `{}` | {} | {} | | | {} |\n",
+            f.metric,
+            if f.counter { "counter" } else { "gauge" },
+            f.labels,
+            f.help
+        );
+    }
+    o
 }
 
 /// docs/metrics.md carries the catalogue's table between two markers. Run
@@ -226,7 +275,7 @@ fn the_docs_table_is_the_catalogue() {
     let (Some(i), Some(j)) = (doc.find(begin), doc.find(end)) else {
         panic!("docs/metrics.md lacks the {begin:?} ... {end:?} markers");
     };
-    let table = catalogue::markdown();
+    let table = markdown();
     let current = &doc[i + begin.len()..j];
     if std::env::var_os("TOE_UPDATE_DOCS").is_some() {
         let updated = format!("{}{begin}{table}{}", &doc[..i], &doc[j..]);

@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 
 use crate::{
     kernel::overhead::Overhead,
-    model::catalogue::{self, Value},
+    model::catalogue::Value,
     model::period::Rates,
     model::period::{Blocks, Csum, HistSummary},
     model::units::group,
@@ -176,6 +176,9 @@ pub(crate) struct Period<'a> {
     pub checks: &'a [Check],
     pub overhead: &'a Overhead,
     pub secs: f64,
+    /// A run's summary: with the table of every count, which intervals
+    /// leave out to stay short.
+    pub summary: bool,
 }
 
 /// The agent's own cost, one line.
@@ -224,7 +227,7 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
     o.push('\n');
     verdict_lines(&mut o, p.verdicts, p.checks, colour);
     o.push('\n');
-    details(&mut o, p.blocks, cov, p.secs);
+    details(&mut o, p, cov);
     o
 }
 
@@ -306,11 +309,12 @@ fn cpu_lines(o: &mut String, b: &Blocks, secs: f64) {
 }
 
 /// Every quantity of the catalogue, in its order: the histograms drawn,
-/// the counts in a table with their rates. What the probes cannot see is
-/// marked, not shown as zero.
-fn details(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
+/// and in a summary the counts in a table with their rates. What the
+/// probes cannot see is marked, not shown as zero.
+fn details(o: &mut String, p: &Period, cov: Coverage) {
+    let (b, secs) = (p.blocks, p.secs);
     let mut counts = String::new();
-    for q in catalogue::all() {
+    for q in crate::probes::quantities() {
         let seen = q.measured(cov);
         match q.value {
             Value::Hist(of) => histogram_seen(o, q.title, q.unit.name(), of(b), seen),
@@ -343,7 +347,9 @@ fn details(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
             }
         }
     }
-    let _ = write!(o, "counts ({:.1} s)\n{counts}", secs);
+    if p.summary {
+        let _ = write!(o, "counts ({secs:.1} s)\n{counts}");
+    }
 }
 
 #[cfg(test)]

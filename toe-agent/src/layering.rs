@@ -1,0 +1,138 @@
+//! Data flows one way: no module imports a module that imports it back.
+//! This test reads the crate's sources, collects every `crate::` path
+//! outside comments and test modules, resolves each to the module (file)
+//! it names, and fails on any cycle between modules, naming it. Parent and
+//! child modules (a folder and its files) are one unit and not compared.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+/// Module path (`sinks::view`) of every source file under `dir`.
+fn modules(dir: &Path, prefix: &[String], out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let mut parts = prefix.to_vec();
+        if path.is_dir() {
+            parts.push(name);
+            modules(&path, &parts, out);
+            continue;
+        }
+        // probes/<family>/kernel.rs belongs to the eBPF crate.
+        let ebpf = name == "kernel" && prefix.first().is_some_and(|p| p == "probes");
+        if path.extension().is_none_or(|e| e != "rs") || ebpf {
+            continue;
+        }
+        if !["mod", "lib", "main"].contains(&name.as_str()) {
+            parts.push(name);
+        }
+        out.insert(parts.join("::"), std::fs::read_to_string(&path).unwrap());
+    }
+}
+
+/// The paths a `use` tree names: `a::{b, c::{d, e}}` gives a::b, a::c::d, a::c::e.
+fn expand(tree: &str) -> Vec<String> {
+    let tree = tree.trim();
+    let Some(open) = tree.find('{') else {
+        return vec![tree.split(" as ").next().unwrap_or("").trim().to_string()];
+    };
+    let (prefix, body) = (&tree[..open], &tree[open + 1..tree.rfind('}').unwrap()]);
+    let (mut items, mut depth, mut current) = (Vec::new(), 0, String::new());
+    for c in body.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    items.push(current);
+    items
+        .iter()
+        .filter(|i| !i.trim().is_empty())
+        .flat_map(|i| expand(i).into_iter().map(|p| format!("{prefix}{p}")))
+        .collect()
+}
+
+/// The source without comments and without its `mod tests`.
+fn code(source: &str) -> String {
+    let body = source.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+    body.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The modules `source` refers to through `crate::`.
+fn references(source: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let code = code(source);
+    let mut paths = Vec::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if rest.starts_with('{') {
+            let end = rest.find(';').unwrap_or(rest.len());
+            paths.extend(expand(&rest[..end]));
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            paths.push(rest[..end].trim_end_matches(':').to_string());
+        }
+    }
+    paths
+        .iter()
+        .filter_map(|p| {
+            let parts: Vec<&str> = p.split("::").collect();
+            (1..=parts.len())
+                .rev()
+                .map(|k| parts[..k].join("::"))
+                .find(|m| known.contains_key(m))
+        })
+        .collect()
+}
+
+fn related(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let mut known = BTreeMap::new();
+    modules(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &[],
+        &mut known,
+    );
+    assert!(known.contains_key("sinks::view") && known.contains_key("model::catalogue"));
+    let edges: BTreeMap<&String, BTreeSet<String>> = known
+        .iter()
+        .map(|(m, src)| {
+            let refs = references(src, &known);
+            (m, refs.into_iter().filter(|r| !related(m, r)).collect())
+        })
+        .collect();
+    // A cycle through any number of modules: search from each module for a
+    // path back to it.
+    for start in edges.keys() {
+        let mut stack: Vec<(String, Vec<String>)> =
+            vec![((*start).clone(), vec![(*start).clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((m, path)) = stack.pop() {
+            for next in edges.get(&m).into_iter().flatten() {
+                if next == *start {
+                    panic!("module cycle: {} -> {start}", path.join(" -> "));
+                }
+                if seen.insert(next.clone()) {
+                    let mut p = path.clone();
+                    p.push(next.clone());
+                    stack.push((next.clone(), p));
+                }
+            }
+        }
+    }
+}
