@@ -350,68 +350,83 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Report> {
+/// What the agent's own runs showed besides throughput.
+#[derive(Default)]
+struct AgentRuns {
+    startups_ms: Vec<f64>,
+    detaches_ms: Vec<f64>,
+    cpu_pct: Vec<f64>,
+    peak_rss: u64,
+}
+
+/// One throughput series: `pairs` transfers without and with `load`.
+fn throughput(
+    args: &BenchArgs,
+    dir: &Path,
+    stop: &AtomicBool,
+    (config, load): (&'static str, Load),
+    runs: &mut AgentRuns,
+) -> anyhow::Result<Throughput> {
     let secs = args.duration.as_secs_f64();
-    let mut throughput = Vec::new();
-    let mut startups = Vec::new();
-    let mut detaches = Vec::new();
-    let mut cpu_1s = Vec::new();
-    let mut peak_rss = 0;
-    let series = [
-        ("gro-no-tso", Load::Agent),
-        ("gro-no-tso", Load::AgentPerSkb),
-        ("gro-no-tso", Load::Empty),
-        ("gro-no-tso", Load::EmptyPerSkb),
-        ("all-on", Load::Agent),
-    ];
-    for (config, load) in series {
-        let _link = configure(config)?;
-        eprintln!(
-            "bench: {config}: {} pairs of {secs:.1} s, off then {}",
-            args.pairs,
-            load.name()
-        );
-        lab::transfer(Duration::from_millis(500), stop, 1)?; // warm up
-        let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..args.pairs {
-            check(stop)?;
-            off.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
-            match load {
-                Load::Agent => {
-                    let agent = Agent::start("1", dir, &[])?;
-                    startups.push(agent.startup.as_secs_f64() * 1e3);
-                    let cpu0 = agent.cpu_ns();
-                    let t0 = Instant::now();
-                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
-                    let cpu = agent.cpu_ns() - cpu0;
-                    cpu_1s.push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
-                    peak_rss = peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
-                    detaches.push(agent.stop()?.as_secs_f64() * 1e3);
-                }
-                Load::AgentPerSkb => {
-                    let agent = Agent::start("1", dir, &["--per-skb"])?;
-                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
-                    agent.stop()?;
-                }
-                Load::Empty | Load::EmptyPerSkb => {
-                    let attached = attach_empty_programs(matches!(load, Load::Empty))?;
-                    on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
-                    drop(attached);
-                }
+    let _link = configure(config)?;
+    eprintln!(
+        "bench: {config}: {} pairs of {secs:.1} s, off then {}",
+        args.pairs,
+        load.name()
+    );
+    lab::transfer(Duration::from_millis(500), stop, 1)?; // warm up
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..args.pairs {
+        check(stop)?;
+        off.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+        match load {
+            Load::Agent => {
+                let agent = Agent::start("1", dir, &[])?;
+                runs.startups_ms.push(agent.startup.as_secs_f64() * 1e3);
+                let cpu0 = agent.cpu_ns();
+                let t0 = Instant::now();
+                on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                let cpu = agent.cpu_ns() - cpu0;
+                runs.cpu_pct
+                    .push(100.0 * cpu as f64 / t0.elapsed().as_nanos() as f64);
+                runs.peak_rss = runs.peak_rss.max(overhead::rss_bytes(&agent.pid()).1);
+                runs.detaches_ms.push(agent.stop()?.as_secs_f64() * 1e3);
+            }
+            Load::AgentPerSkb => {
+                let agent = Agent::start("1", dir, &["--per-skb"])?;
+                on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                agent.stop()?;
+            }
+            Load::Empty | Load::EmptyPerSkb => {
+                let attached = attach_empty_programs(matches!(load, Load::Empty))?;
+                on.push(gbps(lab::transfer(args.duration, stop, 1)?, secs));
+                drop(attached);
             }
         }
-        let ratios: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
-        throughput.push(Throughput {
-            config,
-            probes: load.name(),
-            median_ratio: median(&ratios),
-            off_gbps: off,
-            on_gbps: on,
-            ratios,
-        });
     }
+    let ratios: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+    Ok(Throughput {
+        config,
+        probes: load.name(),
+        median_ratio: median(&ratios),
+        off_gbps: off,
+        on_gbps: on,
+        ratios,
+    })
+}
 
-    // Kernel-side cost: BPF statistics on (held by us), highest event rate.
+struct KernelCost {
+    programs: Vec<ProgramFigures>,
+    /// `(transfer seconds, mean ns per run)`.
+    by_length: Vec<(f64, f64)>,
+    /// The empty program's ns per run.
+    floor: f64,
+}
+
+/// Kernel-side cost at the highest event rate, BPF statistics on (held by
+/// us): per program over a long transfer, the mean over a short and a long
+/// one, and the empty program's floor.
+fn kernel_cost(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<KernelCost> {
     let _link = configure("gro-no-tso")?;
     let stats = overhead::enable_bpf_stats()?;
     let mut by_length = Vec::new();
@@ -430,103 +445,182 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
     }
     let floor = empty_program_cost(args.duration, stop)?;
     drop(stats);
+    Ok(KernelCost {
+        programs,
+        by_length,
+        floor,
+    })
+}
 
-    // Userspace at a 100 ms interval.
+/// The agent's CPU share and peak RSS at a 100 ms interval.
+fn userspace_100ms(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Userspace> {
     check(stop)?;
     let agent = Agent::start("0.1", dir, &[])?;
     let cpu0 = agent.cpu_ns();
     let t0 = Instant::now();
     lab::transfer(args.duration, stop, 1)?;
-    let cpu_100ms = 100.0 * (agent.cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
-    let rss_100ms = overhead::rss_bytes(&agent.pid()).1;
+    let cpu_pct = 100.0 * (agent.cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
+    let peak_rss_bytes = overhead::rss_bytes(&agent.pid()).1;
     agent.stop()?;
+    Ok(Userspace {
+        interval_s: 0.1,
+        cpu_pct,
+        peak_rss_bytes,
+    })
+}
 
+fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Report> {
+    let mut runs = AgentRuns::default();
+    let series = [
+        ("gro-no-tso", Load::Agent),
+        ("gro-no-tso", Load::AgentPerSkb),
+        ("gro-no-tso", Load::Empty),
+        ("gro-no-tso", Load::EmptyPerSkb),
+        ("all-on", Load::Agent),
+    ];
+    let throughput = series
+        .into_iter()
+        .map(|s| throughput(args, dir, stop, s, &mut runs))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let KernelCost {
+        programs,
+        by_length,
+        floor,
+    } = kernel_cost(args, dir, stop)?;
     let userspace = vec![
         Userspace {
             interval_s: 1.0,
-            cpu_pct: median(&cpu_1s),
-            peak_rss_bytes: peak_rss,
+            cpu_pct: median(&runs.cpu_pct),
+            peak_rss_bytes: runs.peak_rss,
         },
-        Userspace {
-            interval_s: 0.1,
-            cpu_pct: cpu_100ms,
-            peak_rss_bytes: rss_100ms,
-        },
+        userspace_100ms(args, dir, stop)?,
     ];
-    let mean = mean_ns(&programs);
-    let events_per_s = programs.iter().map(|p| p.runs_per_s).sum();
-    let startup_ms = median(&startups);
-    let detach_ms = median(&detaches);
-    let napi_gro = |probes: &str| {
-        throughput
-            .iter()
-            .find(|t| t.config == "gro-no-tso" && t.probes == probes)
-            .map_or(0.0, |t| t.median_ratio)
-    };
-    let ratio = napi_gro(Load::Agent.name());
-    let ratio_per_skb = napi_gro(Load::AgentPerSkb.name());
-    let peak = peak_rss.max(rss_100ms);
-    let targets = vec![
-        Target {
-            name: "ns per program run",
-            target: format!("<= {TARGET_NS_PER_RUN}"),
-            measured: format!("{mean:.1}"),
-            met: mean <= TARGET_NS_PER_RUN,
-        },
-        Target {
-            name: "throughput on/off, NAPI+GRO",
-            target: format!(">= {TARGET_RATIO}"),
-            measured: format!("{ratio:.3}"),
-            met: ratio >= TARGET_RATIO,
-        },
-        Target {
-            name: "the same, trace --per-skb",
-            target: format!(">= {TARGET_RATIO}"),
-            measured: format!("{ratio_per_skb:.3}"),
-            met: ratio_per_skb >= TARGET_RATIO,
-        },
-        Target {
-            name: "agent CPU at 1 s interval",
-            target: format!("<= {TARGET_CPU_1S}%"),
-            measured: format!("{:.2}%", userspace[0].cpu_pct),
-            met: userspace[0].cpu_pct <= TARGET_CPU_1S,
-        },
-        Target {
-            name: "agent CPU at 0.1 s interval",
-            target: format!("<= {TARGET_CPU_100MS}%"),
-            measured: format!("{cpu_100ms:.2}%"),
-            met: cpu_100ms <= TARGET_CPU_100MS,
-        },
-        Target {
-            name: "peak RSS",
-            target: "<= 32 MiB".into(),
-            measured: format!("{:.1} MiB", peak as f64 / 1048576.0),
-            met: peak <= TARGET_RSS,
-        },
-        Target {
-            name: "start-up (load + attach)",
-            target: format!("<= {TARGET_STARTUP_MS} ms"),
-            measured: format!("{startup_ms:.0} ms"),
-            met: startup_ms <= TARGET_STARTUP_MS,
-        },
-    ];
-    Ok(Report {
+    let mut report = Report {
         kernel: crate::sys::host::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        transfer_s: secs,
+        transfer_s: args.duration.as_secs_f64(),
         throughput,
+        events_per_s: programs.iter().map(|p| p.runs_per_s).sum(),
+        mean_ns_per_run: mean_ns(&programs),
         programs,
-        events_per_s,
-        mean_ns_per_run: mean,
         empty_program_ns_per_run: floor,
         ns_per_run_by_length: by_length,
         userspace,
-        startup_ms,
-        detach_ms,
-        targets,
-    })
+        startup_ms: median(&runs.startups_ms),
+        detach_ms: median(&runs.detaches_ms),
+        targets: Vec::new(),
+    };
+    report.targets = targets(&report);
+    Ok(report)
+}
+
+/// The figures against their targets.
+fn targets(r: &Report) -> Vec<Target> {
+    let napi_gro = |probes: &str| {
+        r.throughput
+            .iter()
+            .find(|t| t.config == "gro-no-tso" && t.probes == probes)
+            .map_or(0.0, |t| t.median_ratio)
+    };
+    let (mean, startup_ms) = (r.mean_ns_per_run, r.startup_ms);
+    let ratio = napi_gro(Load::Agent.name());
+    let ratio_per_skb = napi_gro(Load::AgentPerSkb.name());
+    let (cpu_1s, cpu_100ms) = (r.userspace[0].cpu_pct, r.userspace[1].cpu_pct);
+    let peak = r
+        .userspace
+        .iter()
+        .map(|u| u.peak_rss_bytes)
+        .max()
+        .unwrap_or(0);
+    let target = |name, target: String, measured: String, met| Target {
+        name,
+        target,
+        measured,
+        met,
+    };
+    vec![
+        target(
+            "ns per program run",
+            format!("<= {TARGET_NS_PER_RUN}"),
+            format!("{mean:.1}"),
+            mean <= TARGET_NS_PER_RUN,
+        ),
+        target(
+            "throughput on/off, NAPI+GRO",
+            format!(">= {TARGET_RATIO}"),
+            format!("{ratio:.3}"),
+            ratio >= TARGET_RATIO,
+        ),
+        target(
+            "the same, trace --per-skb",
+            format!(">= {TARGET_RATIO}"),
+            format!("{ratio_per_skb:.3}"),
+            ratio_per_skb >= TARGET_RATIO,
+        ),
+        target(
+            "agent CPU at 1 s interval",
+            format!("<= {TARGET_CPU_1S}%"),
+            format!("{cpu_1s:.2}%"),
+            cpu_1s <= TARGET_CPU_1S,
+        ),
+        target(
+            "agent CPU at 0.1 s interval",
+            format!("<= {TARGET_CPU_100MS}%"),
+            format!("{cpu_100ms:.2}%"),
+            cpu_100ms <= TARGET_CPU_100MS,
+        ),
+        target(
+            "peak RSS",
+            "<= 32 MiB".into(),
+            format!("{:.1} MiB", peak as f64 / 1048576.0),
+            peak <= TARGET_RSS,
+        ),
+        target(
+            "start-up (load + attach)",
+            format!("<= {TARGET_STARTUP_MS} ms"),
+            format!("{startup_ms:.0} ms"),
+            startup_ms <= TARGET_STARTUP_MS,
+        ),
+    ]
+}
+
+/// The kernel side's cost, program by program.
+fn programs(o: &mut String, r: &Report) {
+    use std::fmt::Write as _;
+    let _ = writeln!(o, "\nper program (NAPI+GRO, BPF statistics on):");
+    let _ = writeln!(
+        o,
+        "  {:<18} {:>12} {:>12} {:>8}",
+        "program", "runs", "runs/s", "ns/run"
+    );
+    for p in &r.programs {
+        let _ = writeln!(
+            o,
+            "  {:<18} {:>12} {:>12.0} {:>8.1}",
+            p.name, p.runs, p.runs_per_s, p.ns_per_run
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  {:<18} {:>12} {:>12.0} {:>8.1}",
+        "all",
+        r.programs.iter().map(|p| p.runs).sum::<u64>(),
+        r.events_per_s,
+        r.mean_ns_per_run
+    );
+    let _ = writeln!(
+        o,
+        "  an empty tp_btf program on napi_gro_receive_entry: {:.1} ns per run (the floor)",
+        r.empty_program_ns_per_run
+    );
+    let by_len: Vec<String> = r
+        .ns_per_run_by_length
+        .iter()
+        .map(|(s, ns)| format!("{s:.1} s run: {ns:.1} ns"))
+        .collect();
+    let _ = writeln!(o, "  mean by run length: {}", by_len.join(", "));
 }
 
 pub(crate) fn render(r: &Report) -> String {
@@ -561,38 +655,7 @@ pub(crate) fn render(r: &Report) -> String {
             pairs.join("  ")
         );
     }
-    let _ = writeln!(o, "\nper program (NAPI+GRO, BPF statistics on):");
-    let _ = writeln!(
-        o,
-        "  {:<18} {:>12} {:>12} {:>8}",
-        "program", "runs", "runs/s", "ns/run"
-    );
-    for p in &r.programs {
-        let _ = writeln!(
-            o,
-            "  {:<18} {:>12} {:>12.0} {:>8.1}",
-            p.name, p.runs, p.runs_per_s, p.ns_per_run
-        );
-    }
-    let _ = writeln!(
-        o,
-        "  {:<18} {:>12} {:>12.0} {:>8.1}",
-        "all",
-        r.programs.iter().map(|p| p.runs).sum::<u64>(),
-        r.events_per_s,
-        r.mean_ns_per_run
-    );
-    let _ = writeln!(
-        o,
-        "  an empty tp_btf program on napi_gro_receive_entry: {:.1} ns per run (the floor)",
-        r.empty_program_ns_per_run
-    );
-    let by_len: Vec<String> = r
-        .ns_per_run_by_length
-        .iter()
-        .map(|(s, ns)| format!("{s:.1} s run: {ns:.1} ns"))
-        .collect();
-    let _ = writeln!(o, "  mean by run length: {}", by_len.join(", "));
+    programs(&mut o, r);
     let _ = writeln!(o, "\nagent userspace:");
     for u in &r.userspace {
         let _ = writeln!(

@@ -100,6 +100,35 @@ fn point(i: &Interval, start_ns: u64, driver_xmit: bool) -> Point {
     }
 }
 
+/// Why a line did not parse: `what` when it was whole, truncation when
+/// the file ends inside it.
+fn damage(complete: bool, what: &str, e: serde_json::Error) -> String {
+    if complete {
+        format!("{what}: {e}")
+    } else {
+        format!("truncated record: {e}")
+    }
+}
+
+/// The first record must be a header of a schema version this agent reads.
+fn first_record(text: &str, complete: bool) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| damage(complete, "not JSON", e))?;
+    if v.get("type").and_then(|t| t.as_str()) != Some("header") {
+        return Err("the first record is not a header: not a toe-agent trace file".into());
+    }
+    match v.get("schema_version").and_then(|s| s.as_u64()) {
+        Some(v) if v == SCHEMA_VERSION as u64 => Ok(()),
+        Some(v) if v > SCHEMA_VERSION as u64 => Err(format!(
+            "written with NDJSON schema version {v}; this agent reads versions up to {SCHEMA_VERSION}: upgrade toe-agent"
+        )),
+        Some(v) => Err(format!(
+            "NDJSON schema version {v} is not one this agent can read (it reads {SCHEMA_VERSION})"
+        )),
+        None => Err("header without schema_version".into()),
+    }
+}
+
 /// Stream a run from `reader`; `path` names it in errors.
 pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
     let err = |line: u64, reason: String| ReadError {
@@ -113,6 +142,8 @@ pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
     let mut series = Series::default();
     let mut intervals = 0;
     let mut origin: Option<u64> = None;
+    // What the run's probes saw: decides which bytes the TX rate counts.
+    let mut driver_xmit = true;
     let mut n = 0u64;
     let mut buf = String::new();
     loop {
@@ -136,63 +167,20 @@ pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
             ));
         }
         if header.is_none() {
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                err(
-                    n,
-                    if complete {
-                        format!("not JSON: {e}")
-                    } else {
-                        format!("truncated record: {e}")
-                    },
-                )
-            })?;
-            if v.get("type").and_then(|t| t.as_str()) != Some("header") {
-                return Err(err(
-                    n,
-                    "the first record is not a header: not a toe-agent trace file".into(),
-                ));
-            }
-            match v.get("schema_version").and_then(|s| s.as_u64()) {
-                Some(v) if v == SCHEMA_VERSION as u64 => {}
-                Some(v) if v > SCHEMA_VERSION as u64 => {
-                    return Err(err(
-                        n,
-                        format!(
-                            "written with NDJSON schema version {v}; this agent reads versions up to {SCHEMA_VERSION}: upgrade toe-agent"
-                        ),
-                    ));
-                }
-                Some(v) => {
-                    return Err(err(
-                        n,
-                        format!(
-                            "NDJSON schema version {v} is not one this agent can read (it reads {SCHEMA_VERSION})"
-                        ),
-                    ));
-                }
-                None => return Err(err(n, "header without schema_version".into())),
-            }
+            first_record(text, complete).map_err(|reason| err(n, reason))?;
         }
-        let record: Record = serde_json::from_str(text).map_err(|e| {
-            err(
-                n,
-                if complete {
-                    format!("malformed record: {e}")
-                } else {
-                    format!("truncated record: {e}")
-                },
-            )
-        })?;
+        let record: Record = serde_json::from_str(text)
+            .map_err(|e| err(n, damage(complete, "malformed record", e)))?;
         match record {
-            Record::Header(h) if header.is_none() => header = Some(h),
+            Record::Header(h) if header.is_none() => {
+                driver_xmit = crate::kernel::attach::coverage(&h.probes).driver_xmit;
+                header = Some(h);
+            }
             Record::Header(_) => return Err(err(n, "a second header".into())),
             Record::Interval(i) => {
                 intervals += 1;
                 // Times are relative to the start of the first interval.
                 let origin = *origin.get_or_insert(i.start_unix_ns);
-                let driver_xmit = header
-                    .as_ref()
-                    .is_none_or(|h| crate::kernel::attach::coverage(&h.probes).driver_xmit);
                 series.push(point(&i, origin, driver_xmit));
             }
             Record::Summary(s) => summary = Some(s),

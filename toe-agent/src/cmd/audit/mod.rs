@@ -229,16 +229,30 @@ pub(crate) fn render(r: &Report) -> String {
 /// What differs between two hosts' reports: configuration, then findings.
 /// Interfaces are matched by name; when each side has exactly one, they are
 /// compared whatever their names.
-pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut line = |what: String, x: String, y: String| {
+/// Lines of a comparison: `what: before | after` where the two differ.
+#[derive(Default)]
+struct Diff(Vec<String>);
+
+impl Diff {
+    fn line(&mut self, what: String, x: String, y: String) {
         if x != y {
-            out.push(format!("{what}: {x} | {y}"));
+            self.0.push(format!("{what}: {x} | {y}"));
         }
-    };
-    let (ha, hb) = (&a.snapshot.host, &b.snapshot.host);
-    line("kernel".into(), ha.kernel.clone(), hb.kernel.clone());
-    line(
+    }
+}
+
+/// What differs between two audits: host, interfaces, findings.
+pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
+    let mut d = Diff::default();
+    hosts(&mut d, &a.snapshot.host, &b.snapshot.host);
+    interfaces(&mut d, &a.snapshot.interfaces, &b.snapshot.interfaces);
+    findings(&mut d, a, b);
+    d.0
+}
+
+fn hosts(d: &mut Diff, ha: &snapshot::Host, hb: &snapshot::Host) {
+    d.line("kernel".into(), ha.kernel.clone(), hb.kernel.clone());
+    d.line(
         "online CPUs".into(),
         ha.online_cpus.to_string(),
         hb.online_cpus.to_string(),
@@ -250,9 +264,13 @@ pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
         .collect::<std::collections::BTreeSet<_>>()
     {
         let get = |h: &snapshot::Host| h.sysctls.get(k).cloned().unwrap_or_else(|| "-".into());
-        line(k.clone(), get(ha), get(hb));
+        d.line(k.clone(), get(ha), get(hb));
     }
-    let (ia, ib) = (&a.snapshot.interfaces, &b.snapshot.interfaces);
+}
+
+/// Interfaces paired by name (or the only one of each side), and those on
+/// one side only.
+fn interfaces(d: &mut Diff, ia: &[snapshot::Interface], ib: &[snapshot::Interface]) {
     let pairs: Vec<(&snapshot::Interface, &snapshot::Interface)> = if ia.len() == 1 && ib.len() == 1
     {
         vec![(&ia[0], &ib[0])]
@@ -265,7 +283,7 @@ pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
         .iter()
         .filter(|x| !pairs.iter().any(|(p, _)| p.name == x.name))
     {
-        line(
+        d.line(
             format!("interface {}", x.name),
             "present".into(),
             "absent".into(),
@@ -275,77 +293,84 @@ pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
         .iter()
         .filter(|y| !pairs.iter().any(|(_, q)| q.name == y.name))
     {
-        line(
+        d.line(
             format!("interface {}", y.name),
             "absent".into(),
             "present".into(),
         );
     }
     for (x, y) in pairs {
-        let n = if x.name == y.name {
-            x.name.clone()
-        } else {
-            format!("{}|{}", x.name, y.name)
-        };
-        line(
-            format!("{n} driver"),
-            format!("{} {}", x.driver.driver, x.driver.version),
-            format!("{} {}", y.driver.driver, y.driver.version),
-        );
-        line(
-            format!("{n} firmware"),
-            x.driver.firmware_version.clone(),
-            y.driver.firmware_version.clone(),
-        );
-        line(
-            format!("{n} speed"),
-            format!("{:?}", x.speed_mbps),
-            format!("{:?}", y.speed_mbps),
-        );
-        line(format!("{n} mtu"), x.mtu.to_string(), y.mtu.to_string());
-        let names: std::collections::BTreeSet<&str> = x
-            .features
-            .iter()
-            .chain(&y.features)
-            .map(|f| f.name.as_str())
-            .collect();
-        for f in names {
-            let state = |i: &snapshot::Interface| {
-                i.feature(f)
-                    .map(|f| if f.active { "on" } else { "off" })
-                    .unwrap_or("-")
-                    .to_string()
-            };
-            line(format!("{n} feature {f}"), state(x), state(y));
-        }
-        line(
-            format!("{n} rings"),
-            format!("{:?}", x.rings),
-            format!("{:?}", y.rings),
-        );
-        line(
-            format!("{n} channels"),
-            format!("{:?}", x.channels),
-            format!("{:?}", y.channels),
-        );
-        line(
-            format!("{n} coalescing"),
-            format!("{:?}", x.coalesce),
-            format!("{:?}", y.coalesce),
-        );
-        line(
-            format!("{n} rss"),
-            x.rss
-                .as_ref()
-                .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
-                .unwrap_or_else(|| "-".into()),
-            y.rss
-                .as_ref()
-                .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
-                .unwrap_or_else(|| "-".into()),
-        );
+        interface(d, x, y);
     }
-    // Findings present on one side only (by rule and interface name).
+}
+
+fn interface(d: &mut Diff, x: &snapshot::Interface, y: &snapshot::Interface) {
+    let n = if x.name == y.name {
+        x.name.clone()
+    } else {
+        format!("{}|{}", x.name, y.name)
+    };
+    d.line(
+        format!("{n} driver"),
+        format!("{} {}", x.driver.driver, x.driver.version),
+        format!("{} {}", y.driver.driver, y.driver.version),
+    );
+    d.line(
+        format!("{n} firmware"),
+        x.driver.firmware_version.clone(),
+        y.driver.firmware_version.clone(),
+    );
+    d.line(
+        format!("{n} speed"),
+        format!("{:?}", x.speed_mbps),
+        format!("{:?}", y.speed_mbps),
+    );
+    d.line(format!("{n} mtu"), x.mtu.to_string(), y.mtu.to_string());
+    let names: std::collections::BTreeSet<&str> = x
+        .features
+        .iter()
+        .chain(&y.features)
+        .map(|f| f.name.as_str())
+        .collect();
+    for f in names {
+        let state = |i: &snapshot::Interface| {
+            i.feature(f)
+                .map(|f| if f.active { "on" } else { "off" })
+                .unwrap_or("-")
+                .to_string()
+        };
+        d.line(format!("{n} feature {f}"), state(x), state(y));
+    }
+    d.line(
+        format!("{n} rings"),
+        format!("{:?}", x.rings),
+        format!("{:?}", y.rings),
+    );
+    d.line(
+        format!("{n} channels"),
+        format!("{:?}", x.channels),
+        format!("{:?}", y.channels),
+    );
+    d.line(
+        format!("{n} coalescing"),
+        format!("{:?}", x.coalesce),
+        format!("{:?}", y.coalesce),
+    );
+    d.line(
+        format!("{n} rss"),
+        x.rss
+            .as_ref()
+            .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
+            .unwrap_or_else(|| "-".into()),
+        y.rss
+            .as_ref()
+            .map(|r| format!("{} entries, {} key bytes", r.indirection.len(), r.key_bytes))
+            .unwrap_or_else(|| "-".into()),
+    );
+}
+
+/// Findings present on one side only (by rule and interface name).
+fn findings(d: &mut Diff, a: &Report, b: &Report) {
     let key = |f: &Finding| format!("finding {} {}", f.id, f.iface.clone().unwrap_or_default());
     let ka: std::collections::BTreeSet<String> = a
         .findings
@@ -360,12 +385,11 @@ pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
         .map(key)
         .collect();
     for k in ka.difference(&kb) {
-        out.push(format!("{k}: present | absent"));
+        d.0.push(format!("{k}: present | absent"));
     }
     for k in kb.difference(&ka) {
-        out.push(format!("{k}: absent | present"));
+        d.0.push(format!("{k}: absent | present"));
     }
-    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! recorded snapshots (tests/fixtures).
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{Interface, Sampled, Snapshot};
+use super::snapshot::{Host, Interface, Sampled, Snapshot, Softnet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Finding {
@@ -579,33 +579,57 @@ fn virtualisation(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
     }
 }
 
+/// A sysctl's number (the last one, for the three-number TCP buffers).
+fn num(h: &Host, k: &str) -> Option<u64> {
+    h.sysctls
+        .get(k)
+        .and_then(|v| v.split_whitespace().last()?.parse::<u64>().ok())
+}
+
+/// A sysctl as shown in evidence. Host-wide sysctls are not visible from
+/// a container's namespace.
+fn shown(h: &Host, k: &str) -> String {
+    h.sysctls
+        .get(k)
+        .cloned()
+        .unwrap_or_else(|| "unknown (not readable here)".into())
+}
+
+/// The CPUs whose softnet counter `f` rose during the sample.
+fn rising(h: &Host, f: fn(&Softnet) -> u64) -> Vec<String> {
+    h.softnet
+        .second
+        .iter()
+        .filter_map(|b| {
+            let a = h.softnet.first.iter().find(|a| a.cpu == b.cpu)?;
+            let d = f(b).saturating_sub(f(a));
+            (d > 0).then(|| format!("cpu{} +{d}", b.cpu))
+        })
+        .collect()
+}
+
 fn host(s: &Snapshot, out: &mut Vec<Finding>) {
     let h = &s.host;
-    let secs = h.sample_ms as f64 / 1000.0;
-    let num = |k: &str| {
-        h.sysctls
-            .get(k)
-            .and_then(|v| v.split_whitespace().last()?.parse::<u64>().ok())
-    };
-    // Host-wide sysctls are not visible from a container's namespace.
-    let shown = |k: &str| {
-        h.sysctls
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| "unknown (not readable here)".into())
-    };
-    let rising = |f: fn(&super::snapshot::Softnet) -> u64| -> Vec<String> {
-        h.softnet
-            .second
-            .iter()
-            .filter_map(|b| {
-                let a = h.softnet.first.iter().find(|a| a.cpu == b.cpu)?;
-                let d = f(b).saturating_sub(f(a));
-                (d > 0).then(|| format!("cpu{} +{d}", b.cpu))
-            })
-            .collect()
-    };
-    let dropped = rising(|s| s.dropped);
+    backlog(h, out);
+    time_squeeze(h, out);
+    softirq_share(h, out);
+    socket_buffers(h, out);
+    kernel_log(h, out);
+    if h.container {
+        out.push(finding(
+            "container",
+            1,
+            None,
+            "running in a container's network namespace".into(),
+            "interfaces here are virtual (veth, macvlan, ...): their offloads defer to the host's physical NIC; audit the host too".into(),
+            None,
+        ));
+    }
+}
+
+/// Drops at the per-CPU backlog, or a backlog too small for bursts.
+fn backlog(h: &Host, out: &mut Vec<Finding>) {
+    let dropped = rising(h, |s| s.dropped);
     if !dropped.is_empty() {
         out.push(finding(
             "backlog_drops",
@@ -615,14 +639,14 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             format!(
                 "softnet_stat dropped during the sample: {}; net.core.netdev_max_backlog = {}",
                 dropped.join(", "),
-                shown("net.core.netdev_max_backlog")
+                shown(h, "net.core.netdev_max_backlog")
             ),
             Some(format!(
                 "sysctl -w net.core.netdev_max_backlog={}",
-                (num("net.core.netdev_max_backlog").unwrap_or(1000) * 2).max(2000)
+                (num(h, "net.core.netdev_max_backlog").unwrap_or(1000) * 2).max(2000)
             )),
         ));
-    } else if num("net.core.netdev_max_backlog").is_some_and(|b| b <= 1000) {
+    } else if num(h, "net.core.netdev_max_backlog").is_some_and(|b| b <= 1000) {
         out.push(finding(
             "backlog_small",
             2,
@@ -630,12 +654,16 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             "small netdev_max_backlog".into(),
             format!(
                 "net.core.netdev_max_backlog = {} (no drops now; raise it for 10G+ bursts)",
-                shown("net.core.netdev_max_backlog")
+                shown(h, "net.core.netdev_max_backlog")
             ),
             Some("sysctl -w net.core.netdev_max_backlog=5000".into()),
         ));
     }
-    let squeezed = rising(|s| s.time_squeeze);
+}
+
+/// The NET_RX softirq ran out of budget.
+fn time_squeeze(h: &Host, out: &mut Vec<Finding>) {
+    let squeezed = rising(h, |s| s.time_squeeze);
     if !squeezed.is_empty() {
         out.push(finding(
             "time_squeeze",
@@ -645,12 +673,17 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             format!(
                 "time_squeeze rose during the sample ({}): net.core.netdev_budget = {}, netdev_budget_usecs = {}",
                 squeezed.join(", "),
-                shown("net.core.netdev_budget"),
-                shown("net.core.netdev_budget_usecs")
+                shown(h, "net.core.netdev_budget"),
+                shown(h, "net.core.netdev_budget_usecs")
             ),
-            Some(format!("sysctl -w net.core.netdev_budget={}", num("net.core.netdev_budget").unwrap_or(300) * 2)),
+            Some(format!("sysctl -w net.core.netdev_budget={}", num(h, "net.core.netdev_budget").unwrap_or(300) * 2)),
         ));
     }
+}
+
+/// The busiest CPU's share of softirq time.
+fn softirq_share(h: &Host, out: &mut Vec<Finding>) {
+    let secs = h.sample_ms as f64 / 1000.0;
     let busiest = h
         .cpu_ticks
         .second
@@ -676,13 +709,17 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             Some("toe-agent trace --iface <IF>   # which offload is missing".into()),
         ));
     }
+}
+
+/// Socket buffer limits too small for a fast flow's window.
+fn socket_buffers(h: &Host, out: &mut Vec<Finding>) {
     for (key, min) in [
         ("net.core.rmem_max", 16u64 << 20),
         ("net.core.wmem_max", 16 << 20),
         ("net.ipv4.tcp_rmem", 16 << 20),
         ("net.ipv4.tcp_wmem", 16 << 20),
     ] {
-        if let Some(v) = num(key).filter(|v| *v < min) {
+        if let Some(v) = num(h, key).filter(|v| *v < min) {
             let fix = if key.starts_with("net.ipv4") {
                 format!("sysctl -w {key}='4096 131072 {min}'")
             } else {
@@ -698,6 +735,10 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             ));
         }
     }
+}
+
+/// What the kernel logged about offloads.
+fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
     if let Some(e) = &h.kmsg.error {
         out.push(finding(
             "kernel_log_unreadable",
@@ -724,16 +765,6 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
             "the kernel logged offload trouble".into(),
             last.join(" | "),
             Some("dmesg | grep -iE 'NETIF_F|csum|offload'".into()),
-        ));
-    }
-    if h.container {
-        out.push(finding(
-            "container",
-            1,
-            None,
-            "running in a container's network namespace".into(),
-            "interfaces here are virtual (veth, macvlan, ...): their offloads defer to the host's physical NIC; audit the host too".into(),
-            None,
         ));
     }
 }

@@ -8,6 +8,43 @@ use super::*;
 const RSS_QUEUE_PCT: f64 = 1.0;
 const RSS_SPREAD_PCT: f64 = 5.0;
 
+/// Packets spread over the queues in `used` (busiest first): who spread
+/// them, and the evidence.
+fn spread(
+    used: &[(u32, u64)],
+    total: u64,
+    what: &str,
+    queues: &str,
+    dev: &Device,
+) -> (Mechanism, String) {
+    let shown: Vec<String> = used
+        .iter()
+        .take(4)
+        .map(|(q, c)| format!("queue {q} {:.0}%", pct(*c, total)))
+        .collect();
+    let more = if used.len() > 4 {
+        format!(", {} more", used.len() - 4)
+    } else {
+        String::new()
+    };
+    let (mechanism, whom) = match dev.class {
+        DeviceClass::Virtual => (
+            Mechanism::Deferred,
+            "queues chosen before the virtual device (by its sender's transmit queue)".to_string(),
+        ),
+        _ => {
+            let (m, w) = dev.doer("the NIC");
+            (m, format!("{w} hashes flows to queues"))
+        }
+    };
+    let e = format!(
+        "{what} spread over {} receive queues{queues} ({}{more}): {whom}",
+        used.len(),
+        shown.join(", ")
+    );
+    (mechanism, e)
+}
+
 pub(crate) fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let r = &b.rx;
     let o = Offload::Rss;
@@ -49,32 +86,7 @@ pub(crate) fn rss(b: &Blocks, dev: &Device) -> Verdict {
     // Many evenly loaded queues each hold a small share: judge the spread by
     // what the busiest queue did not get, not by a per-queue threshold.
     if used.len() >= 2 && pct(total - busiest_n, total) >= RSS_SPREAD_PCT {
-        let shown: Vec<String> = used
-            .iter()
-            .take(4)
-            .map(|(q, c)| format!("queue {q} {:.0}%", pct(*c, total)))
-            .collect();
-        let more = if used.len() > 4 {
-            format!(", {} more", used.len() - 4)
-        } else {
-            String::new()
-        };
-        let (mechanism, whom) = match dev.class {
-            DeviceClass::Virtual => (
-                Mechanism::Deferred,
-                "queues chosen before the virtual device (by its sender's transmit queue)"
-                    .to_string(),
-            ),
-            _ => {
-                let (m, w) = dev.doer("the NIC");
-                (m, format!("{w} hashes flows to queues"))
-            }
-        };
-        let e = format!(
-            "{what} spread over {} receive queues{queues} ({}{more}): {whom}",
-            used.len(),
-            shown.join(", ")
-        );
+        let (mechanism, e) = spread(&used, total, what, &queues, dev);
         return verdict(o, mechanism, cfg, false, e);
     }
     let share = if busiest_n == total {
