@@ -225,13 +225,15 @@ impl Lab {
 
     /// Wait until `dev` in `ns` has received nothing for `quiet` (at most
     /// 5 s): the tail of a transfer (teardown, delayed ACKs) has arrived.
-    pub fn wait_quiet(&self, ns: &str, dev: &str, quiet: Duration) {
+    /// The device's received-packet count (statistics/rx_packets).
+    pub fn rx_packets(&self, ns: &str, dev: &str) -> u64 {
         let path = format!("/sys/class/net/{dev}/statistics/rx_packets");
-        let read = || {
-            String::from_utf8_lossy(&self.exec(ns, &["cat", &path]).stdout)
-                .trim()
-                .to_string()
-        };
+        let out = self.exec(ns, &["cat", &path]).stdout;
+        String::from_utf8_lossy(&out).trim().parse().unwrap_or(0)
+    }
+
+    pub fn wait_quiet(&self, ns: &str, dev: &str, quiet: Duration) {
+        let read = || self.rx_packets(ns, dev);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut last = read();
         let mut since = Instant::now();

@@ -5,7 +5,7 @@
 //! event (include/trace/events/net.h, napi.h, irq.h) after the 8-byte common
 //! header. The offsets below are the ones the kernel reports in
 //! `/sys/kernel/tracing/events/<group>/<event>/format`; userspace checks
-//! them there (`toe-agent/src/classic.rs`) before attaching, and refuses a
+//! them there (`toe-agent/src/kernel/classic.rs`) before attaching, and refuses a
 //! probe whose layout differs. The records carry the device *name* only, so
 //! the filter cannot tell namespaces apart: the probes report as degraded.
 //!

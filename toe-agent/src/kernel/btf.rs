@@ -446,6 +446,67 @@ mod tests {
         assert!(KernelBtf::parse(b).is_err());
     }
 
+    /// BTF with `int` and the given structs of `int` members at byte offsets.
+    fn structs_blob(structs: &[(&str, &[(&str, u32)])]) -> Vec<u8> {
+        let mut strings = b"\0int\0".to_vec();
+        let mut name = |s: &str| {
+            let at = strings.len() as u32;
+            strings.extend(s.as_bytes());
+            strings.push(0);
+            at
+        };
+        let mut types: Vec<u32> = vec![1, KIND_INT << 24, 4, 32];
+        for (s, members) in structs {
+            types.extend([name(s), (KIND_STRUCT << 24) | members.len() as u32, 64]);
+            for (m, byte) in *members {
+                types.extend([name(m), 1, byte * 8]);
+            }
+        }
+        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        out.extend(0xeb9fu16.to_le_bytes());
+        out.extend([1u8, 0]);
+        for w in [
+            24u32,
+            0,
+            type_bytes.len() as u32,
+            type_bytes.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(type_bytes);
+        out.extend(strings);
+        out
+    }
+
+    /// A kernel whose BTF has `napi_struct` and `net_device`/`net` but no
+    /// `sk_buff`: the NAPI family keeps its BTF programs, the skb families
+    /// are refused with the reason, and a family reading nothing is never
+    /// refused.
+    #[test]
+    fn offsets_resolve_group_by_group() {
+        let btf = KernelBtf::parse(structs_blob(&[
+            ("napi_struct", &[("dev", 8), ("napi_id", 16)]),
+            ("net_device", &[("ifindex", 4), ("nd_net", 12), ("mtu", 20)]),
+            ("possible_net_t", &[("net", 0)]),
+            ("net", &[("ns", 0)]),
+        ]))
+        .unwrap();
+        let r = btf.offsets();
+        assert_eq!((r.off.napi_dev, r.off.napi_id), (8, 16));
+        assert_eq!(
+            r.off.dev_ifindex, 0,
+            "nd_net is no struct here: the group fails whole"
+        );
+        let missing: Vec<OffsetGroup> = r.missing.iter().map(|(g, _)| *g).collect();
+        assert_eq!(missing, [OffsetGroup::Skb, OffsetGroup::Dev]);
+        assert!(r.refusal(&[]).is_none());
+        assert!(r.refusal(&[OffsetGroup::Napi]).is_none());
+        let why = r.refusal(&[OffsetGroup::Skb, OffsetGroup::Dev]).unwrap();
+        assert!(why.contains("sk_buff"), "{why}");
+    }
+
     /// Runs wherever the kernel exposes BTF (every machine of this kind);
     /// checks the offsets against facts true of every 64-bit kernel.
     #[test]

@@ -1,6 +1,7 @@
 //! Layout checks for the classic tracepoint fallbacks.
 //!
-//! The fallback programs (toe-agent-ebpf/src/classic.rs) read trace-record
+//! The fallback programs (each family's `probes/<family>/kernel.rs`, over
+//! the record readers of toe-agent-ebpf/src/classic.rs) read trace-record
 //! fields at fixed offsets. Before one is attached, the offsets are checked
 //! against the event's `format` file: a kernel whose layout differs gets a
 //! failed probe with the reason, never wrong numbers.
