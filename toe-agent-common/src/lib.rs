@@ -10,6 +10,28 @@ pub mod hist;
 
 pub use hist::{HIST_BUCKETS, Hist};
 
+// Each probe family's per-CPU map value lives in the family's folder, next
+// to the programs that fill it and the userspace that reads it.
+#[path = "../../toe-agent/src/probes/after_gro/layout.rs"]
+mod after_gro;
+#[path = "../../toe-agent/src/probes/handoff/layout.rs"]
+mod handoff;
+#[path = "../../toe-agent/src/probes/napi/layout.rs"]
+mod napi;
+#[path = "../../toe-agent/src/probes/softirq/layout.rs"]
+mod softirq;
+#[path = "../../toe-agent/src/probes/tcp/layout.rs"]
+mod tcp;
+#[path = "../../toe-agent/src/probes/transmit/layout.rs"]
+mod transmit;
+
+pub use after_gro::SkbStats;
+pub use handoff::HandoffStats;
+pub use napi::{NapiIdStats, NapiStats};
+pub use softirq::SoftirqStats;
+pub use tcp::TcpStats;
+pub use transmit::TxStats;
+
 /// `skb->ip_summed` values, in the order of `include/linux/skbuff.h`
 /// (`CHECKSUM_NONE 0`, `CHECKSUM_UNNECESSARY 1`, `CHECKSUM_COMPLETE 2`,
 /// `CHECKSUM_PARTIAL 3`). The field is two bits wide, so every value indexes
@@ -24,7 +46,7 @@ pub const CSUM_PARTIAL: usize = 3;
 /// `queue_mapping` is folded with `& (MAX_QUEUES - 1)` (documented in docs/ndjson.md).
 pub const MAX_QUEUES: usize = 64;
 
-/// The driver hand-off hooks, in the order of `RxStats::handoff_by_hook`.
+/// The driver hand-off hooks, in the order of `HandoffStats::handoff_by_hook`.
 /// Which one fires tells the receive path: NAPI + GRO, or the per-CPU backlog.
 pub const HANDOFF_HOOKS: usize = 5;
 pub const HOOK_NAPI_GRO_RECEIVE: usize = 0;
@@ -71,108 +93,6 @@ pub const NET_TX_SOFTIRQ: u32 = 2;
 pub const NET_RX_SOFTIRQ: u32 = 3;
 pub const SOFTIRQ_NET_TX: usize = 0;
 pub const SOFTIRQ_NET_RX: usize = 1;
-
-/// Receive side, one per CPU (map `RX`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct RxStats {
-    /// Length of each packet the driver hands to the stack (before GRO).
-    pub segment_len: Hist,
-    /// `ip_summed` of each packet at the driver hand-off.
-    pub segment_csum: [u64; CSUM_STATES],
-    /// Hand-offs by hook (`HOOK_*`): NAPI/GRO path versus backlog.
-    pub handoff_by_hook: [u64; HANDOFF_HOOKS],
-    /// `gso_size` of hand-offs that already carry one (LRO/HW-GRO, or a GSO
-    /// skb that crossed a virtual device intact); its count is how many did.
-    pub handoff_gso_size: Hist,
-    /// Hand-offs per receive queue (`skb->queue_mapping`).
-    pub queue: [u64; MAX_QUEUES],
-    /// Length of each skb delivered to the stack (`netif_receive_skb`, after GRO).
-    pub skb_len: Hist,
-    /// `max(gso_segs, 1)` of each delivered skb: segments merged into it.
-    pub segs_per_skb: Hist,
-    /// `ip_summed` of each delivered skb.
-    pub skb_csum: [u64; CSUM_STATES],
-    /// Delivered skbs per receive queue: `queue_mapping` survives GRO (the
-    /// merged skb is the flow's first), so RSS shows without the hand-off.
-    pub skb_queue: [u64; MAX_QUEUES],
-    /// `tcp:tcp_bad_csum` hits for skbs received on the interface.
-    pub bad_csum: u64,
-    /// Hand-offs longer than the MTU whose IP protocol is not TCP (UDP
-    /// GSO or GRO). The protocol is read at the hand-off only for these:
-    /// reading it for every packet costs a helper call per wire segment.
-    pub nontcp_handoff_large: u64,
-    /// Skbs after GRO whose IP protocol is not TCP (UDP, ICMP, ARP...), and
-    /// the segments they carry (`max(gso_segs, 1)` each). Every packet
-    /// handed up ends in exactly one skb after GRO, so the segments are
-    /// also the hand-offs that were not TCP. TCP's offloads are judged
-    /// without them.
-    pub nontcp_skbs: u64,
-    pub nontcp_skb_segs: u64,
-}
-
-/// Transmit side, one per CPU (map `TX`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TxStats {
-    /// Length of each skb at `net_dev_queue` (before software GSO/checksum).
-    pub queued_len: Hist,
-    pub queued_csum: [u64; CSUM_STATES],
-    /// `max(gso_segs, 1)` at `net_dev_queue`: segments the stack asked for.
-    pub segs_per_queued: Hist,
-    /// Length of each skb the driver receives (`net_dev_start_xmit`).
-    pub xmit_len: Hist,
-    pub xmit_csum: [u64; CSUM_STATES],
-    /// `max(gso_segs, 1)` at `net_dev_start_xmit`: segments the device must
-    /// still produce. Its sum is the number of wire segments.
-    pub segs_per_xmit: Hist,
-    /// Transmissions per queue (`skb->queue_mapping`).
-    pub queue: [u64; MAX_QUEUES],
-    /// Multi-segment skbs at `net_dev_queue`, by `GSO_*` class.
-    pub queued_gso: [u64; GSO_CLASSES],
-    /// Multi-segment skbs at `net_dev_start_xmit` (left for the device to
-    /// segment), by `GSO_*` class.
-    pub xmit_gso: [u64; GSO_CLASSES],
-}
-
-/// Softirq accounting, one per CPU (map `SOFTIRQ`). Index with `SOFTIRQ_*`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SoftirqStats {
-    /// Total time spent in the handler, ns.
-    pub time_ns: [u64; 2],
-    /// Handler runs.
-    pub count: [u64; 2],
-    /// Duration of each run, ns.
-    pub duration: [Hist; 2],
-    /// `softirq_raise` to `softirq_entry`, ns.
-    pub raise_latency: [Hist; 2],
-    /// Program state, not statistics: timestamp of the pending entry and of
-    /// the first raise since the last entry (0 = none).
-    pub entry_ts: [u64; 2],
-    pub raise_ts: [u64; 2],
-}
-
-/// NAPI polls of the interface, one per CPU (map `NAPI`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct NapiStats {
-    /// Packets processed per poll; its count is the number of polls.
-    pub work: Hist,
-    /// Polls that used their whole budget (`work >= budget`): the device had
-    /// more to give, so the softirq will come back (or hand off to ksoftirqd).
-    pub budget_exhausted: u64,
-}
-
-/// Per NAPI instance (map `NAPI_BY_ID`, per-CPU hash keyed by `napi_id`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NapiIdStats {
-    pub polls: u64,
-    pub work: u64,
-    pub budget_exhausted: u64,
-    pub budget: u64,
-}
 
 /// Offsets into kernel structures, resolved by userspace from the running
 /// kernel's BTF (`/sys/kernel/btf/vmlinux`) because Rust eBPF gets no CO-RE
@@ -227,11 +147,6 @@ pub struct Config {
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, made only of integers,
     // with no padding (pinned by the layout tests), so any bit pattern is valid.
-    unsafe impl aya::Pod for super::RxStats {}
-    unsafe impl aya::Pod for super::TxStats {}
-    unsafe impl aya::Pod for super::SoftirqStats {}
-    unsafe impl aya::Pod for super::NapiStats {}
-    unsafe impl aya::Pod for super::NapiIdStats {}
     unsafe impl aya::Pod for super::Config {}
 }
 
@@ -244,9 +159,14 @@ mod tests {
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<Hist>(), (HIST_BUCKETS + 1) * 8);
         assert_eq!(
-            size_of::<RxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + HANDOFF_HOOKS + 2 * MAX_QUEUES + 4) * 8
+            size_of::<HandoffStats>(),
+            2 * size_of::<Hist>() + (CSUM_STATES + HANDOFF_HOOKS + MAX_QUEUES + 1) * 8
         );
+        assert_eq!(
+            size_of::<SkbStats>(),
+            2 * size_of::<Hist>() + (CSUM_STATES + MAX_QUEUES + 2) * 8
+        );
+        assert_eq!(size_of::<TcpStats>(), 8);
         assert_eq!(
             size_of::<TxStats>(),
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
@@ -260,7 +180,7 @@ mod tests {
 
     #[test]
     fn offsets_are_pinned() {
-        assert_eq!(offset_of!(RxStats, segment_csum), size_of::<Hist>());
+        assert_eq!(offset_of!(HandoffStats, segment_csum), size_of::<Hist>());
         assert_eq!(offset_of!(Config, off), 24);
         assert_eq!(
             offset_of!(SoftirqStats, entry_ts),
@@ -283,7 +203,8 @@ mod tests {
         // Per-CPU map values are limited to PCPU_MIN_UNIT_SIZE (32 KiB), see
         // kernel/bpf/arraymap.c array_map_alloc_check().
         for size in [
-            size_of::<RxStats>(),
+            size_of::<HandoffStats>(),
+            size_of::<SkbStats>(),
             size_of::<TxStats>(),
             size_of::<SoftirqStats>(),
             size_of::<NapiStats>(),

@@ -10,13 +10,12 @@ mod baseline;
 mod classic;
 mod hist;
 mod percpu;
-mod rx;
 mod skb;
 
 // The programs live with their probe family, next to the userspace half
 // that attaches them and the catalogue entries they feed
-// (toe-agent/src/probes/<family>/); the layouts they fill are in
-// toe-agent-common.
+// (toe-agent/src/probes/<family>/), like the layouts they fill (compiled
+// into toe-agent-common).
 #[path = "../../toe-agent/src/probes/after_gro/kernel.rs"]
 mod after_gro;
 #[path = "../../toe-agent/src/probes/handoff/kernel.rs"]

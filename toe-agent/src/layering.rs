@@ -19,8 +19,10 @@ fn modules(dir: &Path, prefix: &[String], out: &mut BTreeMap<String, String>) {
             modules(&path, &parts, out);
             continue;
         }
-        // probes/<family>/kernel.rs belongs to the eBPF crate.
-        let ebpf = name == "kernel" && prefix.first().is_some_and(|p| p == "probes");
+        // probes/<family>/kernel.rs belongs to the eBPF crate and
+        // layout.rs to toe-agent-common.
+        let ebpf = ["kernel", "layout"].contains(&name.as_str())
+            && prefix.first().is_some_and(|p| p == "probes");
         if path.extension().is_none_or(|e| e != "rs") || ebpf {
             continue;
         }

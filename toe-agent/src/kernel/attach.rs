@@ -12,7 +12,9 @@ use aya::{
     programs::{BtfTracePoint, Program, TracePoint},
 };
 use serde::{Deserialize, Serialize};
-use toe_agent_common::{Config, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
+use toe_agent_common::{
+    Config, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
+};
 
 use crate::{
     kernel::btf::Resolved,
@@ -391,7 +393,9 @@ impl KernelSource<'_> {
 
 impl Source for KernelSource<'_> {
     fn read(&mut self) -> anyhow::Result<Totals> {
-        let rx = self.per_cpu::<RxStats>("RX")?;
+        let handoff = self.per_cpu::<HandoffStats>("HANDOFF")?;
+        let skb = self.per_cpu::<SkbStats>("SKB")?;
+        let tcp = self.per_cpu::<TcpStats>("TCP")?;
         let tx = self.per_cpu::<TxStats>("TX")?;
         let napi = self.per_cpu::<NapiStats>("NAPI")?;
         let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
@@ -406,7 +410,9 @@ impl Source for KernelSource<'_> {
             napi_by_id.insert(id, sum(values.iter()));
         }
         Ok(Totals {
-            rx: sum(rx.iter()),
+            handoff: sum(handoff.iter()),
+            skb: sum(skb.iter()),
+            tcp: sum(tcp.iter()),
             tx: sum(tx.iter()),
             napi: sum(napi.iter()),
             napi_by_id,

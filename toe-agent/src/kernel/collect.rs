@@ -5,12 +5,17 @@
 //! out the difference. Tests feed it recorded or synthetic totals.
 use std::collections::BTreeMap;
 
-use toe_agent_common::{Hist, NapiIdStats, NapiStats, RxStats, SoftirqStats, TxStats};
+use toe_agent_common::{
+    HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
+};
 
 /// Cumulative counters since the programs were loaded.
 #[derive(Clone, Debug)]
 pub struct Totals {
-    pub rx: RxStats,
+    /// One per probe family (the layouts live in `probes/<family>/layout.rs`).
+    pub handoff: HandoffStats,
+    pub skb: SkbStats,
+    pub tcp: TcpStats,
     pub tx: TxStats,
     pub napi: NapiStats,
     pub napi_by_id: BTreeMap<u32, NapiIdStats>,
@@ -21,7 +26,9 @@ pub struct Totals {
 impl Default for Totals {
     fn default() -> Self {
         Totals {
-            rx: RxStats::zero(),
+            handoff: HandoffStats::zero(),
+            skb: SkbStats::zero(),
+            tcp: TcpStats::zero(),
             tx: TxStats::zero(),
             napi: NapiStats::zero(),
             napi_by_id: BTreeMap::new(),
@@ -71,73 +78,28 @@ impl<T: Counters, const N: usize> Counters for [T; N] {
 /// are zero in sums and differences.
 macro_rules! counters {
     ($t:ty { $($f:ident),+ $(,)? } $(rest: $($z:ident),+)?) => {
-        impl Counters for $t {
+        impl $crate::kernel::collect::Counters for $t {
             fn zero() -> Self {
-                Self { $($f: Counters::zero(),)+ $($($z: Counters::zero(),)+)? }
+                Self {
+                    $($f: $crate::kernel::collect::Counters::zero(),)+
+                    $($($z: $crate::kernel::collect::Counters::zero(),)+)?
+                }
             }
             fn add(&mut self, other: &Self) {
-                $(self.$f.add(&other.$f);)+
+                $($crate::kernel::collect::Counters::add(&mut self.$f, &other.$f);)+
             }
             fn sub(&self, earlier: &Self) -> Self {
-                Self { $($f: self.$f.sub(&earlier.$f),)+ $($($z: Counters::zero(),)+)? }
+                Self {
+                    $($f: $crate::kernel::collect::Counters::sub(&self.$f, &earlier.$f),)+
+                    $($($z: $crate::kernel::collect::Counters::zero(),)+)?
+                }
             }
         }
     };
 }
+pub(crate) use counters;
 
 counters!(Hist { buckets, sum });
-counters!(RxStats {
-    segment_len,
-    segment_csum,
-    handoff_by_hook,
-    handoff_gso_size,
-    queue,
-    skb_len,
-    segs_per_skb,
-    skb_csum,
-    skb_queue,
-    bad_csum,
-    nontcp_handoff_large,
-    nontcp_skbs,
-    nontcp_skb_segs,
-});
-counters!(TxStats {
-    queued_len,
-    queued_csum,
-    segs_per_queued,
-    xmit_len,
-    xmit_csum,
-    segs_per_xmit,
-    queue,
-    queued_gso,
-    xmit_gso,
-});
-counters!(SoftirqStats { time_ns, count, duration, raise_latency } rest: entry_ts, raise_ts);
-counters!(NapiStats {
-    work,
-    budget_exhausted
-});
-
-impl Counters for NapiIdStats {
-    fn zero() -> Self {
-        NapiIdStats::default()
-    }
-    fn add(&mut self, other: &Self) {
-        self.polls.add(&other.polls);
-        self.work.add(&other.work);
-        self.budget_exhausted.add(&other.budget_exhausted);
-        // A setting, not a counter: keep the latest non-zero one.
-        self.budget = self.budget.max(other.budget);
-    }
-    fn sub(&self, earlier: &Self) -> Self {
-        NapiIdStats {
-            polls: self.polls.sub(&earlier.polls),
-            work: self.work.sub(&earlier.work),
-            budget_exhausted: self.budget_exhausted.sub(&earlier.budget_exhausted),
-            budget: self.budget,
-        }
-    }
-}
 
 /// Sum of per-CPU values.
 pub(crate) fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>) -> T {
@@ -149,7 +111,9 @@ pub(crate) fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>)
 impl Totals {
     /// Accumulate `other` (a later period) into `self`.
     pub fn add(&mut self, other: &Totals) {
-        self.rx.add(&other.rx);
+        self.handoff.add(&other.handoff);
+        self.skb.add(&other.skb);
+        self.tcp.add(&other.tcp);
         self.tx.add(&other.tx);
         self.napi.add(&other.napi);
         for (id, v) in &other.napi_by_id {
@@ -168,7 +132,9 @@ impl Totals {
     pub fn delta(&self, earlier: &Totals) -> Totals {
         let zero = SoftirqStats::zero();
         Totals {
-            rx: self.rx.sub(&earlier.rx),
+            handoff: self.handoff.sub(&earlier.handoff),
+            skb: self.skb.sub(&earlier.skb),
+            tcp: self.tcp.sub(&earlier.tcp),
             tx: self.tx.sub(&earlier.tx),
             napi: self.napi.sub(&earlier.napi),
             napi_by_id: self
@@ -257,9 +223,9 @@ mod tests {
 
     fn reading(segments: u64, bytes_per: u64, cpu_time: &[u64]) -> Totals {
         let mut t = Totals::default();
-        t.rx.segment_len.buckets[bucket_index(bytes_per)] = segments;
-        t.rx.segment_len.sum = segments * bytes_per;
-        t.rx.segment_csum[0] = segments;
+        t.handoff.segment_len.buckets[bucket_index(bytes_per)] = segments;
+        t.handoff.segment_len.sum = segments * bytes_per;
+        t.handoff.segment_csum[0] = segments;
         t.softirq = cpu_time
             .iter()
             .map(|&ns| {
@@ -283,17 +249,17 @@ mod tests {
         let mut replay = Replay(readings.into_iter());
         let mut c = Collector::new(&mut replay).unwrap();
         let a = c.interval(&mut replay).unwrap();
-        assert_eq!(a.rx.segment_len.count(), 60);
-        assert_eq!(a.rx.segment_len.sum, 60 * 1500);
+        assert_eq!(a.handoff.segment_len.count(), 60);
+        assert_eq!(a.handoff.segment_len.sum, 60 * 1500);
         assert_eq!(a.softirq[0].time_ns[1], 3000);
         assert_eq!(a.softirq[1].time_ns[1], 2000);
         assert_eq!(a.softirq[0].entry_ts[1], 0);
         let b = c.interval(&mut replay).unwrap();
-        assert_eq!(b.rx.segment_len.count(), 240);
+        assert_eq!(b.handoff.segment_len.count(), 240);
         assert_eq!(b.softirq[1].time_ns[1], 0);
         let total = c.run_total();
-        assert_eq!(total.rx.segment_len.count(), 300);
-        assert_eq!(total.rx.segment_csum[0], 300);
+        assert_eq!(total.handoff.segment_len.count(), 300);
+        assert_eq!(total.handoff.segment_csum[0], 300);
         assert_eq!(total.softirq[0].time_ns[1], 8000);
     }
 
@@ -331,7 +297,7 @@ mod tests {
         let mut t = Totals::default();
         t.add(&a);
         t.add(&b);
-        assert_eq!(t.rx.segment_len.count(), 150);
+        assert_eq!(t.handoff.segment_len.count(), 150);
         assert_eq!(t.softirq.len(), 3);
         assert_eq!(t.softirq[0].time_ns[1], 1010);
         assert_eq!(t.softirq[2].time_ns[1], 30);

@@ -355,13 +355,13 @@ fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
 
 impl Blocks {
     pub fn from_totals(t: &Totals) -> Self {
-        let (rx_queues_seen, queue_unrecorded) = rx_queues(&t.rx.queue);
-        let (skb_queues, skb_queue_unrecorded) = rx_queues(&t.rx.skb_queue);
-        let skb_len = HistSummary::from_hist(&t.rx.skb_len);
+        let (rx_queues_seen, queue_unrecorded) = rx_queues(&t.handoff.queue);
+        let (skb_queues, skb_queue_unrecorded) = rx_queues(&t.skb.skb_queue);
+        let skb_len = HistSummary::from_hist(&t.skb.skb_len);
         let xmit_len = HistSummary::from_hist(&t.tx.xmit_len);
         let segs_per_xmit = HistSummary::from_hist(&t.tx.segs_per_xmit);
         let queued_len = HistSummary::from_hist(&t.tx.queued_len);
-        let segment_len = HistSummary::from_hist(&t.rx.segment_len);
+        let segment_len = HistSummary::from_hist(&t.handoff.segment_len);
         let work = HistSummary::from_hist(&t.napi.work);
         Blocks {
             rx: Rx {
@@ -370,20 +370,20 @@ impl Blocks {
                 bytes: skb_len.sum,
                 segment_len,
                 skb_len,
-                segs_per_skb: HistSummary::from_hist(&t.rx.segs_per_skb),
-                csum: Csum::from(&t.rx.segment_csum),
-                skb_csum: Csum::from(&t.rx.skb_csum),
-                handoff: Handoff::from(&t.rx.handoff_by_hook),
-                handoff_gso_size: HistSummary::from_hist(&t.rx.handoff_gso_size),
+                segs_per_skb: HistSummary::from_hist(&t.skb.segs_per_skb),
+                csum: Csum::from(&t.handoff.segment_csum),
+                skb_csum: Csum::from(&t.skb.skb_csum),
+                handoff: Handoff::from(&t.handoff.handoff_by_hook),
+                handoff_gso_size: HistSummary::from_hist(&t.handoff.handoff_gso_size),
                 queues: rx_queues_seen,
                 skb_queues,
                 queue_unrecorded,
                 skb_queue_unrecorded,
-                bad_csum: t.rx.bad_csum,
+                bad_csum: t.tcp.bad_csum,
                 non_tcp: NonTcpRx {
-                    handoff_large: t.rx.nontcp_handoff_large,
-                    skbs: t.rx.nontcp_skbs,
-                    skb_segments: t.rx.nontcp_skb_segs,
+                    handoff_large: t.handoff.nontcp_handoff_large,
+                    skbs: t.skb.nontcp_skbs,
+                    skb_segments: t.skb.nontcp_skb_segs,
                 },
             },
             tx: Tx {
@@ -509,9 +509,9 @@ mod tests {
     #[test]
     fn blocks_derive_counts_from_histograms() {
         let mut t = Totals::default();
-        t.rx.segment_len = hist(&[(1448, 340)]);
-        t.rx.skb_len = hist(&[(49_232, 10)]);
-        t.rx.segs_per_skb = hist(&[(34, 10)]);
+        t.handoff.segment_len = hist(&[(1448, 340)]);
+        t.skb.skb_len = hist(&[(49_232, 10)]);
+        t.skb.segs_per_skb = hist(&[(34, 10)]);
         t.tx.xmit_len = hist(&[(1514, 30), (66_000, 2)]);
         t.tx.segs_per_xmit = hist(&[(1, 30), (45, 2)]);
         let b = Blocks::from_totals(&t);

@@ -374,8 +374,8 @@ mod tests {
     fn buckets_merge_to_powers_of_two_with_inf() {
         let mut t = Totals::default();
         for (v, n) in [(1500u64, 10u64), (64, 2), (65_000, 1)] {
-            t.rx.segment_len.buckets[bucket_index(v)] += n;
-            t.rx.segment_len.sum += v * n;
+            t.handoff.segment_len.buckets[bucket_index(v)] += n;
+            t.handoff.segment_len.sum += v * n;
         }
         let b = pow2_buckets(&Blocks::from_totals(&t).rx.segment_len, 1.0);
         assert_eq!(b.last(), Some(&(f64::INFINITY, 0)));
@@ -411,9 +411,9 @@ mod tests {
     #[test]
     fn exposition_has_the_families() {
         let mut totals = Totals::default();
-        totals.rx.segment_len.buckets[bucket_index(1500)] = 5;
-        totals.rx.segment_len.sum = 7500;
-        totals.rx.segment_csum[0] = 5;
+        totals.handoff.segment_len.buckets[bucket_index(1500)] = 5;
+        totals.handoff.segment_len.sum = 7500;
+        totals.handoff.segment_csum[0] = 5;
         let text = text(exposed(Blocks::from_totals(&totals), Coverage::default()));
         for want in [
             "toe_rx_segments_total{iface=\"eth0\"} 5",

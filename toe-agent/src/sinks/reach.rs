@@ -31,12 +31,12 @@ fn hist(v: u64) -> Hist {
 /// something.
 fn everything() -> Blocks {
     let mut t = Totals::default();
-    let (rx, tx) = (&mut t.rx, &mut t.tx);
+    let (handoff, skb, tx) = (&mut t.handoff, &mut t.skb, &mut t.tx);
     for h in [
-        &mut rx.segment_len,
-        &mut rx.handoff_gso_size,
-        &mut rx.skb_len,
-        &mut rx.segs_per_skb,
+        &mut handoff.segment_len,
+        &mut handoff.handoff_gso_size,
+        &mut skb.skb_len,
+        &mut skb.segs_per_skb,
         &mut tx.queued_len,
         &mut tx.segs_per_queued,
         &mut tx.xmit_len,
@@ -46,23 +46,23 @@ fn everything() -> Blocks {
         *h = hist(1448);
     }
     for c in [
-        &mut rx.segment_csum[..],
-        &mut rx.skb_csum,
-        &mut rx.handoff_by_hook,
+        &mut handoff.segment_csum[..],
+        &mut skb.skb_csum,
+        &mut handoff.handoff_by_hook,
         &mut tx.queued_csum,
         &mut tx.xmit_csum,
         &mut tx.queued_gso,
         &mut tx.xmit_gso,
-        &mut rx.queue[..3],
-        &mut rx.skb_queue[..3],
+        &mut handoff.queue[..3],
+        &mut skb.skb_queue[..3],
         &mut tx.queue[..3],
     ] {
         c.iter_mut().for_each(|n| *n = 7);
     }
-    rx.bad_csum = 1;
-    rx.nontcp_handoff_large = 1;
-    rx.nontcp_skbs = 2;
-    rx.nontcp_skb_segs = 2;
+    t.tcp.bad_csum = 1;
+    handoff.nontcp_handoff_large = 1;
+    skb.nontcp_skbs = 2;
+    skb.nontcp_skb_segs = 2;
     t.napi.budget_exhausted = 1;
     t.napi_by_id.insert(
         8193,

@@ -57,12 +57,12 @@ fn software_gso() -> Totals {
 /// Receiver on the NAPI path: MTU-sized hand-offs merged ~34 to 1.
 fn software_gro(csum_state: usize) -> Totals {
     let mut t = Totals::default();
-    add(&mut t.rx.segment_len, 1500, 2_040_000);
-    t.rx.segment_csum[csum_state] = 2_040_000;
-    t.rx.handoff_by_hook[0] = 2_040_000;
-    t.rx.queue[0] = 2_040_000;
-    add(&mut t.rx.skb_len, 49_000, 60_000);
-    add(&mut t.rx.segs_per_skb, 34, 60_000);
+    add(&mut t.handoff.segment_len, 1500, 2_040_000);
+    t.handoff.segment_csum[csum_state] = 2_040_000;
+    t.handoff.handoff_by_hook[0] = 2_040_000;
+    t.handoff.queue[0] = 2_040_000;
+    add(&mut t.skb.skb_len, 49_000, 60_000);
+    add(&mut t.skb.segs_per_skb, 34, 60_000);
     t
 }
 
@@ -73,9 +73,9 @@ fn per_skb_only(t: &Totals) -> Totals {
     p.tx.segs_per_queued = t.tx.segs_per_queued;
     p.tx.queued_csum = t.tx.queued_csum;
     p.tx.queued_gso = t.tx.queued_gso;
-    p.rx.skb_len = t.rx.skb_len;
-    p.rx.segs_per_skb = t.rx.segs_per_skb;
-    p.rx.skb_csum = t.rx.skb_csum;
+    p.skb.skb_len = t.skb.skb_len;
+    p.skb.segs_per_skb = t.skb.segs_per_skb;
+    p.skb.skb_csum = t.skb.skb_csum;
     p
 }
 
@@ -95,7 +95,7 @@ fn per_skb_probe_set_says_what_it_cannot_see() {
     let mut t = software_gso();
     t.add(&software_gro(0));
     // What GRO hands up is CHECKSUM_PARTIAL, whoever verified the segments.
-    t.rx.skb_csum[3] = 60_000;
+    t.skb.skb_csum[3] = 60_000;
     let b = Blocks::from_totals(&per_skb_only(&t));
     let dev = per_skb_veth(&["tx-tcp-segmentation", "rx-gro", "rx-checksum"], &[]);
     let v = judge(&b, &dev);
@@ -117,8 +117,8 @@ fn per_skb_probe_set_says_what_it_cannot_see() {
 #[test]
 fn per_skb_probe_set_still_sees_that_nothing_coalesced() {
     let mut t = Totals::default();
-    add(&mut t.rx.skb_len, 1500, 50_000);
-    add(&mut t.rx.segs_per_skb, 1, 50_000);
+    add(&mut t.skb.skb_len, 1500, 50_000);
+    add(&mut t.skb.segs_per_skb, 1, 50_000);
     let b = Blocks::from_totals(&t);
     let v = rx_coalescing(&b, &per_skb_veth(&["rx-gro"], &[]));
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true));
@@ -134,10 +134,10 @@ fn per_skb_probe_set_still_sees_that_nothing_coalesced() {
 #[test]
 fn per_skb_probe_set_judges_rss_from_the_skbs_queues() {
     let mut t = Totals::default();
-    add(&mut t.rx.skb_len, 49_000, 30_000);
-    add(&mut t.rx.segs_per_skb, 34, 30_000);
-    t.rx.skb_queue[2] = 14_000;
-    t.rx.skb_queue[5] = 16_000;
+    add(&mut t.skb.skb_len, 49_000, 30_000);
+    add(&mut t.skb.segs_per_skb, 34, 30_000);
+    t.skb.skb_queue[2] = 14_000;
+    t.skb.skb_queue[5] = 16_000;
     let b = Blocks::from_totals(&t);
     let nic = Device {
         rx_queues: Some(8),
@@ -152,7 +152,7 @@ fn per_skb_probe_set_judges_rss_from_the_skbs_queues() {
         "skbs spread over 2 receive queues of 8 (queue 4 53%, queue 1 47%): the NIC hashes flows to queues"
     );
     // Classic tracepoints count skbs but read no queue.
-    t.rx.skb_queue = [0; toe_agent_common::MAX_QUEUES];
+    t.skb.skb_queue = [0; toe_agent_common::MAX_QUEUES];
     let v = rss(&Blocks::from_totals(&t), &nic);
     assert_eq!(v.mechanism, Mechanism::NotMeasured);
 }
@@ -271,15 +271,16 @@ fn nic_checksums_and_lro() {
         Mechanism::Hardware
     );
     // LRO: hand-offs already 60 KB with gso_size set, checksum UNNECESSARY.
-    t.rx = Totals::default().rx;
-    add(&mut t.rx.segment_len, 60_000, 5000);
-    add(&mut t.rx.handoff_gso_size, 1448, 5000);
-    t.rx.segment_csum[1] = 5000;
+    let fresh = Totals::default();
+    (t.handoff, t.skb, t.tcp) = (fresh.handoff, fresh.skb, fresh.tcp);
+    add(&mut t.handoff.segment_len, 60_000, 5000);
+    add(&mut t.handoff.handoff_gso_size, 1448, 5000);
+    t.handoff.segment_csum[1] = 5000;
     let v = rx_coalescing(&Blocks::from_totals(&t), &nic);
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::Hardware, false));
     assert_eq!(v.configured.unwrap().feature, "rx-lro");
     // Same hand-offs with PARTIAL: a GSO skb that crossed veth.
-    t.rx.segment_csum = [0, 0, 0, 5000];
+    t.handoff.segment_csum = [0, 0, 0, 5000];
     let v = rx_coalescing(&Blocks::from_totals(&t), &veth(&["rx-gro"], &[]));
     assert_eq!(v.mechanism, Mechanism::Deferred);
     assert!(
@@ -292,10 +293,10 @@ fn nic_checksums_and_lro() {
 #[test]
 fn only_small_packets_are_not_enough() {
     let mut t = Totals::default();
-    add(&mut t.rx.segment_len, 52, 5000);
-    t.rx.segment_csum[3] = 5000;
-    add(&mut t.rx.skb_len, 52, 5000);
-    add(&mut t.rx.segs_per_skb, 1, 5000);
+    add(&mut t.handoff.segment_len, 52, 5000);
+    t.handoff.segment_csum[3] = 5000;
+    add(&mut t.skb.skb_len, 52, 5000);
+    add(&mut t.skb.segs_per_skb, 1, 5000);
     add(&mut t.tx.queued_len, 66, 5000);
     add(&mut t.tx.segs_per_queued, 1, 5000);
     add(&mut t.tx.xmit_len, 66, 5000);
@@ -317,18 +318,18 @@ fn mixed_traffic_goes_by_the_majority_and_gro_off_path_is_named() {
     // MTU-sized packets through the backlog with GRO on: nothing merged,
     // but GRO never had the chance, so no mismatch.
     let mut t = Totals::default();
-    add(&mut t.rx.segment_len, 1500, 9000);
-    add(&mut t.rx.segment_len, 52, 1000);
-    t.rx.handoff_by_hook[4] = 10_000;
-    add(&mut t.rx.skb_len, 1500, 9000);
-    add(&mut t.rx.skb_len, 52, 1000);
-    add(&mut t.rx.segs_per_skb, 1, 10_000);
+    add(&mut t.handoff.segment_len, 1500, 9000);
+    add(&mut t.handoff.segment_len, 52, 1000);
+    t.handoff.handoff_by_hook[4] = 10_000;
+    add(&mut t.skb.skb_len, 1500, 9000);
+    add(&mut t.skb.skb_len, 52, 1000);
+    add(&mut t.skb.segs_per_skb, 1, 10_000);
     let dev = veth(&["rx-gro"], &[]);
     let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, false));
     assert!(v.evidence.contains("backlog path"), "{}", v.evidence);
     // The same on the NAPI path: GRO is on and merged nothing.
-    t.rx.handoff_by_hook = [10_000, 0, 0, 0, 0];
+    t.handoff.handoff_by_hook = [10_000, 0, 0, 0, 0];
     let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true));
 }
@@ -402,13 +403,13 @@ fn nic(driver: &str, class: DeviceClass, on: &[&str], off: &[&str]) -> Device {
 /// 1448, CHECKSUM_PARTIAL (bnxt_gro_skb() → tcp_gro_complete()).
 fn hw_gro_handoffs(csum_state: usize) -> Totals {
     let mut t = Totals::default();
-    add(&mut t.rx.segment_len, 43_440, 5000);
-    add(&mut t.rx.handoff_gso_size, 1448, 5000);
-    t.rx.segment_csum[csum_state] = 5000;
-    t.rx.handoff_by_hook[0] = 5000;
-    t.rx.queue[0] = 5000;
-    add(&mut t.rx.skb_len, 43_440, 5000);
-    add(&mut t.rx.segs_per_skb, 30, 5000);
+    add(&mut t.handoff.segment_len, 43_440, 5000);
+    add(&mut t.handoff.handoff_gso_size, 1448, 5000);
+    t.handoff.segment_csum[csum_state] = 5000;
+    t.handoff.handoff_by_hook[0] = 5000;
+    t.handoff.queue[0] = 5000;
+    add(&mut t.skb.skb_len, 43_440, 5000);
+    add(&mut t.skb.segs_per_skb, 30, 5000);
     t
 }
 
@@ -450,11 +451,11 @@ fn hardware_gro_on_a_physical_nic_is_hardware_not_a_virtual_path() {
 fn lro_without_gso_size_is_coalescing_not_mtu_sized_traffic() {
     // bnxt TPA in LRO mode: 64 KB hand-offs, no gso_size, UNNECESSARY.
     let mut t = Totals::default();
-    add(&mut t.rx.segment_len, 64_000, 3000);
-    t.rx.segment_csum[1] = 3000;
-    t.rx.handoff_by_hook[0] = 3000;
-    add(&mut t.rx.skb_len, 64_000, 3000);
-    add(&mut t.rx.segs_per_skb, 1, 3000);
+    add(&mut t.handoff.segment_len, 64_000, 3000);
+    t.handoff.segment_csum[1] = 3000;
+    t.handoff.handoff_by_hook[0] = 3000;
+    add(&mut t.skb.skb_len, 64_000, 3000);
+    add(&mut t.skb.segs_per_skb, 1, 3000);
     let b = Blocks::from_totals(&t);
     let dev = nic(
         "bnxt_en",
@@ -474,8 +475,8 @@ fn lro_without_gso_size_is_coalescing_not_mtu_sized_traffic() {
     assert!(!v.evidence.contains("near MTU"), "{}", v.evidence);
     // The same skbs seen only after GRO: coalesced by someone, not "off".
     let mut p = Totals::default();
-    p.rx.skb_len = t.rx.skb_len;
-    p.rx.segs_per_skb = t.rx.segs_per_skb;
+    p.skb.skb_len = t.skb.skb_len;
+    p.skb.segs_per_skb = t.skb.segs_per_skb;
     let dev = Device {
         coverage: Coverage {
             handoff: false,
@@ -494,14 +495,14 @@ fn paravirtual_devices_name_the_host_not_the_nic() {
     // 1348 and PARTIAL at the hand-off; the guest's own transmissions
     // leave as PARTIAL, TSO skbs intact.
     let mut t = hw_gro_handoffs(3);
-    t.rx.segment_len = Hist::ZERO;
-    add(&mut t.rx.segment_len, 53_000, 4000);
-    t.rx.handoff_gso_size = Hist::ZERO;
-    add(&mut t.rx.handoff_gso_size, 1348, 4000);
-    t.rx.segment_csum = [0, 0, 0, 4000];
-    t.rx.handoff_by_hook = [4000, 0, 0, 0, 0];
-    t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
-    t.rx.queue[0] = 4000;
+    t.handoff.segment_len = Hist::ZERO;
+    add(&mut t.handoff.segment_len, 53_000, 4000);
+    t.handoff.handoff_gso_size = Hist::ZERO;
+    add(&mut t.handoff.handoff_gso_size, 1348, 4000);
+    t.handoff.segment_csum = [0, 0, 0, 4000];
+    t.handoff.handoff_by_hook = [4000, 0, 0, 0, 0];
+    t.handoff.queue = [0; toe_agent_common::MAX_QUEUES];
+    t.handoff.queue[0] = 4000;
     add(&mut t.tx.queued_len, 30_000, 500);
     add(&mut t.tx.segs_per_queued, 22, 500);
     t.tx.queued_gso[GSO_TCP4] = 500;
@@ -544,10 +545,10 @@ fn paravirtual_devices_name_the_host_not_the_nic() {
 #[test]
 fn rss_over_many_evenly_loaded_queues_is_spreading() {
     let mut t = software_gro(1);
-    t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
+    t.handoff.queue = [0; toe_agent_common::MAX_QUEUES];
     // skb_record_rx_queue() stores queue n as n + 1.
     for q in 0..32 {
-        t.rx.queue[q + 1] = 2_040_000 / 32;
+        t.handoff.queue[q + 1] = 2_040_000 / 32;
     }
     let b = Blocks::from_totals(&t);
     let dev = Device {
@@ -562,9 +563,9 @@ fn rss_over_many_evenly_loaded_queues_is_spreading() {
         v.evidence
     );
     // One bulk flow and a trickle elsewhere is not spreading.
-    t.rx.queue = [0; toe_agent_common::MAX_QUEUES];
-    t.rx.queue[4] = 2_000_000;
-    t.rx.queue[1] = 40_000;
+    t.handoff.queue = [0; toe_agent_common::MAX_QUEUES];
+    t.handoff.queue[4] = 2_000_000;
+    t.handoff.queue[1] = 40_000;
     let v = rss(&Blocks::from_totals(&t), &dev);
     assert_eq!(v.mechanism, Mechanism::Off);
     assert!(
@@ -580,13 +581,13 @@ fn udp_bulk_does_not_pass_for_a_tcp_offload_fault() {
     // Receive: TCP merged 34 to 1 by GRO, beside 3M UDP datagrams GRO
     // leaves alone. Judged on all packets that is 1.04 per skb: "off".
     let mut t = software_gro(0);
-    add(&mut t.rx.segment_len, 1200, 3_000_000);
-    t.rx.segment_csum[0] += 3_000_000;
-    t.rx.handoff_by_hook[0] += 3_000_000;
-    add(&mut t.rx.skb_len, 1200, 3_000_000);
-    add(&mut t.rx.segs_per_skb, 1, 3_000_000);
-    t.rx.nontcp_skbs = 3_000_000;
-    t.rx.nontcp_skb_segs = 3_000_000;
+    add(&mut t.handoff.segment_len, 1200, 3_000_000);
+    t.handoff.segment_csum[0] += 3_000_000;
+    t.handoff.handoff_by_hook[0] += 3_000_000;
+    add(&mut t.skb.skb_len, 1200, 3_000_000);
+    add(&mut t.skb.segs_per_skb, 1, 3_000_000);
+    t.skb.nontcp_skbs = 3_000_000;
+    t.skb.nontcp_skb_segs = 3_000_000;
     let dev = veth(&["rx-gro"], &[]);
     let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::Software, false));
@@ -626,7 +627,7 @@ fn udp_bulk_does_not_pass_for_a_tcp_offload_fault() {
 fn classic_per_skb_reads_no_segments_per_skb_and_says_so() {
     // --classic --per-skb: skb lengths only, no gso_segs after GRO.
     let mut t = Totals::default();
-    add(&mut t.rx.skb_len, 49_000, 60_000);
+    add(&mut t.skb.skb_len, 49_000, 60_000);
     let v = rx_coalescing(&Blocks::from_totals(&t), &per_skb_veth(&["rx-gro"], &[]));
     assert_eq!((v.mechanism, v.mismatch), (Mechanism::NotMeasured, false));
     assert!(v.evidence.contains("classic tracepoints"), "{}", v.evidence);
@@ -711,8 +712,8 @@ fn a_missing_handoff_hook_is_not_claimed_as_seen() {
     // The driver hands packets to netif_receive_skb(), whose hook did
     // not attach; napi_gro_receive's did and saw nothing.
     let mut t = Totals::default();
-    add(&mut t.rx.skb_len, 1500, 50_000);
-    add(&mut t.rx.segs_per_skb, 1, 50_000);
+    add(&mut t.skb.skb_len, 1500, 50_000);
+    add(&mut t.skb.segs_per_skb, 1, 50_000);
     let dev = Device {
         coverage: Coverage {
             handoff: true,

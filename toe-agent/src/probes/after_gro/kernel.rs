@@ -1,18 +1,21 @@
 //! Kernel side of the after-GRO family (compiled into toe-agent-ebpf):
 //! each skb as the stack receives it.
 use aya_ebpf::{
-    macros::{btf_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::PerCpuArray,
     programs::{BtfTracePointContext, TracePointContext},
 };
-use toe_agent_common::MAX_QUEUES;
+use toe_agent_common::{MAX_QUEUES, SkbStats};
 
 use crate::{
     classic::{PASS, field, names_traced_dev},
     hist,
     percpu::this_cpu,
-    rx::RX,
     skb::Skb,
 };
+
+#[map]
+static SKB: PerCpuArray<SkbStats> = PerCpuArray::with_max_entries(1, 0);
 
 /// An skb as the stack receives it, after GRO: `trace_netif_receive_skb(skb)`
 /// in __netif_receive_skb_core() (net/core/dev.c), once per skb on both the
@@ -49,7 +52,7 @@ pub struct SkbDetail {
 /// Count one skb after GRO; the classic fallback knows only its length.
 #[inline(always)]
 pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
-    let Some(s) = this_cpu(&RX) else {
+    let Some(s) = this_cpu(&SKB) else {
         return;
     };
     hist::add(&mut s.skb_len, len as u64);

@@ -100,3 +100,13 @@ pub(super) const FAMILY: Family = Family {
         ),
     ],
 };
+
+// How the family's map value sums over CPUs and differences over time.
+crate::kernel::collect::counters!(toe_agent_common::SkbStats {
+    skb_len,
+    segs_per_skb,
+    skb_csum,
+    skb_queue,
+    nontcp_skbs,
+    nontcp_skb_segs,
+});

@@ -1,21 +1,24 @@
 //! Kernel side of the hand-off family (compiled into toe-agent-ebpf): the
 //! driver's hand-off of each packet, before GRO.
 use aya_ebpf::{
-    macros::{btf_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::PerCpuArray,
     programs::{BtfTracePointContext, TracePointContext},
 };
 use toe_agent_common::{
     HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
-    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, MAX_QUEUES,
+    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, HandoffStats, MAX_QUEUES,
 };
 
 use crate::{
     classic::{PASS, field, names_traced_dev},
     hist,
     percpu::this_cpu,
-    rx::RX,
     skb::{NetDev, Skb},
 };
+
+#[map]
+static HANDOFF: PerCpuArray<HandoffStats> = PerCpuArray::with_max_entries(1, 0);
 
 /// A packet handed up by the driver, one per received segment unless the
 /// NIC coalesced (LRO / HW-GRO). The `*_entry` tracepoints fire at the top of
@@ -71,7 +74,7 @@ pub struct Handoff {
 /// Count one driver hand-off (shared with the classic tracepoint fallback).
 #[inline(always)]
 pub fn record_handoff(h: &Handoff) {
-    let Some(s) = this_cpu(&RX) else {
+    let Some(s) = this_cpu(&HANDOFF) else {
         return;
     };
     hist::add(&mut s.segment_len, h.len as u64);

@@ -110,3 +110,13 @@ pub(super) const FAMILY: Family = Family {
         ),
     ],
 };
+
+// How the family's map value sums over CPUs and differences over time.
+crate::kernel::collect::counters!(toe_agent_common::HandoffStats {
+    segment_len,
+    segment_csum,
+    handoff_by_hook,
+    handoff_gso_size,
+    queue,
+    nontcp_handoff_large,
+});

@@ -2,7 +2,7 @@
 //! __napi_poll() (net/core/dev.c), with the packets processed (`work`) and
 //! the budget.
 use crate::{
-    kernel::btf::OffsetGroup,
+    kernel::{btf::OffsetGroup, collect::Counters},
     model::catalogue::{Needs, Quantity, Unit},
 };
 
@@ -74,3 +74,30 @@ pub(super) const FAMILY: Family = Family {
         ),
     ],
 };
+
+// How the family's map values sum over CPUs and difference over time.
+crate::kernel::collect::counters!(toe_agent_common::NapiStats {
+    work,
+    budget_exhausted
+});
+
+impl Counters for toe_agent_common::NapiIdStats {
+    fn zero() -> Self {
+        toe_agent_common::NapiIdStats::default()
+    }
+    fn add(&mut self, other: &Self) {
+        self.polls.add(&other.polls);
+        self.work.add(&other.work);
+        self.budget_exhausted.add(&other.budget_exhausted);
+        // A setting, not a counter: keep the latest non-zero one.
+        self.budget = self.budget.max(other.budget);
+    }
+    fn sub(&self, earlier: &Self) -> Self {
+        toe_agent_common::NapiIdStats {
+            polls: self.polls.sub(&earlier.polls),
+            work: self.work.sub(&earlier.work),
+            budget_exhausted: self.budget_exhausted.sub(&earlier.budget_exhausted),
+            budget: self.budget,
+        }
+    }
+}

@@ -115,3 +115,12 @@ const fn runs(
     .with(labels)
     .host()
 }
+
+// How the family's map value sums over CPUs and differences over time;
+// the timestamps are program state, zero in sums and differences.
+crate::kernel::collect::counters!(toe_agent_common::SoftirqStats {
+    time_ns,
+    count,
+    duration,
+    raise_latency
+} rest: entry_ts, raise_ts);

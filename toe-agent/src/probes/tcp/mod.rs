@@ -22,3 +22,6 @@ pub(super) const FAMILY: Family = Family {
         |b| b.rx.bad_csum,
     )],
 };
+
+// How the family's map value sums over CPUs and differences over time.
+crate::kernel::collect::counters!(toe_agent_common::TcpStats { bad_csum });

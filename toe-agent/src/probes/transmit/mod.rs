@@ -147,3 +147,16 @@ pub(super) const FAMILY: Family = Family {
         ),
     ],
 };
+
+// How the family's map value sums over CPUs and differences over time.
+crate::kernel::collect::counters!(toe_agent_common::TxStats {
+    queued_len,
+    queued_csum,
+    segs_per_queued,
+    xmit_len,
+    xmit_csum,
+    segs_per_xmit,
+    queue,
+    queued_gso,
+    xmit_gso,
+});
