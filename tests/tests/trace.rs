@@ -251,6 +251,20 @@ fn napi_gro_path_and_software_gso_are_measured() {
     assert!(u(&rx["skb_len"]["p50"]) > 8_192, "{}", rx["skb_len"]);
     let per_skb = u(&rx["segs_per_skb"]["sum"]) as f64 / u(&rx["skbs"]) as f64;
     assert!(per_skb > 4.0, "segments per skb {per_skb}");
+    // GRO reported a result for each packet that entered it, and merged
+    // most: each skb after GRO is one held packet and the merged rest.
+    let gro = &rx["gro"];
+    let results: u64 = ["merged", "held", "normal", "consumed", "other"]
+        .iter()
+        .map(|k| u(&gro[k]))
+        .sum();
+    let entered = u(&rx["handoff"]["napi_gro_receive"]) + u(&rx["handoff"]["napi_gro_frags"]);
+    assert!(
+        results <= entered && entered - results <= 2,
+        "{gro} of {entered}"
+    );
+    assert!(u(&gro["merged"]) * 2 >= entered, "{gro}");
+    assert!(u(&gro["held"]) > 0, "{gro}");
     let napi = &records.last().unwrap()["napi"];
     assert!(u(&napi["polls"]) > 0, "{napi}");
     assert!(!napi["by_id"].as_array().unwrap().is_empty());
@@ -291,6 +305,8 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
             "netif_receive_skb_entry",
             "netif_receive_skb_list_entry",
             "netif_rx_entry",
+            "napi_gro_receive_exit",
+            "napi_gro_frags_exit",
             "net_dev_start_xmit"
         ]
     );
@@ -352,7 +368,7 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
         "{coalescing}"
     );
     assert!(
-        stdout.contains("probes 7/13 attached, 6 left out (--per-skb)"),
+        stdout.contains("probes 7/15 attached, 8 left out (--per-skb)"),
         "{stdout}"
     );
     assert!(

@@ -14,6 +14,8 @@ pub use hist::{HIST_BUCKETS, Hist};
 // to the programs that fill it and the userspace that reads it.
 #[path = "../../toe-agent/src/probes/after_gro/layout.rs"]
 mod after_gro;
+#[path = "../../toe-agent/src/probes/gro/layout.rs"]
+mod gro;
 #[path = "../../toe-agent/src/probes/handoff/layout.rs"]
 mod handoff;
 #[path = "../../toe-agent/src/probes/napi/layout.rs"]
@@ -26,6 +28,9 @@ mod tcp;
 mod transmit;
 
 pub use after_gro::SkbStats;
+pub use gro::{
+    GRO_CONSUMED, GRO_HELD, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS, GroStats,
+};
 pub use handoff::HandoffStats;
 pub use napi::{NapiIdStats, NapiStats};
 pub use softirq::SoftirqStats;
@@ -167,6 +172,7 @@ mod tests {
             2 * size_of::<Hist>() + (CSUM_STATES + MAX_QUEUES + 2) * 8
         );
         assert_eq!(size_of::<TcpStats>(), 8);
+        assert_eq!(size_of::<GroStats>(), (GRO_RESULTS + 1) * 8);
         assert_eq!(
             size_of::<TxStats>(),
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8

@@ -10,6 +10,7 @@
 use crate::{kernel::btf::OffsetGroup, model::catalogue::Quantity};
 
 mod after_gro;
+mod gro;
 mod handoff;
 mod napi;
 mod softirq;
@@ -61,6 +62,7 @@ pub(crate) struct Family {
 
 pub(crate) const FAMILIES: &[Family] = &[
     handoff::FAMILY,
+    gro::FAMILY,
     after_gro::FAMILY,
     tcp::FAMILY,
     transmit::FAMILY,

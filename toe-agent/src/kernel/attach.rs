@@ -13,7 +13,8 @@ use aya::{
 };
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    Config, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
+    Config, GroStats, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats,
+    TxStats,
 };
 
 use crate::{
@@ -394,6 +395,7 @@ impl KernelSource<'_> {
 impl Source for KernelSource<'_> {
     fn read(&mut self) -> anyhow::Result<Totals> {
         let handoff = self.per_cpu::<HandoffStats>("HANDOFF")?;
+        let gro = self.per_cpu::<GroStats>("GRO")?;
         let skb = self.per_cpu::<SkbStats>("SKB")?;
         let tcp = self.per_cpu::<TcpStats>("TCP")?;
         let tx = self.per_cpu::<TxStats>("TX")?;
@@ -411,6 +413,7 @@ impl Source for KernelSource<'_> {
         }
         Ok(Totals {
             handoff: sum(handoff.iter()),
+            gro: sum(gro.iter()),
             skb: sum(skb.iter()),
             tcp: sum(tcp.iter()),
             tx: sum(tx.iter()),

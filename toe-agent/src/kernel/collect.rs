@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use toe_agent_common::{
-    HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
+    GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
 };
 
 /// Cumulative counters since the programs were loaded.
@@ -14,6 +14,7 @@ use toe_agent_common::{
 pub struct Totals {
     /// One per probe family (the layouts live in `probes/<family>/layout.rs`).
     pub handoff: HandoffStats,
+    pub gro: GroStats,
     pub skb: SkbStats,
     pub tcp: TcpStats,
     pub tx: TxStats,
@@ -27,6 +28,7 @@ impl Default for Totals {
     fn default() -> Self {
         Totals {
             handoff: HandoffStats::zero(),
+            gro: GroStats::zero(),
             skb: SkbStats::zero(),
             tcp: TcpStats::zero(),
             tx: TxStats::zero(),
@@ -112,6 +114,7 @@ impl Totals {
     /// Accumulate `other` (a later period) into `self`.
     pub fn add(&mut self, other: &Totals) {
         self.handoff.add(&other.handoff);
+        self.gro.add(&other.gro);
         self.skb.add(&other.skb);
         self.tcp.add(&other.tcp);
         self.tx.add(&other.tx);
@@ -133,6 +136,7 @@ impl Totals {
         let zero = SoftirqStats::zero();
         Totals {
             handoff: self.handoff.sub(&earlier.handoff),
+            gro: self.gro.sub(&earlier.gro),
             skb: self.skb.sub(&earlier.skb),
             tcp: self.tcp.sub(&earlier.tcp),
             tx: self.tx.sub(&earlier.tx),

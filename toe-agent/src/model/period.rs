@@ -3,10 +3,10 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, GSO_CLASSES, GSO_OTHER,
-    GSO_TCP4, GSO_TCP6, HANDOFF_HOOKS, HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE,
-    HOOK_NETIF_RECEIVE_SKB, HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES,
-    SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
+    CSUM_COMPLETE, CSUM_NONE, CSUM_PARTIAL, CSUM_STATES, CSUM_UNNECESSARY, GRO_CONSUMED, GRO_HELD,
+    GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS, GSO_CLASSES, GSO_OTHER, GSO_TCP4,
+    GSO_TCP6, HANDOFF_HOOKS, HOOK_NAPI_GRO_FRAGS, HOOK_NAPI_GRO_RECEIVE, HOOK_NETIF_RECEIVE_SKB,
+    HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, Hist, MAX_QUEUES, SOFTIRQ_NET_RX, SOFTIRQ_NET_TX,
     hist::{bucket_index, bucket_lower_bound, bucket_upper_bound},
 };
 
@@ -167,6 +167,55 @@ pub struct NonTcpRx {
     pub handoff_large: u64,
 }
 
+/// Packets by what GRO returned for them (`gro_result_t`,
+/// include/linux/netdevice.h): the evidence for why GRO did or did not
+/// merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroResults {
+    /// Merged into an skb GRO holds (GRO_MERGED, GRO_MERGED_FREE).
+    pub merged: u64,
+    /// Held as the first packet of a flow, for later ones to merge into.
+    pub held: u64,
+    /// Passed up as it was: not mergeable (another protocol, a flag, a
+    /// checksum GRO could not trust) or flushed at once.
+    pub normal: u64,
+    /// Consumed (by a tunnel's GRO, for one).
+    pub consumed: u64,
+    /// A result this agent does not know.
+    pub other: u64,
+}
+
+impl GroResults {
+    fn from(r: &[u64; GRO_RESULTS]) -> Self {
+        let known = GRO_CONSUMED + 1;
+        GroResults {
+            merged: r[GRO_MERGED] + r[GRO_MERGED_FREE],
+            held: r[GRO_HELD],
+            normal: r[GRO_NORMAL],
+            consumed: r[GRO_CONSUMED],
+            other: r[known..].iter().sum(),
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.merged + self.held + self.normal + self.consumed + self.other
+    }
+
+    /// Counts by result, as a split value.
+    pub(crate) fn by_result(&self) -> Vec<(String, u64)> {
+        [
+            ("merged", self.merged),
+            ("held", self.held),
+            ("normal", self.normal),
+            ("consumed", self.consumed),
+            ("other", self.other),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect()
+    }
+}
+
 /// Multi-segment skbs by `gso_type` class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GsoClasses {
@@ -247,6 +296,10 @@ pub struct Rx {
     /// The part of the above that is not TCP (absent from earlier files).
     #[serde(default)]
     pub non_tcp: NonTcpRx,
+    /// What software GRO did with the packets handed to it (absent from
+    /// earlier files).
+    #[serde(default)]
+    pub gro: GroResults,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -380,6 +433,7 @@ impl Blocks {
                 queue_unrecorded,
                 skb_queue_unrecorded,
                 bad_csum: t.tcp.bad_csum,
+                gro: GroResults::from(&t.gro.result),
                 non_tcp: NonTcpRx {
                     handoff_large: t.handoff.nontcp_handoff_large,
                     skbs: t.skb.nontcp_skbs,

@@ -11,7 +11,7 @@ use toe_agent_common::HANDOFF_HOOK_NAMES;
 
 use crate::{
     model::class::DeviceClass,
-    model::period::{Blocks, Csum, HistSummary},
+    model::period::{Blocks, Csum, GroResults, HistSummary},
     model::units::group,
     sys::ethtool::Features,
 };

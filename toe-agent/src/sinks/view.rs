@@ -21,7 +21,7 @@ pub(crate) struct Context<'a> {
     pub probes: &'a [crate::kernel::attach::ProbeStatus],
 }
 
-/// "7/13 attached, 6 left out (--per-skb)": probes counting, of all.
+/// "7/15 attached, 8 left out (--per-skb)": probes counting, of all.
 fn probe_summary(probes: &[crate::kernel::attach::ProbeStatus]) -> String {
     use crate::kernel::attach::ProbeState;
     let on = probes.iter().filter(|p| p.status.counts()).count();

@@ -219,7 +219,7 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     let napi = r.handoff.napi_gro_receive + r.handoff.napi_gro_frags;
     let on_gro_path = napi * 2 >= r.segments;
     let e = format!(
-        "{} TCP packets at the hand-off ({} packets near MTU size), {} skbs after GRO: nothing coalesced{}{}{others}",
+        "{} TCP packets at the hand-off ({} packets near MTU size), {} skbs after GRO: nothing coalesced{}{}{}{others}",
         group(tcp.segments),
         group(bulk),
         group(tcp.skbs),
@@ -228,9 +228,26 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
             ""
         } else {
             "; packets took the backlog path (netif_rx), where GRO does not run"
-        }
+        },
+        gro_results(&r.gro),
     );
     verdict(o, Mechanism::Off, gro, gro_on && on_gro_path, e)
+}
+
+/// What GRO said it did with the packets, when the GRO probes saw them:
+/// the first thing to look at when nothing merged.
+fn gro_results(g: &GroResults) -> String {
+    let total = g.total();
+    if total == 0 {
+        return String::new();
+    }
+    let share = |n: u64| 100.0 * n as f64 / total as f64;
+    format!(
+        "; GRO's results: {:.0}% passed up unmerged (GRO_NORMAL), {:.0}% held, {:.0}% merged",
+        share(g.normal),
+        share(g.held),
+        share(g.merged)
+    )
 }
 
 /// Most TCP packets were already larger than the MTU when the driver handed

@@ -736,3 +736,30 @@ fn a_missing_handoff_hook_is_not_claimed_as_seen() {
     let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
     assert_eq!(v.mechanism, Mechanism::Software);
 }
+
+/// e1000e under QEMU (Debian 6.1): packets reach napi_gro_receive() one
+/// MTU-sized segment each and leave unmerged. What GRO returned for them
+/// (net/core/gro.c, napi_gro_receive() → `trace_napi_gro_receive_exit`)
+/// is the evidence: here every packet came back GRO_NORMAL.
+#[test]
+fn nothing_merged_says_what_gro_returned() {
+    let mut t = Totals::default();
+    add(&mut t.handoff.segment_len, 1500, 100_000);
+    t.handoff.segment_csum[0] = 100_000;
+    t.handoff.handoff_by_hook[0] = 100_000;
+    add(&mut t.skb.skb_len, 1500, 100_000);
+    add(&mut t.skb.segs_per_skb, 1, 100_000);
+    t.gro.result[toe_agent_common::GRO_NORMAL] = 99_000;
+    t.gro.result[toe_agent_common::GRO_HELD] = 1_000;
+    let mut nic = veth(&["rx-gro"], &[]);
+    nic.class = DeviceClass::Physical;
+    nic.driver = "e1000e".into();
+    let v = rx_coalescing(&Blocks::from_totals(&t), &nic);
+    assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true), "{v:?}");
+    assert!(
+        v.evidence
+            .ends_with("GRO's results: 99% passed up unmerged (GRO_NORMAL), 1% held, 0% merged"),
+        "{}",
+        v.evidence
+    );
+}

@@ -80,6 +80,10 @@ pub fn record_handoff(h: &Handoff) {
     hist::add(&mut s.segment_len, h.len as u64);
     s.segment_csum[h.csum & 3] += 1;
     s.handoff_by_hook[h.hook] += 1;
+    if h.hook == HOOK_NAPI_GRO_RECEIVE || h.hook == HOOK_NAPI_GRO_FRAGS {
+        // The GRO family counts what GRO does with this packet at the exit.
+        crate::gro::mark();
+    }
     s.queue[h.queue & (MAX_QUEUES - 1)] += 1;
     if h.gso_size != 0 {
         hist::add(&mut s.handoff_gso_size, h.gso_size);
