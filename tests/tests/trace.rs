@@ -368,7 +368,7 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
         "{coalescing}"
     );
     assert!(
-        stdout.contains("probes 7/15 attached, 8 left out (--per-skb)"),
+        stdout.contains("probes 8/16 attached, 8 left out (--per-skb)"),
         "{stdout}"
     );
     assert!(
@@ -943,4 +943,54 @@ fn self_stats_reports_program_cost_and_restores_the_setting() {
         "{o}"
     );
     assert!(u(&o["events"]) > 1000);
+}
+
+/// Random loss inside the receiver's namespace: an nftables rule drops
+/// about 1% of the transfer's segments (`numgen random mod 100 < 1`), and
+/// the agent counts them as the stack's NETFILTER_DROP (the name read from
+/// the kernel's BTF), as many as the rule's own counter.
+#[test]
+fn drops_are_counted_by_reason() {
+    if !privileged("drops_are_counted_by_reason") {
+        return;
+    }
+    let lab = Lab::new();
+    let nft = |args: &str| {
+        let out = lab.exec(&lab.ns_b, &["nft", args]);
+        assert!(
+            out.status.success(),
+            "nft {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    nft("add table inet toe_loss");
+    nft("add chain inet toe_loss input { type filter hook input priority 0; }");
+    nft("add rule inet toe_loss input tcp dport 5201 numgen random mod 100 < 1 counter drop");
+    let nd = scratch("drops.ndjson");
+    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &nd, &[]);
+    wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+    lab.iperf(2);
+    lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
+    agent.signal(libc::SIGTERM);
+    let done = agent.wait(EXIT_TIMEOUT);
+    assert!(done.status.success(), "{}", done.stderr);
+    // `counter packets N bytes M drop`
+    let rules = nft("list chain inet toe_loss input");
+    let counted: u64 = rules
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {rules}"));
+    let summary = read_ndjson(&nd).pop().unwrap();
+    let drops = &summary["drops"];
+    let netfilter = u(&drops["by_reason"]["NETFILTER_DROP"]);
+    assert!(counted > 50, "the rule dropped only {counted}: {rules}");
+    assert!(
+        netfilter <= counted && counted - netfilter <= 3,
+        "agent {netfilter}, nftables {counted}: {drops}"
+    );
+    assert!(u(&drops["total"]) >= netfilter, "{drops}");
+    assert!(done.stdout.contains("drops.by_reason"), "{}", done.stdout);
 }

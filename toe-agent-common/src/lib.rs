@@ -14,6 +14,8 @@ pub use hist::{HIST_BUCKETS, Hist};
 // to the programs that fill it and the userspace that reads it.
 #[path = "../../toe-agent/src/probes/after_gro/layout.rs"]
 mod after_gro;
+#[path = "../../toe-agent/src/probes/drops/layout.rs"]
+mod drops;
 #[path = "../../toe-agent/src/probes/gro/layout.rs"]
 mod gro;
 #[path = "../../toe-agent/src/probes/handoff/layout.rs"]
@@ -28,6 +30,7 @@ mod tcp;
 mod transmit;
 
 pub use after_gro::SkbStats;
+pub use drops::{DROP_REASONS, DropStats};
 pub use gro::{
     GRO_CONSUMED, GRO_HELD, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS, GroStats,
 };
@@ -173,6 +176,7 @@ mod tests {
         );
         assert_eq!(size_of::<TcpStats>(), 8);
         assert_eq!(size_of::<GroStats>(), (GRO_RESULTS + 1) * 8);
+        assert_eq!(size_of::<DropStats>(), DROP_REASONS * 8);
         assert_eq!(
             size_of::<TxStats>(),
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8

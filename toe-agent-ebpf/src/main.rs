@@ -18,6 +18,8 @@ mod skb;
 // into toe-agent-common).
 #[path = "../../toe-agent/src/probes/after_gro/kernel.rs"]
 mod after_gro;
+#[path = "../../toe-agent/src/probes/drops/kernel.rs"]
+mod drops;
 #[path = "../../toe-agent/src/probes/gro/kernel.rs"]
 mod gro;
 #[path = "../../toe-agent/src/probes/handoff/kernel.rs"]

@@ -3,6 +3,7 @@
 //! the verdicts.
 pub(crate) mod catalogue;
 pub(crate) mod class;
+pub(crate) mod drops;
 pub(crate) mod period;
 pub(crate) mod units;
 pub(crate) mod verdict;

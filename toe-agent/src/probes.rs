@@ -7,9 +7,13 @@
 //! every program listed there, the catalogue iterates their quantities, and
 //! a test checks that the programs compiled into the object are exactly
 //! these.
-use crate::{kernel::btf::OffsetGroup, model::catalogue::Quantity};
+use crate::{
+    kernel::btf::{KernelBtf, OffsetGroup},
+    model::catalogue::Quantity,
+};
 
 mod after_gro;
+mod drops;
 mod gro;
 mod handoff;
 mod napi;
@@ -57,6 +61,9 @@ pub(crate) struct Family {
     /// kernel's BTF lacks one, this family (and only this one) falls back
     /// to its classic tracepoints.
     pub(crate) reads: &'static [OffsetGroup],
+    /// What else the family reads from the kernel's BTF when it is there
+    /// (the names of an enum, say).
+    pub(crate) learn: Option<fn(&KernelBtf)>,
     pub(crate) quantities: &'static [Quantity],
 }
 
@@ -68,6 +75,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     transmit::FAMILY,
     softirq::FAMILY,
     napi::FAMILY,
+    drops::FAMILY,
 ];
 
 /// Every quantity of the catalogue, family by family: the order the sinks

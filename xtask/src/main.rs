@@ -57,6 +57,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("curl", "curl"),
+    ("nft", "nftables"),
 ];
 
 fn main() -> ExitCode {

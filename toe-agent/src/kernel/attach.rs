@@ -13,8 +13,8 @@ use aya::{
 };
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    Config, GroStats, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats,
-    TxStats,
+    Config, DropStats, GroStats, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats,
+    TcpStats, TxStats,
 };
 
 use crate::{
@@ -207,7 +207,13 @@ impl Probes {
             Err("classic tracepoints requested (--classic)".to_string())
         } else {
             KernelBtf::open(Path::new(VMLINUX_BTF))
-                .map(|k| k.offsets())
+                .map(|k| {
+                    // What the families learn from BTF besides offsets.
+                    for learn in crate::probes::FAMILIES.iter().filter_map(|f| f.learn) {
+                        learn(&k);
+                    }
+                    k.offsets()
+                })
                 .map_err(|e| e.to_string())
         };
         let cfg = config(iface, offsets.as_ref().map(|r| r.off).unwrap_or_default());
@@ -398,6 +404,7 @@ impl Source for KernelSource<'_> {
         let gro = self.per_cpu::<GroStats>("GRO")?;
         let skb = self.per_cpu::<SkbStats>("SKB")?;
         let tcp = self.per_cpu::<TcpStats>("TCP")?;
+        let drops = self.per_cpu::<DropStats>("DROPS")?;
         let tx = self.per_cpu::<TxStats>("TX")?;
         let napi = self.per_cpu::<NapiStats>("NAPI")?;
         let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
@@ -416,6 +423,7 @@ impl Source for KernelSource<'_> {
             gro: sum(gro.iter()),
             skb: sum(skb.iter()),
             tcp: sum(tcp.iter()),
+            drops: sum(drops.iter()),
             tx: sum(tx.iter()),
             napi: sum(napi.iter()),
             napi_by_id,

@@ -259,6 +259,30 @@ impl KernelBtf {
         Ok(loc.byte())
     }
 
+    /// The values of `enum name` (KIND_ENUM or KIND_ENUM64) by name, for
+    /// enums whose values the kernel changes between versions (drop
+    /// reasons). Values above `u32::MAX` are left out.
+    pub(crate) fn enum_values(&self, name: &str) -> Result<Vec<(u32, String)>, BtfError> {
+        let e = (1..self.offsets.len() as u32)
+            .filter_map(|id| self.hdr(id))
+            .find(|t| {
+                (t.kind == KIND_ENUM || t.kind == KIND_ENUM64)
+                    && t.vlen > 0
+                    && self.name(t.name_off) == name
+            })
+            .ok_or_else(|| BtfError::NoStruct(format!("enum {name}")))?;
+        // struct btf_enum { name_off; val } and btf_enum64 { name_off;
+        // val_lo32; val_hi32 } (include/uapi/linux/btf.h).
+        let step = if e.kind == KIND_ENUM64 { 12 } else { 8 };
+        Ok((0..e.vlen as usize)
+            .filter_map(|i| {
+                let o = e.body + i * step;
+                let high = if step == 12 { self.u32_at(o + 8) } else { 0 };
+                (high == 0).then(|| (self.u32_at(o + 4), self.name(self.u32_at(o)).to_string()))
+            })
+            .collect())
+    }
+
     /// The `sk_buff` and `skb_shared_info` fields.
     fn skb_offsets(&self, off: &mut Offsets) -> Result<(), BtfError> {
         let ip_summed = self.member("sk_buff", &["ip_summed"])?;
@@ -480,6 +504,38 @@ mod tests {
         out
     }
 
+    /// An enum's values by name, from BTF_KIND_ENUM's `btf_enum` entries.
+    #[test]
+    fn reads_an_enum() {
+        // `int` (type 1) and `enum e { A = 0, B = 12 }` (type 2).
+        let strings = b"\0int\0e\0A\0B\0";
+        let (e, a, b) = (5u32, 7u32, 9u32);
+        let mut types: Vec<u32> = vec![1, KIND_INT << 24, 4, 32];
+        types.extend([e, (KIND_ENUM << 24) | 2, 4, a, 0, b, 12]);
+        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut blob = Vec::new();
+        blob.extend(0xeb9fu16.to_le_bytes());
+        blob.extend([1u8, 0]);
+        let lens = [
+            24u32,
+            0,
+            type_bytes.len() as u32,
+            type_bytes.len() as u32,
+            strings.len() as u32,
+        ];
+        for w in lens {
+            blob.extend(w.to_le_bytes());
+        }
+        blob.extend(type_bytes);
+        blob.extend(strings);
+        let btf = KernelBtf::parse(blob).unwrap();
+        assert_eq!(
+            btf.enum_values("e").unwrap(),
+            [(0, "A".to_string()), (12, "B".to_string())]
+        );
+        assert!(btf.enum_values("nope").is_err());
+    }
+
     /// A kernel whose BTF has `napi_struct` and `net_device`/`net` but no
     /// `sk_buff`: the NAPI family keeps its BTF programs, the skb families
     /// are refused with the reason, and a family reading nothing is never
@@ -528,5 +584,14 @@ mod tests {
         assert!(off.skb_data > off.skb_head, "{off:?}");
         assert_ne!(off.dev_ifindex, 0);
         assert_ne!(off.net_ns_inum, 0);
+        // Drop reasons by name; NOT_SPECIFIED has been 2 since reasons exist.
+        let reasons = KernelBtf::open(path)
+            .unwrap()
+            .enum_values("skb_drop_reason")
+            .unwrap();
+        assert!(
+            reasons.contains(&(2, "SKB_DROP_REASON_NOT_SPECIFIED".to_string())),
+            "{reasons:?}"
+        );
     }
 }

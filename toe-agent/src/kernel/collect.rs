@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use toe_agent_common::{
-    GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats, TcpStats, TxStats,
+    DropStats, GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats,
+    TcpStats, TxStats,
 };
 
 /// Cumulative counters since the programs were loaded.
@@ -17,6 +18,7 @@ pub struct Totals {
     pub gro: GroStats,
     pub skb: SkbStats,
     pub tcp: TcpStats,
+    pub drops: DropStats,
     pub tx: TxStats,
     pub napi: NapiStats,
     pub napi_by_id: BTreeMap<u32, NapiIdStats>,
@@ -31,6 +33,7 @@ impl Default for Totals {
             gro: GroStats::zero(),
             skb: SkbStats::zero(),
             tcp: TcpStats::zero(),
+            drops: DropStats::zero(),
             tx: TxStats::zero(),
             napi: NapiStats::zero(),
             napi_by_id: BTreeMap::new(),
@@ -117,6 +120,7 @@ impl Totals {
         self.gro.add(&other.gro);
         self.skb.add(&other.skb);
         self.tcp.add(&other.tcp);
+        self.drops.add(&other.drops);
         self.tx.add(&other.tx);
         self.napi.add(&other.napi);
         for (id, v) in &other.napi_by_id {
@@ -139,6 +143,7 @@ impl Totals {
             gro: self.gro.sub(&earlier.gro),
             skb: self.skb.sub(&earlier.skb),
             tcp: self.tcp.sub(&earlier.tcp),
+            drops: self.drops.sub(&earlier.drops),
             tx: self.tx.sub(&earlier.tx),
             napi: self.napi.sub(&earlier.napi),
             napi_by_id: self

@@ -10,7 +10,7 @@ use toe_agent_common::{
     hist::{bucket_index, bucket_lower_bound, bucket_upper_bound},
 };
 
-use crate::kernel::collect::Totals;
+use crate::{kernel::collect::Totals, model::drops::Drops};
 
 /// A histogram summary. Percentiles, min and max are bucket bounds (the
 /// kernel keeps log-linear buckets, at most 25% wide); `sum` is exact.
@@ -377,6 +377,9 @@ pub struct Blocks {
     pub tx: Tx,
     pub softirq: Softirq,
     pub napi: Napi,
+    /// Packets of the device the stack dropped (absent from earlier files).
+    #[serde(default)]
+    pub drops: Drops,
 }
 
 fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
@@ -455,6 +458,7 @@ impl Blocks {
                 gso_queued: GsoClasses::from(&t.tx.queued_gso),
                 gso_xmit: GsoClasses::from(&t.tx.xmit_gso),
             },
+            drops: Drops::from(&t.drops.by_reason),
             softirq: Softirq {
                 net_rx: softirq_vec(t, SOFTIRQ_NET_RX),
                 net_tx: softirq_vec(t, SOFTIRQ_NET_TX),

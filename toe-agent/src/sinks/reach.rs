@@ -60,6 +60,7 @@ fn everything() -> Blocks {
         c.iter_mut().for_each(|n| *n = 7);
     }
     t.tcp.bad_csum = 1;
+    t.drops.by_reason[12] = 4;
     handoff.nontcp_handoff_large = 1;
     skb.nontcp_skbs = 2;
     skb.nontcp_skb_segs = 2;

@@ -272,6 +272,22 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
         rate(t.queued_skbs, secs),
         rates.tx_gbps,
     );
+    // Drops by the stack, most frequent reasons first.
+    if b.drops.total > 0 {
+        let mut reasons: Vec<(&String, &u64)> = b.drops.by_reason.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = reasons
+            .iter()
+            .take(3)
+            .map(|(r, n)| format!("{r} {}", group(**n)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "dropped by the stack  {}/s  ({})",
+            rate(b.drops.total, secs),
+            top.join(", ")
+        );
+    }
     // TCP's offloads are judged on TCP: say how much else there was.
     let (rx_other, tx_other) = (r.non_tcp.skb_segments, t.gso_queued.other);
     if rx_other + tx_other > 0 {

@@ -13,6 +13,7 @@ pub(super) const FAMILY: Family = Family {
     name: "after GRO",
     programs: &[Spec::btf("netif_receive_skb").or_classic("net", "netif_receive_skb_tp")],
     reads: &[OffsetGroup::Skb, OffsetGroup::Dev],
+    learn: None,
     quantities: &[
         Quantity::count(
             "rx.skbs",

@@ -19,6 +19,7 @@ pub(super) const FAMILY: Family = Family {
     ],
     // Only the tracepoint's result; the device comes from the hand-off.
     reads: &[],
+    learn: None,
     quantities: &[Quantity::split(
         "rx.gro",
         "toe_rx_gro_results",

@@ -12,6 +12,7 @@ pub(super) const FAMILY: Family = Family {
     name: "NAPI",
     programs: &[Spec::btf("napi_poll").or_classic("napi", "napi_poll_tp")],
     reads: &[OffsetGroup::Napi, OffsetGroup::Dev],
+    learn: None,
     quantities: &[
         Quantity::count(
             "napi.polls",

@@ -21,6 +21,7 @@ pub(super) const FAMILY: Family = Family {
         Spec::btf("softirq_raise").or_classic("irq", "softirq_raise_tp"),
     ],
     reads: &[],
+    learn: None,
     quantities: &[
         time("softirq.net_rx.time_ns", NET_RX, |b| {
             time_by_cpu(&b.softirq.net_rx)

@@ -12,6 +12,7 @@ pub(super) const FAMILY: Family = Family {
     name: "TCP",
     programs: &[Spec::btf("tcp_bad_csum")],
     reads: &[OffsetGroup::Skb, OffsetGroup::Dev],
+    learn: None,
     quantities: &[Quantity::count(
         "rx.bad_csum",
         "toe_tcp_bad_csum",

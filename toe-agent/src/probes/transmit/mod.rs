@@ -18,6 +18,7 @@ pub(super) const FAMILY: Family = Family {
             .per_segment(),
     ],
     reads: &[OffsetGroup::Skb, OffsetGroup::Dev],
+    learn: None,
     quantities: &[
         Quantity::count(
             "tx.queued_skbs",
