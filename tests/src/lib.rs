@@ -441,6 +441,23 @@ impl PerfCount {
         PerfCount { child, out }
     }
 
+    /// `(event, filter)` pairs, for events whose records name no device
+    /// (a TCP port, say).
+    pub fn start_filtered(events: &[(&str, &str)], out: PathBuf) -> PerfCount {
+        let mut cmd = Command::new("perf");
+        cmd.args(["stat", "-a", "-x", ",", "-o"]).arg(&out);
+        for (e, filter) in events {
+            cmd.args(["-e", e, "--filter", filter]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting perf stat");
+        thread::sleep(Duration::from_millis(800));
+        PerfCount { child, out }
+    }
+
     /// Stop counting (SIGINT, as Ctrl-C would) and return `event -> count`.
     pub fn stop(mut self) -> std::collections::BTreeMap<String, u64> {
         // SAFETY: kill(2) on the perf process we spawned.

@@ -368,7 +368,7 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
         "{coalescing}"
     );
     assert!(
-        stdout.contains("probes 8/16 attached, 8 left out (--per-skb)"),
+        stdout.contains("probes 9/17 attached, 8 left out (--per-skb)"),
         "{stdout}"
     );
     assert!(
@@ -946,12 +946,14 @@ fn self_stats_reports_program_cost_and_restores_the_setting() {
 }
 
 /// Random loss inside the receiver's namespace: an nftables rule drops
-/// about 1% of the transfer's segments (`numgen random mod 100 < 1`), and
-/// the agent counts them as the stack's NETFILTER_DROP (the name read from
-/// the kernel's BTF), as many as the rule's own counter.
+/// about 1% of the transfer's segments (`numgen random mod 100 < 1`). The
+/// receiver's agent counts them as the stack's NETFILTER_DROP (the name
+/// read from the kernel's BTF), as many as the rule's own counter; the
+/// sender's agent counts TCP's retransmissions, as many as perf counts on
+/// the same tracepoint for the transfer's port.
 #[test]
-fn drops_are_counted_by_reason() {
-    if !privileged("drops_are_counted_by_reason") {
+fn loss_shows_as_drops_and_retransmits() {
+    if !privileged("loss_shows_as_drops_and_retransmits") {
         return;
     }
     let lab = Lab::new();
@@ -967,14 +969,25 @@ fn drops_are_counted_by_reason() {
     nft("add table inet toe_loss");
     nft("add chain inet toe_loss input { type filter hook input priority 0; }");
     nft("add rule inet toe_loss input tcp dport 5201 numgen random mod 100 < 1 counter drop");
-    let nd = scratch("drops.ndjson");
-    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &nd, &[]);
-    wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+    let perf = PerfCount::start_filtered(
+        &[("tcp:tcp_retransmit_skb", "dport == 5201")],
+        scratch("retransmits.perf"),
+    );
+    let (rx_nd, tx_nd) = (scratch("drops.ndjson"), scratch("retransmits.ndjson"));
+    let receiver = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &rx_nd, &[]);
+    let sender = lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &tx_nd, &[]);
+    wait_for_lines(&rx_nd, 1, ATTACH_TIMEOUT);
+    wait_for_lines(&tx_nd, 1, ATTACH_TIMEOUT);
     lab.iperf(2);
     lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
-    agent.signal(libc::SIGTERM);
-    let done = agent.wait(EXIT_TIMEOUT);
-    assert!(done.status.success(), "{}", done.stderr);
+    for agent in [&receiver, &sender] {
+        agent.signal(libc::SIGTERM);
+    }
+    let (received, sent) = (receiver.wait(EXIT_TIMEOUT), sender.wait(EXIT_TIMEOUT));
+    let retransmits = perf.stop()["tcp:tcp_retransmit_skb"];
+    assert!(received.status.success(), "{}", received.stderr);
+    assert!(sent.status.success(), "{}", sent.stderr);
+
     // `counter packets N bytes M drop`
     let rules = nft("list chain inet toe_loss input");
     let counted: u64 = rules
@@ -983,7 +996,7 @@ fn drops_are_counted_by_reason() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no counter in {rules}"));
-    let summary = read_ndjson(&nd).pop().unwrap();
+    let summary = read_ndjson(&rx_nd).pop().unwrap();
     let drops = &summary["drops"];
     let netfilter = u(&drops["by_reason"]["NETFILTER_DROP"]);
     assert!(counted > 50, "the rule dropped only {counted}: {rules}");
@@ -992,5 +1005,19 @@ fn drops_are_counted_by_reason() {
         "agent {netfilter}, nftables {counted}: {drops}"
     );
     assert!(u(&drops["total"]) >= netfilter, "{drops}");
-    assert!(done.stdout.contains("drops.by_reason"), "{}", done.stdout);
+    assert!(
+        received.stdout.contains("drops.by_reason"),
+        "{}",
+        received.stdout
+    );
+
+    let tcp = &read_ndjson(&tx_nd).pop().unwrap()["tcp"];
+    let agent = u(&tcp["retransmits"]);
+    assert!(agent > 10, "{tcp}");
+    assert!(
+        agent <= retransmits && retransmits - agent <= 3,
+        "agent {agent}, perf {retransmits}: {tcp}"
+    );
+    assert!(u(&tcp["retransmitted_segments"]) >= agent, "{tcp}");
+    assert!(sent.stdout.contains("TCP retransmits"), "{}", sent.stdout);
 }

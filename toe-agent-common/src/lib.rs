@@ -22,6 +22,8 @@ mod gro;
 mod handoff;
 #[path = "../../toe-agent/src/probes/napi/layout.rs"]
 mod napi;
+#[path = "../../toe-agent/src/probes/retransmit/layout.rs"]
+mod retransmit;
 #[path = "../../toe-agent/src/probes/softirq/layout.rs"]
 mod softirq;
 #[path = "../../toe-agent/src/probes/tcp/layout.rs"]
@@ -36,6 +38,7 @@ pub use gro::{
 };
 pub use handoff::HandoffStats;
 pub use napi::{NapiIdStats, NapiStats};
+pub use retransmit::RetransmitStats;
 pub use softirq::SoftirqStats;
 pub use tcp::TcpStats;
 pub use transmit::TxStats;
@@ -136,6 +139,36 @@ pub struct Offsets {
     /// `struct napi_struct`
     pub napi_dev: u32,
     pub napi_id: u32,
+    /// `struct sock` → `sk_dst_cache`, the socket's cached route, and
+    /// `struct dst_entry` → `dev`, the device it leaves by.
+    pub sk_dst_cache: u32,
+    pub dst_dev: u32,
+}
+
+impl Offsets {
+    /// Before the loader fills them in.
+    pub const ZERO: Offsets = Offsets {
+        skb_len: 0,
+        skb_dev: 0,
+        skb_head: 0,
+        skb_end: 0,
+        skb_ip_summed_byte: 0,
+        skb_ip_summed_shift: 0,
+        skb_queue_mapping: 0,
+        skb_protocol: 0,
+        skb_data: 0,
+        shinfo_gso_size: 0,
+        shinfo_gso_segs: 0,
+        shinfo_gso_type: 0,
+        dev_ifindex: 0,
+        dev_nd_net: 0,
+        dev_mtu: 0,
+        net_ns_inum: 0,
+        napi_dev: 0,
+        napi_id: 0,
+        sk_dst_cache: 0,
+        dst_dev: 0,
+    };
 }
 
 /// Read-only globals the loader fills in before load (`.rodata`, frozen, so
@@ -177,6 +210,7 @@ mod tests {
         assert_eq!(size_of::<TcpStats>(), 8);
         assert_eq!(size_of::<GroStats>(), (GRO_RESULTS + 1) * 8);
         assert_eq!(size_of::<DropStats>(), DROP_REASONS * 8);
+        assert_eq!(size_of::<RetransmitStats>(), 16);
         assert_eq!(
             size_of::<TxStats>(),
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
@@ -184,8 +218,8 @@ mod tests {
         assert_eq!(size_of::<SoftirqStats>(), 4 * size_of::<Hist>() + 8 * 8);
         assert_eq!(size_of::<NapiStats>(), size_of::<Hist>() + 8);
         assert_eq!(size_of::<NapiIdStats>(), 32);
-        assert_eq!(size_of::<Offsets>(), 18 * 4);
-        assert_eq!(size_of::<Config>(), 8 + 16 + 18 * 4);
+        assert_eq!(size_of::<Offsets>(), 20 * 4);
+        assert_eq!(size_of::<Config>(), 8 + 16 + 20 * 4);
     }
 
     #[test]

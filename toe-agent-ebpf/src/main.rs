@@ -26,6 +26,8 @@ mod gro;
 mod handoff;
 #[path = "../../toe-agent/src/probes/napi/kernel.rs"]
 mod napi;
+#[path = "../../toe-agent/src/probes/retransmit/kernel.rs"]
+mod retransmit;
 #[path = "../../toe-agent/src/probes/softirq/kernel.rs"]
 mod softirq;
 #[path = "../../toe-agent/src/probes/tcp/kernel.rs"]
@@ -43,26 +45,7 @@ static CONFIG: Config = Config {
     ifindex: 0,
     netns_ino: 0,
     ifname: [0; 16],
-    off: toe_agent_common::Offsets {
-        skb_len: 0,
-        skb_dev: 0,
-        skb_head: 0,
-        skb_end: 0,
-        skb_ip_summed_byte: 0,
-        skb_ip_summed_shift: 0,
-        skb_queue_mapping: 0,
-        skb_protocol: 0,
-        skb_data: 0,
-        shinfo_gso_size: 0,
-        shinfo_gso_segs: 0,
-        shinfo_gso_type: 0,
-        dev_ifindex: 0,
-        dev_nd_net: 0,
-        dev_mtu: 0,
-        net_ns_inum: 0,
-        napi_dev: 0,
-        napi_id: 0,
-    },
+    off: toe_agent_common::Offsets::ZERO,
 };
 
 /// One field of `CONFIG`. The volatile read stops LLVM from folding the

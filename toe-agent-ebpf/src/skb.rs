@@ -1,5 +1,5 @@
-//! Typed views of `struct sk_buff`, `struct net_device`, `struct napi_struct`
-//! and `struct skb_shared_info`, read through the BTF pointers tp_btf
+//! Typed views of `struct sk_buff`, `struct net_device`, `struct napi_struct`,
+//! `struct sock` and `struct skb_shared_info`, read through the BTF pointers tp_btf
 //! programs receive, at offsets the loader resolved from the running
 //! kernel's BTF (`CONFIG.off`).
 //!
@@ -35,6 +35,10 @@ pub struct NetDev(*const u8);
 /// `struct napi_struct *`, a tracepoint argument.
 #[derive(Clone, Copy)]
 pub struct Napi(*const u8);
+
+/// `struct sock *`, a tracepoint argument.
+#[derive(Clone, Copy)]
+pub struct Sock(*const u8);
 
 /// `(gso_size, gso_segs)` of `skb_shinfo(skb)`.
 pub struct Gso {
@@ -155,6 +159,22 @@ impl NetDev {
     #[inline(always)]
     pub fn mtu(self) -> u32 {
         load(self.0, config!(off.dev_mtu))
+    }
+}
+
+impl Sock {
+    pub fn new(ptr: *const u8) -> Sock {
+        Sock(ptr)
+    }
+
+    /// The device of the socket's cached route, `sk->sk_dst_cache->dev`
+    /// (include/net/sock.h, include/net/dst.h): where its segments leave.
+    /// A socket without a cached route gives a NULL device, which reads as
+    /// no device at all.
+    #[inline(always)]
+    pub fn route_dev(self) -> NetDev {
+        let dst: *const u8 = load(self.0, config!(off.sk_dst_cache));
+        NetDev(load(dst, config!(off.dst_dev)))
     }
 }
 

@@ -17,6 +17,7 @@ mod drops;
 mod gro;
 mod handoff;
 mod napi;
+mod retransmit;
 mod softirq;
 mod tcp;
 mod transmit;
@@ -76,6 +77,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     softirq::FAMILY,
     napi::FAMILY,
     drops::FAMILY,
+    retransmit::FAMILY,
 ];
 
 /// Every quantity of the catalogue, family by family: the order the sinks

@@ -13,8 +13,8 @@ use aya::{
 };
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
-    Config, DropStats, GroStats, HandoffStats, NapiIdStats, NapiStats, SkbStats, SoftirqStats,
-    TcpStats, TxStats,
+    Config, DropStats, GroStats, HandoffStats, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
+    SoftirqStats, TcpStats, TxStats,
 };
 
 use crate::{
@@ -405,6 +405,7 @@ impl Source for KernelSource<'_> {
         let skb = self.per_cpu::<SkbStats>("SKB")?;
         let tcp = self.per_cpu::<TcpStats>("TCP")?;
         let drops = self.per_cpu::<DropStats>("DROPS")?;
+        let retransmit = self.per_cpu::<RetransmitStats>("RETRANSMIT")?;
         let tx = self.per_cpu::<TxStats>("TX")?;
         let napi = self.per_cpu::<NapiStats>("NAPI")?;
         let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
@@ -424,6 +425,7 @@ impl Source for KernelSource<'_> {
             skb: sum(skb.iter()),
             tcp: sum(tcp.iter()),
             drops: sum(drops.iter()),
+            retransmit: sum(retransmit.iter()),
             tx: sum(tx.iter()),
             napi: sum(napi.iter()),
             napi_by_id,

@@ -325,6 +325,13 @@ impl KernelBtf {
         Ok(())
     }
 
+    /// The `sock` and `dst_entry` fields: a socket's route and its device.
+    fn sock_offsets(&self, off: &mut Offsets) -> Result<(), BtfError> {
+        off.sk_dst_cache = self.byte_offset("sock", &["sk_dst_cache"])?;
+        off.dst_dev = self.byte_offset("dst_entry", &["dev"])?;
+        Ok(())
+    }
+
     /// The `napi_struct` fields.
     fn napi_offsets(&self, off: &mut Offsets) -> Result<(), BtfError> {
         off.napi_dev = self.byte_offset("napi_struct", &["dev"])?;
@@ -344,6 +351,7 @@ impl KernelBtf {
                 OffsetGroup::Skb => self.skb_offsets(&mut attempt),
                 OffsetGroup::Dev => self.dev_offsets(&mut attempt),
                 OffsetGroup::Napi => self.napi_offsets(&mut attempt),
+                OffsetGroup::Sock => self.sock_offsets(&mut attempt),
             };
             match result {
                 Ok(()) => off = attempt,
@@ -363,11 +371,17 @@ pub(crate) enum OffsetGroup {
     Dev,
     /// `struct napi_struct`.
     Napi,
+    /// `struct sock` and `struct dst_entry`.
+    Sock,
 }
 
 impl OffsetGroup {
-    pub(crate) const ALL: [OffsetGroup; 3] =
-        [OffsetGroup::Skb, OffsetGroup::Dev, OffsetGroup::Napi];
+    pub(crate) const ALL: [OffsetGroup; 4] = [
+        OffsetGroup::Skb,
+        OffsetGroup::Dev,
+        OffsetGroup::Napi,
+        OffsetGroup::Sock,
+    ];
 }
 
 /// The offsets a kernel's BTF gave, and the groups it could not.
@@ -556,7 +570,10 @@ mod tests {
             "nd_net is no struct here: the group fails whole"
         );
         let missing: Vec<OffsetGroup> = r.missing.iter().map(|(g, _)| *g).collect();
-        assert_eq!(missing, [OffsetGroup::Skb, OffsetGroup::Dev]);
+        assert_eq!(
+            missing,
+            [OffsetGroup::Skb, OffsetGroup::Dev, OffsetGroup::Sock]
+        );
         assert!(r.refusal(&[]).is_none());
         assert!(r.refusal(&[OffsetGroup::Napi]).is_none());
         let why = r.refusal(&[OffsetGroup::Skb, OffsetGroup::Dev]).unwrap();

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use toe_agent_common::{
-    DropStats, GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, SkbStats, SoftirqStats,
-    TcpStats, TxStats,
+    DropStats, GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
+    SoftirqStats, TcpStats, TxStats,
 };
 
 /// Cumulative counters since the programs were loaded.
@@ -19,6 +19,7 @@ pub struct Totals {
     pub skb: SkbStats,
     pub tcp: TcpStats,
     pub drops: DropStats,
+    pub retransmit: RetransmitStats,
     pub tx: TxStats,
     pub napi: NapiStats,
     pub napi_by_id: BTreeMap<u32, NapiIdStats>,
@@ -34,6 +35,7 @@ impl Default for Totals {
             skb: SkbStats::zero(),
             tcp: TcpStats::zero(),
             drops: DropStats::zero(),
+            retransmit: RetransmitStats::zero(),
             tx: TxStats::zero(),
             napi: NapiStats::zero(),
             napi_by_id: BTreeMap::new(),
@@ -121,6 +123,7 @@ impl Totals {
         self.skb.add(&other.skb);
         self.tcp.add(&other.tcp);
         self.drops.add(&other.drops);
+        self.retransmit.add(&other.retransmit);
         self.tx.add(&other.tx);
         self.napi.add(&other.napi);
         for (id, v) in &other.napi_by_id {
@@ -144,6 +147,7 @@ impl Totals {
             skb: self.skb.sub(&earlier.skb),
             tcp: self.tcp.sub(&earlier.tcp),
             drops: self.drops.sub(&earlier.drops),
+            retransmit: self.retransmit.sub(&earlier.retransmit),
             tx: self.tx.sub(&earlier.tx),
             napi: self.napi.sub(&earlier.napi),
             napi_by_id: self

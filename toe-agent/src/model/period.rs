@@ -380,6 +380,18 @@ pub struct Blocks {
     /// Packets of the device the stack dropped (absent from earlier files).
     #[serde(default)]
     pub drops: Drops,
+    /// TCP's own account of the device's traffic (absent from earlier files).
+    #[serde(default)]
+    pub tcp: Tcp,
+}
+
+/// TCP retransmissions of sockets routed over the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tcp {
+    /// skbs retransmitted.
+    pub retransmits: u64,
+    /// The segments they carried.
+    pub retransmitted_segments: u64,
 }
 
 fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
@@ -459,6 +471,10 @@ impl Blocks {
                 gso_xmit: GsoClasses::from(&t.tx.xmit_gso),
             },
             drops: Drops::from(&t.drops.by_reason),
+            tcp: Tcp {
+                retransmits: t.retransmit.skbs,
+                retransmitted_segments: t.retransmit.segments,
+            },
             softirq: Softirq {
                 net_rx: softirq_vec(t, SOFTIRQ_NET_RX),
                 net_tx: softirq_vec(t, SOFTIRQ_NET_TX),

@@ -61,6 +61,8 @@ fn everything() -> Blocks {
     }
     t.tcp.bad_csum = 1;
     t.drops.by_reason[12] = 4;
+    t.retransmit.skbs = 2;
+    t.retransmit.segments = 3;
     handoff.nontcp_handoff_large = 1;
     skb.nontcp_skbs = 2;
     skb.nontcp_skb_segs = 2;

@@ -272,6 +272,21 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
         rate(t.queued_skbs, secs),
         rates.tx_gbps,
     );
+    // What TCP retransmitted over the device, against what it sent.
+    if b.tcp.retransmits > 0 {
+        let sent = if cov.driver_xmit {
+            t.wire_segments
+        } else {
+            t.segs_per_queued.sum
+        };
+        let _ = writeln!(
+            o,
+            "TCP retransmits  {}/s skbs, {}/s segments ({:.2}% of segments sent)",
+            rate(b.tcp.retransmits, secs),
+            rate(b.tcp.retransmitted_segments, secs),
+            pct(b.tcp.retransmitted_segments, sent),
+        );
+    }
     // Drops by the stack, most frequent reasons first.
     if b.drops.total > 0 {
         let mut reasons: Vec<(&String, &u64)> = b.drops.by_reason.iter().collect();
