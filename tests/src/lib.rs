@@ -418,8 +418,20 @@ pub fn read_ndjson(path: &Path) -> Vec<Value> {
 /// `perf stat` counting tracepoint events of one device, system-wide,
 /// until stopped: an independent count of what the agent's probes see.
 pub struct PerfCount {
-    child: Child,
+    child: Option<Child>,
     out: PathBuf,
+}
+
+/// A test that fails before [`PerfCount::stop`] must not leave perf
+/// running: stop it as Ctrl-C would.
+impl Drop for PerfCount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the perf process we spawned.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let _ = c.wait();
+        }
+    }
 }
 
 impl PerfCount {
@@ -438,7 +450,10 @@ impl PerfCount {
             .expect("starting perf stat");
         // perf needs a moment to open its events; the output file appears first.
         thread::sleep(Duration::from_millis(800));
-        PerfCount { child, out }
+        PerfCount {
+            child: Some(child),
+            out,
+        }
     }
 
     /// `(event, filter)` pairs, for events whose records name no device
@@ -455,14 +470,19 @@ impl PerfCount {
             .spawn()
             .expect("starting perf stat");
         thread::sleep(Duration::from_millis(800));
-        PerfCount { child, out }
+        PerfCount {
+            child: Some(child),
+            out,
+        }
     }
 
     /// Stop counting (SIGINT, as Ctrl-C would) and return `event -> count`.
     pub fn stop(mut self) -> std::collections::BTreeMap<String, u64> {
-        // SAFETY: kill(2) on the perf process we spawned.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the perf process we spawned.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let _ = c.wait();
+        }
         let text = std::fs::read_to_string(&self.out).expect("perf stat output");
         text.lines()
             .filter_map(|l| {

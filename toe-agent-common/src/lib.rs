@@ -34,7 +34,8 @@ mod transmit;
 pub use after_gro::SkbStats;
 pub use drops::{DROP_REASONS, DropStats};
 pub use gro::{
-    GRO_CONSUMED, GRO_HELD, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS, GroStats,
+    GRO_CONSUMED, GRO_HELD, GRO_HELD_SLOTS, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS,
+    GroHeld, GroStats,
 };
 pub use handoff::HandoffStats;
 pub use napi::{NapiIdStats, NapiStats};
@@ -208,7 +209,11 @@ mod tests {
             2 * size_of::<Hist>() + (CSUM_STATES + MAX_QUEUES + 2) * 8
         );
         assert_eq!(size_of::<TcpStats>(), 8);
-        assert_eq!(size_of::<GroStats>(), (GRO_RESULTS + 1) * 8);
+        assert_eq!(
+            size_of::<GroStats>(),
+            size_of::<Hist>() + (GRO_RESULTS + 1) * 8
+        );
+        assert_eq!(size_of::<GroHeld>(), GRO_HELD_SLOTS * 16 + 8);
         assert_eq!(size_of::<DropStats>(), DROP_REASONS * 8);
         assert_eq!(size_of::<RetransmitStats>(), 16);
         assert_eq!(
@@ -216,7 +221,7 @@ mod tests {
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
         );
         assert_eq!(size_of::<SoftirqStats>(), 4 * size_of::<Hist>() + 8 * 8);
-        assert_eq!(size_of::<NapiStats>(), size_of::<Hist>() + 8);
+        assert_eq!(size_of::<NapiStats>(), 2 * size_of::<Hist>() + 16);
         assert_eq!(size_of::<NapiIdStats>(), 32);
         assert_eq!(size_of::<Offsets>(), 20 * 4);
         assert_eq!(size_of::<Config>(), 8 + 16 + 20 * 4);

@@ -59,6 +59,12 @@ impl Skb {
         Skb(ptr)
     }
 
+    /// The skb's address, to recognise it at a later hook.
+    #[inline(always)]
+    pub fn addr(self) -> u64 {
+        self.0 as u64
+    }
+
     /// `skb->dev`
     #[inline(always)]
     pub fn dev(self) -> NetDev {

@@ -300,6 +300,10 @@ pub struct Rx {
     /// earlier files).
     #[serde(default)]
     pub gro: GroResults,
+    /// How long GRO held the first packet of each merged skb, ns (absent
+    /// from earlier files).
+    #[serde(default)]
+    pub gro_hold_ns: HistSummary,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -366,6 +370,9 @@ pub struct NapiInstance {
 pub struct Napi {
     pub polls: u64,
     pub work: HistSummary,
+    /// Duration of each poll in a NET_RX softirq (absent from earlier files).
+    #[serde(default)]
+    pub poll_ns: HistSummary,
     pub budget_exhausted: u64,
     pub by_id: Vec<NapiInstance>,
 }
@@ -449,6 +456,7 @@ impl Blocks {
                 skb_queue_unrecorded,
                 bad_csum: t.tcp.bad_csum,
                 gro: GroResults::from(&t.gro.result),
+                gro_hold_ns: HistSummary::from_hist(&t.gro.hold_ns),
                 non_tcp: NonTcpRx {
                     handoff_large: t.handoff.nontcp_handoff_large,
                     skbs: t.skb.nontcp_skbs,
@@ -482,6 +490,7 @@ impl Blocks {
             napi: Napi {
                 polls: work.count,
                 work,
+                poll_ns: HistSummary::from_hist(&t.napi.poll_ns),
                 budget_exhausted: t.napi.budget_exhausted,
                 by_id: t
                     .napi_by_id

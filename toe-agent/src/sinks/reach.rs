@@ -42,6 +42,8 @@ fn everything() -> Blocks {
         &mut tx.xmit_len,
         &mut tx.segs_per_xmit,
         &mut t.napi.work,
+        &mut t.napi.poll_ns,
+        &mut t.gro.hold_ns,
     ] {
         *h = hist(1448);
     }

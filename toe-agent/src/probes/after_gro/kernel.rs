@@ -27,6 +27,7 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
     if !skb.dev().is_traced() {
         return 0;
     }
+    crate::gro::released(skb.addr());
     let detail = SkbDetail {
         segs: skb.gso().segs,
         csum: skb.ip_summed(),

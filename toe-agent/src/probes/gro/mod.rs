@@ -20,18 +20,29 @@ pub(super) const FAMILY: Family = Family {
     // Only the tracepoint's result; the device comes from the hand-off.
     reads: &[],
     learn: None,
-    quantities: &[Quantity::split(
-        "rx.gro",
-        "toe_rx_gro_results",
-        "RX packets by GRO result",
-        "Packets by what GRO did with them (gro_result_t): merged, merged_free, held, normal, consumed.",
-        Unit::Packets,
-        Needs::Handoff,
-        "result",
-        |b| b.rx.gro.by_result(),
-    )],
+    quantities: &[
+        Quantity::split(
+            "rx.gro",
+            "toe_rx_gro_results",
+            "RX packets by GRO result",
+            "Packets by what GRO did with them (gro_result_t): merged, merged_free, held, normal, consumed.",
+            Unit::Packets,
+            Needs::Handoff,
+            "result",
+            |b| b.rx.gro.by_result(),
+        ),
+        Quantity::hist(
+            "rx.gro_hold_ns",
+            "toe_rx_gro_hold_seconds",
+            "RX time GRO held a merged skb",
+            "How long GRO held the first packet of each merged skb before the stack received it.",
+            Unit::Nanoseconds,
+            Needs::Handoff,
+            |b| &b.rx.gro_hold_ns,
+        ),
+    ],
 };
 
 // How the family's map value sums over CPUs and differences over time; the
 // pending mark is program state.
-crate::kernel::collect::counters!(toe_agent_common::GroStats { result } rest: pending);
+crate::kernel::collect::counters!(toe_agent_common::GroStats { result, hold_ns } rest: pending);

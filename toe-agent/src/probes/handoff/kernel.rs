@@ -45,6 +45,7 @@ fn handoff(ctx: &BtfTracePointContext, hook: usize) -> i32 {
     };
     record_handoff(&Handoff {
         hook,
+        skb: skb.addr(),
         len,
         csum: skb.ip_summed(),
         queue: skb.queue(),
@@ -66,6 +67,8 @@ pub struct Handoff {
     pub queue: usize,
     /// `skb_shinfo(skb)->gso_size`, 0 when none or not read
     pub gso_size: u64,
+    /// The skb's address, for the GRO family (1 when unknown).
+    pub skb: u64,
     /// The IP protocol is TCP; read only for packets longer than the MTU
     /// (true otherwise, and with the classic fallback, which cannot tell).
     pub tcp: bool,
@@ -82,7 +85,7 @@ pub fn record_handoff(h: &Handoff) {
     s.handoff_by_hook[h.hook] += 1;
     if h.hook == HOOK_NAPI_GRO_RECEIVE || h.hook == HOOK_NAPI_GRO_FRAGS {
         // The GRO family counts what GRO does with this packet at the exit.
-        crate::gro::mark();
+        crate::gro::mark(h.skb);
     }
     s.queue[h.queue & (MAX_QUEUES - 1)] += 1;
     if h.gso_size != 0 {
@@ -131,6 +134,7 @@ fn classic_handoff(ctx: &TracePointContext, hook: usize) -> u32 {
     // The record carries no IP protocol: every packet counts as TCP.
     record_handoff(&Handoff {
         hook,
+        skb: 1,
         len,
         csum: csum as usize,
         queue: q as usize,

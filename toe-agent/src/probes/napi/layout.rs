@@ -12,6 +12,12 @@ pub struct NapiStats {
     /// Polls that used their whole budget (`work >= budget`): the device had
     /// more to give, so the softirq will come back (or hand off to ksoftirqd).
     pub budget_exhausted: u64,
+    /// Duration of each poll in a NET_RX softirq, ns: from the softirq's
+    /// entry or the previous poll on this CPU, whichever came last.
+    pub poll_ns: Hist,
+    /// Program state, not statistics: when the last poll of any device
+    /// ended on this CPU during the current NET_RX softirq (0 outside one).
+    pub last_poll_ts: u64,
 }
 
 /// Per NAPI instance (map `NAPI_BY_ID`, per-CPU hash keyed by `napi_id`).

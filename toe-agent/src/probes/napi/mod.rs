@@ -65,6 +65,15 @@ pub(super) const FAMILY: Family = Family {
             },
         ),
         Quantity::hist(
+            "napi.poll_ns",
+            "toe_napi_poll_duration_seconds",
+            "NAPI poll duration",
+            "Duration of each NAPI poll of the interface in a NET_RX softirq.",
+            Unit::Nanoseconds,
+            Needs::Always,
+            |b| &b.napi.poll_ns,
+        ),
+        Quantity::hist(
             "napi.work",
             "toe_napi_work_packets",
             "NAPI work per poll",
@@ -79,8 +88,9 @@ pub(super) const FAMILY: Family = Family {
 // How the family's map values sum over CPUs and difference over time.
 crate::kernel::collect::counters!(toe_agent_common::NapiStats {
     work,
-    budget_exhausted
-});
+    budget_exhausted,
+    poll_ns
+} rest: last_poll_ts);
 
 impl Counters for toe_agent_common::NapiIdStats {
     fn zero() -> Self {

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::{BtfTracePointContext, TracePointContext},
 };
-use toe_agent_common::{NET_TX_SOFTIRQ, SoftirqStats};
+use toe_agent_common::{NET_TX_SOFTIRQ, SOFTIRQ_NET_RX, SoftirqStats};
 
 use crate::{
     classic::{PASS, field},
@@ -82,6 +82,13 @@ pub fn on_exit(i: usize) {
     s.time_ns[i] += d;
     s.count[i] += 1;
     hist::add(&mut s.duration[i], d);
+}
+
+/// When the NET_RX softirq running on this CPU began, 0 when none runs:
+/// the NAPI family measures polls from it.
+#[inline(always)]
+pub fn net_rx_entered() -> u64 {
+    this_cpu(&SOFTIRQ).map_or(0, |s| s.entry_ts[SOFTIRQ_NET_RX])
 }
 
 /// raise_softirq() marks the vector pending on the local CPU
