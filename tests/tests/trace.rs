@@ -381,7 +381,7 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
         "{coalescing}"
     );
     assert!(
-        stdout.contains("probes 9/17 attached, 8 left out (--per-skb)"),
+        stdout.contains("probes 10/18 attached, 8 left out (--per-skb)"),
         "{stdout}"
     );
     assert!(
@@ -1032,5 +1032,14 @@ fn loss_shows_as_drops_and_retransmits() {
         "agent {agent}, perf {retransmits}: {tcp}"
     );
     assert!(u(&tcp["retransmitted_segments"]) >= agent, "{tcp}");
+    // The sender's flows, sampled at each ACK: a veth pair's RTT is well
+    // under 10 ms, and loss keeps the window moving.
+    let (srtt, cwnd) = (&tcp["srtt_us"], &tcp["cwnd"]);
+    assert!(u(&srtt["count"]) > 1000, "{srtt}");
+    assert!(u(&srtt["p50"]) < 10_000, "{srtt}");
+    assert!(
+        u(&cwnd["count"]) == u(&srtt["count"]) && u(&cwnd["max"]) > 10,
+        "{cwnd}"
+    );
     assert!(sent.stdout.contains("TCP retransmits"), "{}", sent.stdout);
 }

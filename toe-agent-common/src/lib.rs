@@ -28,6 +28,8 @@ mod retransmit;
 mod softirq;
 #[path = "../../toe-agent/src/probes/tcp/layout.rs"]
 mod tcp;
+#[path = "../../toe-agent/src/probes/tcp_probe/layout.rs"]
+mod tcp_probe;
 #[path = "../../toe-agent/src/probes/transmit/layout.rs"]
 mod transmit;
 
@@ -42,6 +44,7 @@ pub use napi::{NapiIdStats, NapiStats};
 pub use retransmit::RetransmitStats;
 pub use softirq::SoftirqStats;
 pub use tcp::TcpStats;
+pub use tcp_probe::TcpProbeStats;
 pub use transmit::TxStats;
 
 /// `skb->ip_summed` values, in the order of `include/linux/skbuff.h`
@@ -144,6 +147,9 @@ pub struct Offsets {
     /// `struct dst_entry` → `dev`, the device it leaves by.
     pub sk_dst_cache: u32,
     pub dst_dev: u32,
+    /// `struct tcp_sock`: `srtt_us` (smoothed RTT << 3) and `snd_cwnd`.
+    pub tcp_srtt_us: u32,
+    pub tcp_snd_cwnd: u32,
 }
 
 impl Offsets {
@@ -169,6 +175,8 @@ impl Offsets {
         napi_id: 0,
         sk_dst_cache: 0,
         dst_dev: 0,
+        tcp_srtt_us: 0,
+        tcp_snd_cwnd: 0,
     };
 }
 
@@ -216,6 +224,7 @@ mod tests {
         assert_eq!(size_of::<GroHeld>(), GRO_HELD_SLOTS * 16 + 8);
         assert_eq!(size_of::<DropStats>(), DROP_REASONS * 8);
         assert_eq!(size_of::<RetransmitStats>(), 16);
+        assert_eq!(size_of::<TcpProbeStats>(), 2 * size_of::<Hist>());
         assert_eq!(
             size_of::<TxStats>(),
             4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
@@ -223,8 +232,8 @@ mod tests {
         assert_eq!(size_of::<SoftirqStats>(), 4 * size_of::<Hist>() + 8 * 8);
         assert_eq!(size_of::<NapiStats>(), 2 * size_of::<Hist>() + 16);
         assert_eq!(size_of::<NapiIdStats>(), 32);
-        assert_eq!(size_of::<Offsets>(), 20 * 4);
-        assert_eq!(size_of::<Config>(), 8 + 16 + 20 * 4);
+        assert_eq!(size_of::<Offsets>(), 22 * 4);
+        assert_eq!(size_of::<Config>(), 8 + 16 + 22 * 4);
     }
 
     #[test]

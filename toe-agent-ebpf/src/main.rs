@@ -32,6 +32,8 @@ mod retransmit;
 mod softirq;
 #[path = "../../toe-agent/src/probes/tcp/kernel.rs"]
 mod tcp;
+#[path = "../../toe-agent/src/probes/tcp_probe/kernel.rs"]
+mod tcp_probe;
 #[path = "../../toe-agent/src/probes/transmit/kernel.rs"]
 mod transmit;
 

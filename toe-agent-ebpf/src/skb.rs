@@ -184,6 +184,31 @@ impl Sock {
     }
 }
 
+impl Sock {
+    /// A `struct tcp_sock` field. The tracepoint types the socket as a
+    /// `struct sock`, whose end the verifier will not let a load pass
+    /// ("access beyond struct sock"): read it with the helper instead.
+    #[inline(always)]
+    fn tcp_field(self, off: u32) -> u32 {
+        let at = self.0.wrapping_add(off as usize) as *const u32;
+        // SAFETY: bpf_probe_read_kernel checks the address itself.
+        unsafe { bpf_probe_read_kernel(at) }.unwrap_or(0)
+    }
+
+    /// `tcp_sk(sk)->srtt_us`: the smoothed RTT in µs, times 8
+    /// (include/linux/tcp.h).
+    #[inline(always)]
+    pub fn srtt_us(self) -> u32 {
+        self.tcp_field(config!(off.tcp_srtt_us))
+    }
+
+    /// `tcp_sk(sk)->snd_cwnd`, segments.
+    #[inline(always)]
+    pub fn cwnd(self) -> u32 {
+        self.tcp_field(config!(off.tcp_snd_cwnd))
+    }
+}
+
 impl Napi {
     pub fn new(ptr: *const u8) -> Napi {
         Napi(ptr)

@@ -20,6 +20,7 @@ mod napi;
 mod retransmit;
 mod softirq;
 mod tcp;
+mod tcp_probe;
 mod transmit;
 
 /// One program: a BTF tracepoint, and the classic tracepoint to fall back on.
@@ -78,6 +79,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     napi::FAMILY,
     drops::FAMILY,
     retransmit::FAMILY,
+    tcp_probe::FAMILY,
 ];
 
 /// Every quantity of the catalogue, family by family: the order the sinks

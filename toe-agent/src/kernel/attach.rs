@@ -14,7 +14,7 @@ use aya::{
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
     Config, DropStats, GroStats, HandoffStats, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
-    SoftirqStats, TcpStats, TxStats,
+    SoftirqStats, TcpProbeStats, TcpStats, TxStats,
 };
 
 use crate::{
@@ -406,6 +406,7 @@ impl Source for KernelSource<'_> {
         let tcp = self.per_cpu::<TcpStats>("TCP")?;
         let drops = self.per_cpu::<DropStats>("DROPS")?;
         let retransmit = self.per_cpu::<RetransmitStats>("RETRANSMIT")?;
+        let tcp_probe = self.per_cpu::<TcpProbeStats>("TCP_PROBE")?;
         let tx = self.per_cpu::<TxStats>("TX")?;
         let napi = self.per_cpu::<NapiStats>("NAPI")?;
         let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
@@ -426,6 +427,7 @@ impl Source for KernelSource<'_> {
             tcp: sum(tcp.iter()),
             drops: sum(drops.iter()),
             retransmit: sum(retransmit.iter()),
+            tcp_probe: sum(tcp_probe.iter()),
             tx: sum(tx.iter()),
             napi: sum(napi.iter()),
             napi_by_id,

@@ -332,6 +332,14 @@ impl KernelBtf {
         Ok(())
     }
 
+    /// The `tcp_sock` fields (a TCP socket's `struct sock` is the start of
+    /// its `struct tcp_sock`).
+    fn tcp_sock_offsets(&self, off: &mut Offsets) -> Result<(), BtfError> {
+        off.tcp_srtt_us = self.byte_offset("tcp_sock", &["srtt_us"])?;
+        off.tcp_snd_cwnd = self.byte_offset("tcp_sock", &["snd_cwnd"])?;
+        Ok(())
+    }
+
     /// The `napi_struct` fields.
     fn napi_offsets(&self, off: &mut Offsets) -> Result<(), BtfError> {
         off.napi_dev = self.byte_offset("napi_struct", &["dev"])?;
@@ -352,6 +360,7 @@ impl KernelBtf {
                 OffsetGroup::Dev => self.dev_offsets(&mut attempt),
                 OffsetGroup::Napi => self.napi_offsets(&mut attempt),
                 OffsetGroup::Sock => self.sock_offsets(&mut attempt),
+                OffsetGroup::TcpSock => self.tcp_sock_offsets(&mut attempt),
             };
             match result {
                 Ok(()) => off = attempt,
@@ -373,14 +382,17 @@ pub(crate) enum OffsetGroup {
     Napi,
     /// `struct sock` and `struct dst_entry`.
     Sock,
+    /// `struct tcp_sock`.
+    TcpSock,
 }
 
 impl OffsetGroup {
-    pub(crate) const ALL: [OffsetGroup; 4] = [
+    pub(crate) const ALL: [OffsetGroup; 5] = [
         OffsetGroup::Skb,
         OffsetGroup::Dev,
         OffsetGroup::Napi,
         OffsetGroup::Sock,
+        OffsetGroup::TcpSock,
     ];
 }
 
@@ -572,7 +584,12 @@ mod tests {
         let missing: Vec<OffsetGroup> = r.missing.iter().map(|(g, _)| *g).collect();
         assert_eq!(
             missing,
-            [OffsetGroup::Skb, OffsetGroup::Dev, OffsetGroup::Sock]
+            [
+                OffsetGroup::Skb,
+                OffsetGroup::Dev,
+                OffsetGroup::Sock,
+                OffsetGroup::TcpSock
+            ]
         );
         assert!(r.refusal(&[]).is_none());
         assert!(r.refusal(&[OffsetGroup::Napi]).is_none());

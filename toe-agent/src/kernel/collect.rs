@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use toe_agent_common::{
     DropStats, GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
-    SoftirqStats, TcpStats, TxStats,
+    SoftirqStats, TcpProbeStats, TcpStats, TxStats,
 };
 
 /// Cumulative counters since the programs were loaded.
@@ -20,6 +20,7 @@ pub struct Totals {
     pub tcp: TcpStats,
     pub drops: DropStats,
     pub retransmit: RetransmitStats,
+    pub tcp_probe: TcpProbeStats,
     pub tx: TxStats,
     pub napi: NapiStats,
     pub napi_by_id: BTreeMap<u32, NapiIdStats>,
@@ -36,6 +37,7 @@ impl Default for Totals {
             tcp: TcpStats::zero(),
             drops: DropStats::zero(),
             retransmit: RetransmitStats::zero(),
+            tcp_probe: TcpProbeStats::zero(),
             tx: TxStats::zero(),
             napi: NapiStats::zero(),
             napi_by_id: BTreeMap::new(),
@@ -124,6 +126,7 @@ impl Totals {
         self.tcp.add(&other.tcp);
         self.drops.add(&other.drops);
         self.retransmit.add(&other.retransmit);
+        self.tcp_probe.add(&other.tcp_probe);
         self.tx.add(&other.tx);
         self.napi.add(&other.napi);
         for (id, v) in &other.napi_by_id {
@@ -148,6 +151,7 @@ impl Totals {
             tcp: self.tcp.sub(&earlier.tcp),
             drops: self.drops.sub(&earlier.drops),
             retransmit: self.retransmit.sub(&earlier.retransmit),
+            tcp_probe: self.tcp_probe.sub(&earlier.tcp_probe),
             tx: self.tx.sub(&earlier.tx),
             napi: self.napi.sub(&earlier.napi),
             napi_by_id: self

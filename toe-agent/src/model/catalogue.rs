@@ -25,6 +25,7 @@ pub(crate) enum Unit {
     Polls,
     Runs,
     Nanoseconds,
+    Microseconds,
 }
 
 impl Unit {
@@ -37,6 +38,7 @@ impl Unit {
             Unit::Polls => "polls",
             Unit::Runs => "runs",
             Unit::Nanoseconds => "ns",
+            Unit::Microseconds => "µs",
         }
     }
 
@@ -44,6 +46,7 @@ impl Unit {
     pub(crate) fn prometheus_scale(self) -> f64 {
         match self {
             Unit::Nanoseconds => 1e-9,
+            Unit::Microseconds => 1e-6,
             _ => 1.0,
         }
     }

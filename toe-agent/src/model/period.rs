@@ -392,13 +392,20 @@ pub struct Blocks {
     pub tcp: Tcp,
 }
 
-/// TCP retransmissions of sockets routed over the device.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// TCP retransmissions of sockets routed over the device, and the state of
+/// the sockets receiving on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tcp {
     /// skbs retransmitted.
     pub retransmits: u64,
     /// The segments they carried.
     pub retransmitted_segments: u64,
+    /// Smoothed RTT, µs, and congestion window, segments, sampled at each
+    /// skb a socket receives on the device.
+    #[serde(default)]
+    pub srtt_us: HistSummary,
+    #[serde(default)]
+    pub cwnd: HistSummary,
 }
 
 fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
@@ -482,6 +489,8 @@ impl Blocks {
             tcp: Tcp {
                 retransmits: t.retransmit.skbs,
                 retransmitted_segments: t.retransmit.segments,
+                srtt_us: HistSummary::from_hist(&t.tcp_probe.srtt_us),
+                cwnd: HistSummary::from_hist(&t.tcp_probe.cwnd),
             },
             softirq: Softirq {
                 net_rx: softirq_vec(t, SOFTIRQ_NET_RX),

@@ -44,6 +44,8 @@ fn everything() -> Blocks {
         &mut t.napi.work,
         &mut t.napi.poll_ns,
         &mut t.gro.hold_ns,
+        &mut t.tcp_probe.srtt_us,
+        &mut t.tcp_probe.cwnd,
     ] {
         *h = hist(1448);
     }
