@@ -80,10 +80,32 @@ pub(crate) fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
         return verdict(o, mechanism, cfg, mismatch, e);
     }
     let e = format!(
-        "{none:.1}% of {n} received packets had ip_summed=NONE: checksums verified by the CPU{}",
-        if on { although(&cfg) } else { String::new() }
+        "{none:.1}% of {n} received packets had ip_summed=NONE: checksums verified by the CPU{}{}",
+        if on { although(&cfg) } else { String::new() },
+        checksum_failures(b),
     );
     verdict(o, Mechanism::Software, cfg, on, e)
+}
+
+/// The checksums the CPU found bad, when it found any: TCP's own count
+/// and the stack's checksum drop reasons (include/net/dropreason-core.h).
+fn checksum_failures(b: &Blocks) -> String {
+    let dropped: u64 = b
+        .drops
+        .by_reason
+        .iter()
+        .filter(|(r, _)| r.ends_with("_CSUM"))
+        .map(|(_, n)| n)
+        .sum();
+    if dropped + b.rx.bad_csum == 0 {
+        return String::new();
+    }
+    format!(
+        "; the CPU found {} bad checksums (tcp_bad_csum {}, checksum drop reasons {})",
+        group(dropped.max(b.rx.bad_csum)),
+        group(b.rx.bad_csum),
+        group(dropped)
+    )
 }
 
 /// `CHECKSUM_PARTIAL` at the hand-off means different things by class. On

@@ -763,3 +763,22 @@ fn nothing_merged_says_what_gro_returned() {
         v.evidence
     );
 }
+
+/// CPU-verified checksums, some of them bad: the evidence counts what TCP
+/// reported (tcp_bad_csum) and what the stack dropped for a checksum.
+#[test]
+fn software_checksums_name_the_bad_ones() {
+    let mut t = software_gro(toe_agent_common::CSUM_NONE);
+    t.tcp.bad_csum = 7;
+    let mut b = Blocks::from_totals(&t);
+    b.drops.by_reason.insert("TCP_CSUM".into(), 7);
+    b.drops.by_reason.insert("NETFILTER_DROP".into(), 100);
+    let v = rx_checksum(&b, &veth(&[], &["rx-checksum"]));
+    assert_eq!(v.mechanism, Mechanism::Software);
+    assert!(
+        v.evidence
+            .ends_with("the CPU found 7 bad checksums (tcp_bad_csum 7, checksum drop reasons 7)"),
+        "{}",
+        v.evidence
+    );
+}
