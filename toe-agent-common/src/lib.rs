@@ -214,7 +214,7 @@ mod tests {
         );
         assert_eq!(
             size_of::<SkbStats>(),
-            2 * size_of::<Hist>() + (CSUM_STATES + MAX_QUEUES + 2) * 8
+            2 * size_of::<Hist>() + (CSUM_STATES + MAX_QUEUES + 3) * 8
         );
         assert_eq!(size_of::<TcpStats>(), 8);
         assert_eq!(

@@ -53,6 +53,16 @@ const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
 const ETH_P_IPV6_BE: u16 = 0x86ddu16.to_be();
 /// `IPPROTO_TCP` (include/uapi/linux/in.h).
 const IPPROTO_TCP: u8 = 6;
+/// `NEXTHDR_FRAGMENT` (include/net/ipv6.h).
+const IPV6_FRAGMENT: u8 = 44;
+
+/// What the IP header says of a received packet.
+pub struct IpInfo {
+    /// The protocol is TCP.
+    pub tcp: bool,
+    /// An IP fragment (IPv4 MF or offset, or an IPv6 fragment header).
+    pub fragment: bool,
+}
 
 impl Skb {
     pub fn new(ptr: *const u8) -> Skb {
@@ -123,27 +133,49 @@ impl Skb {
         unsafe { bpf_probe_read_kernel(at as *const u32) }.unwrap_or(0)
     }
 
-    /// Is this received packet TCP? At the receive hooks `skb->data` points
-    /// at the network header: eth_type_trans() (net/ethernet/eth.c) has
-    /// pulled the MAC header before the driver hands the skb up, and GRO
-    /// keeps it there. The protocol byte is read from the IPv4 header
-    /// (offset 9) or the IPv6 fixed header's next-header field (offset 6);
-    /// TCP behind IPv6 extension headers, tunnels or a VLAN tag still in the
-    /// packet counts as "not TCP".
+    /// The IP protocol and fragment state of a received packet. At the
+    /// receive hooks `skb->data` points at the network header:
+    /// eth_type_trans() (net/ethernet/eth.c) has pulled the MAC header
+    /// before the driver hands the skb up, and GRO keeps it there. One
+    /// helper call reads 8 bytes from offset 6: for IPv4 (include/uapi/
+    /// linux/ip.h) `frag_off` (6-7, big-endian: MF is 0x2000, the offset
+    /// the low 13 bits) and `protocol` (9); for IPv6 the fixed header's
+    /// `nexthdr` (6), which is 44 for a fragment header. TCP behind IPv6
+    /// extension headers, tunnels or a VLAN tag still in the packet counts
+    /// as "not TCP".
     #[inline(always)]
-    pub fn is_tcp(self) -> bool {
+    pub fn ip(self) -> IpInfo {
         let proto: u16 = load(self.0, config!(off.skb_protocol));
-        let at = if proto == ETH_P_IP_BE {
-            9
-        } else if proto == ETH_P_IPV6_BE {
-            6
-        } else {
-            return false;
-        };
+        let v4 = proto == ETH_P_IP_BE;
+        if !v4 && proto != ETH_P_IPV6_BE {
+            return IpInfo {
+                tcp: false,
+                fragment: false,
+            };
+        }
         let data: u64 = load(self.0, config!(off.skb_data));
         // SAFETY: bpf_probe_read_kernel checks the address itself.
-        let byte = unsafe { bpf_probe_read_kernel((data + at) as *const u8) }.unwrap_or(0);
-        byte == IPPROTO_TCP
+        let word = unsafe { bpf_probe_read_kernel((data + 6) as *const u64) }.unwrap_or(0);
+        if v4 {
+            // Little-endian load: byte 6 is the low byte.
+            let frag_off = u16::from_be((word & 0xffff) as u16);
+            IpInfo {
+                tcp: (word >> 24) as u8 == IPPROTO_TCP,
+                fragment: frag_off & 0x3fff != 0,
+            }
+        } else {
+            let next = word as u8;
+            IpInfo {
+                tcp: next == IPPROTO_TCP,
+                fragment: next == IPV6_FRAGMENT,
+            }
+        }
+    }
+
+    /// Is this received packet TCP (see [`Skb::ip`])?
+    #[inline(always)]
+    pub fn is_tcp(self) -> bool {
+        self.ip().tcp
     }
 }
 

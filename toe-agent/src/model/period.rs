@@ -304,6 +304,9 @@ pub struct Rx {
     /// from earlier files).
     #[serde(default)]
     pub gro_hold_ns: HistSummary,
+    /// Packets received as IP fragments (absent from earlier files).
+    #[serde(default)]
+    pub ip_fragments: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -464,6 +467,7 @@ impl Blocks {
                 bad_csum: t.tcp.bad_csum,
                 gro: GroResults::from(&t.gro.result),
                 gro_hold_ns: HistSummary::from_hist(&t.gro.hold_ns),
+                ip_fragments: t.skb.ip_fragments,
                 non_tcp: NonTcpRx {
                     handoff_large: t.handoff.nontcp_handoff_large,
                     skbs: t.skb.nontcp_skbs,

@@ -70,6 +70,7 @@ fn everything() -> Blocks {
     handoff.nontcp_handoff_large = 1;
     skb.nontcp_skbs = 2;
     skb.nontcp_skb_segs = 2;
+    skb.ip_fragments = 1;
     t.napi.budget_exhausted = 1;
     t.napi_by_id.insert(
         8193,

@@ -79,6 +79,18 @@ pub(crate) fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
         let mismatch = !on && dev.class == DeviceClass::Physical;
         return verdict(o, mechanism, cfg, mismatch, e);
     }
+    if b.rx.ip_fragments * 2 >= b.rx.skbs {
+        // A TCP checksum covers the whole datagram: no NIC can verify it
+        // from one fragment (QEMU's net_rx_pkt_validate_l4_csum() refuses
+        // fragments; so do real NICs). The CPU checks it after ip_defrag().
+        let e = format!(
+            "{none:.1}% of {n} received packets had ip_summed=NONE, and {} of {} were IP fragments, whose TCP checksum no NIC can verify: checked by the CPU after reassembly{}",
+            group(b.rx.ip_fragments),
+            group(b.rx.skbs),
+            checksum_failures(b),
+        );
+        return verdict(o, Mechanism::Software, cfg, false, e);
+    }
     let e = format!(
         "{none:.1}% of {n} received packets had ip_summed=NONE: checksums verified by the CPU{}{}",
         if on { although(&cfg) } else { String::new() },
@@ -237,23 +249,65 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         Ok(bulk) => bulk,
         Err(e) => return verdict(o, Mechanism::NotExercised, gro, false, e),
     };
-    // GRO only runs on the NAPI path; on the backlog it cannot merge.
-    let napi = r.handoff.napi_gro_receive + r.handoff.napi_gro_frags;
-    let on_gro_path = napi * 2 >= r.segments;
-    let e = format!(
-        "{} TCP packets at the hand-off ({} packets near MTU size), {} skbs after GRO: nothing coalesced{}{}{}{others}",
+    let nothing = format!(
+        "{} TCP packets at the hand-off ({} packets near MTU size), {} skbs after GRO: nothing coalesced",
         group(tcp.segments),
         group(bulk),
         group(tcp.skbs),
-        although(&gro),
-        if on_gro_path {
-            ""
-        } else {
-            "; packets took the backlog path (netif_rx), where GRO does not run"
-        },
-        gro_results(&r.gro),
     );
-    verdict(o, Mechanism::Off, gro, gro_on && on_gro_path, e)
+    rx_not_coalesced(b, dev, nothing, &others)
+}
+
+/// Bulk packets reached the stack one by one. Why, in the order a reader
+/// should look: they were IP fragments, which GRO never merges; they took
+/// a path without GRO (the driver's LRO bypass, or the backlog); or GRO ran
+/// and merged nothing.
+fn rx_not_coalesced(b: &Blocks, dev: &Device, nothing: String, others: &str) -> Verdict {
+    let r = &b.rx;
+    let o = Offload::RxCoalescing;
+    let gro = dev.configured(GRO);
+    let gro_on = gro.as_ref().is_some_and(|c| c.active);
+    let h = &r.handoff;
+    let results = gro_results(&r.gro);
+    if r.ip_fragments * 2 >= r.skbs {
+        // inet_gro_receive() (net/ipv4/af_inet.c) flushes at
+        // ip_is_fragment(): GRO cannot merge what it cannot see whole.
+        let e = format!(
+            "{nothing}: {} of {} packets were IP fragments, which GRO never merges (inet_gro_receive() flushes at ip_is_fragment()); the sender's device fragmented its TSO frames instead of segmenting them (QEMU's net_tx_pkt_do_sw_fragmentation() up to 7.2 does){results}{others}",
+            group(r.ip_fragments),
+            group(r.skbs)
+        );
+        return verdict(o, Mechanism::Off, gro, false, e);
+    }
+    let direct = h.netif_receive_skb + h.netif_receive_skb_list;
+    if direct * 2 >= r.segments {
+        // A driver that calls netif_receive_skb() itself skips GRO. Drivers
+        // do so when LRO is on and the device is to coalesce
+        // (vmxnet3_rq_rx_complete() when NETIF_F_LRO is set): LRO on and
+        // nothing coalesced is the device ignoring its feature.
+        let lro = dev.configured(&["rx-lro"]);
+        let lro_on = lro.as_ref().is_some_and(|c| c.active);
+        let e = format!(
+            "{nothing}; the driver handed the packets straight to the stack (netif_receive_skb), bypassing GRO, as drivers do when LRO is on and the device is to coalesce (vmxnet3_rq_rx_complete()){}{others}",
+            if lro_on {
+                ": LRO is on, and the device coalesced nothing"
+            } else {
+                ""
+            }
+        );
+        let configured = if lro_on { lro } else { gro };
+        return verdict(o, Mechanism::Off, configured, lro_on, e);
+    }
+    // GRO only runs on the NAPI path; on the backlog it cannot merge.
+    if h.netif_rx * 2 >= r.segments {
+        let e = format!(
+            "{nothing}{}; packets took the backlog path (netif_rx), where GRO does not run{others}",
+            although(&gro)
+        );
+        return verdict(o, Mechanism::Off, gro, false, e);
+    }
+    let e = format!("{nothing}{}{results}{others}", although(&gro));
+    verdict(o, Mechanism::Off, gro, gro_on, e)
 }
 
 /// What GRO said it did with the packets, when the GRO probes saw them:

@@ -782,3 +782,74 @@ fn software_checksums_name_the_bad_ones() {
         v.evidence
     );
 }
+
+/// e1000e and vmxnet3 under QEMU 7.2: the sender's TSO frames reach the
+/// receiver as IPv4 fragments (hw/net/net_tx_pkt.c,
+/// net_tx_pkt_do_sw_fragmentation()). GRO cannot merge fragments
+/// (inet_gro_receive() flushes at ip_is_fragment()) and no NIC can verify
+/// a fragment's TCP checksum: neither is the receiver's configuration
+/// failing, so neither is a mismatch. Counts of the Debian 6.1 e1000e row.
+#[test]
+fn ip_fragments_are_neither_unmerged_tcp_nor_failed_checksums() {
+    let mut t = Totals::default();
+    add(&mut t.handoff.segment_len, 1500, 48_643);
+    t.handoff.segment_csum[0] = 48_600;
+    t.handoff.segment_csum[1] = 43;
+    t.handoff.handoff_by_hook[0] = 48_643;
+    add(&mut t.skb.skb_len, 1500, 48_643);
+    add(&mut t.skb.segs_per_skb, 1, 48_643);
+    t.skb.skb_csum[0] = 48_600;
+    t.skb.ip_fragments = 48_576;
+    t.gro.result[toe_agent_common::GRO_NORMAL] = 48_600;
+    let mut nic = veth(&["rx-gro", "rx-checksum"], &["rx-lro"]);
+    nic.class = DeviceClass::Physical;
+    nic.driver = "e1000e".into();
+    let b = Blocks::from_totals(&t);
+    let v = rx_coalescing(&b, &nic);
+    assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, false), "{v:?}");
+    assert!(
+        v.evidence
+            .contains("48,576 of 48,643 packets were IP fragments"),
+        "{}",
+        v.evidence
+    );
+    let c = rx_checksum(&b, &nic);
+    assert_eq!(
+        (c.mechanism, c.mismatch),
+        (Mechanism::Software, false),
+        "{c:?}"
+    );
+    assert!(
+        c.evidence.contains("whose TCP checksum no NIC can verify"),
+        "{}",
+        c.evidence
+    );
+}
+
+/// vmxnet3 with LRO on: vmxnet3_rq_rx_complete() hands packets to
+/// netif_receive_skb() itself, skipping GRO, and QEMU's model coalesces
+/// nothing: LRO is on while the device ignores it, a mismatch, and the
+/// evidence names the path the packets really took (it used to say
+/// "backlog"). Counts of the Debian 6.1 vmxnet3 row, without fragments.
+#[test]
+fn lro_bypass_that_coalesces_nothing_is_a_mismatch() {
+    let mut t = Totals::default();
+    add(&mut t.handoff.segment_len, 1500, 57_696);
+    t.handoff.segment_csum[0] = 57_696;
+    t.handoff.handoff_by_hook[toe_agent_common::HOOK_NETIF_RECEIVE_SKB] = 57_696;
+    add(&mut t.skb.skb_len, 1500, 57_696);
+    add(&mut t.skb.segs_per_skb, 1, 57_696);
+    let mut dev = veth(&["rx-gro", "rx-lro"], &[]);
+    dev.class = DeviceClass::Paravirtual;
+    dev.driver = "vmxnet3".into();
+    let v = rx_coalescing(&Blocks::from_totals(&t), &dev);
+    assert_eq!((v.mechanism, v.mismatch), (Mechanism::Off, true), "{v:?}");
+    assert_eq!(v.configured.unwrap().feature, "rx-lro");
+    assert!(
+        v.evidence
+            .contains("straight to the stack (netif_receive_skb), bypassing GRO"),
+        "{}",
+        v.evidence
+    );
+    assert!(!v.evidence.contains("backlog"), "{}", v.evidence);
+}

@@ -28,11 +28,13 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     crate::gro::released(skb.addr());
+    let ip = skb.ip();
     let detail = SkbDetail {
         segs: skb.gso().segs,
         csum: skb.ip_summed(),
         queue: skb.queue(),
-        tcp: skb.is_tcp(),
+        tcp: ip.tcp,
+        fragment: ip.fragment,
     };
     record_skb(skb.len(), Some(detail));
     0
@@ -48,6 +50,8 @@ pub struct SkbDetail {
     pub queue: usize,
     /// The IP protocol is TCP.
     pub tcp: bool,
+    /// An IP fragment: GRO never merges one, the stack reassembles it later.
+    pub fragment: bool,
 }
 
 /// Count one skb after GRO; the classic fallback knows only its length.
@@ -65,6 +69,9 @@ pub fn record_skb(len: u32, detail: Option<SkbDetail>) {
         if !d.tcp {
             s.nontcp_skbs += 1;
             s.nontcp_skb_segs += segs;
+        }
+        if d.fragment {
+            s.ip_fragments += 1;
         }
     }
 }

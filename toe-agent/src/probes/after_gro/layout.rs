@@ -22,6 +22,10 @@ pub struct SkbStats {
     /// without them.
     pub nontcp_skbs: u64,
     pub nontcp_skb_segs: u64,
+    /// Skbs after GRO that are IP fragments. GRO passes fragments up
+    /// unmerged (net/ipv4/af_inet.c, inet_gro_receive() flushes at
+    /// ip_is_fragment()), so each is one packet the driver handed up.
+    pub ip_fragments: u64,
 }
 
 #[cfg(feature = "user")]

@@ -81,6 +81,15 @@ pub(super) const FAMILY: Family = Family {
             Needs::Always,
             |b| b.rx.non_tcp.skb_segments,
         ),
+        Quantity::count(
+            "rx.ip_fragments",
+            "toe_rx_ip_fragments",
+            "RX IP fragments",
+            "Packets received as IP fragments (GRO never merges them; the stack reassembles them after).",
+            Unit::Packets,
+            Needs::Always,
+            |b| b.rx.ip_fragments,
+        ),
         Quantity::hist(
             "rx.skb_len",
             "toe_rx_skb_bytes",
@@ -110,4 +119,5 @@ crate::kernel::collect::counters!(toe_agent_common::SkbStats {
     skb_queue,
     nontcp_skbs,
     nontcp_skb_segs,
+    ip_fragments,
 });
