@@ -227,7 +227,7 @@ fn vm_run(
     } else {
         args.to_vec()
     };
-    let took = host.boot(&kernel, model, &agent, opts.secs, &out, &args)?;
+    let took = host.boot(&kernel, model, &agent, opts.secs, &out, opts.setup.as_deref(), &args)?;
     print!("{}", fs::read_to_string(out.join("guest.log")).unwrap_or_default());
     let rc = fs::read_to_string(out.join("rc")).unwrap_or_default();
     eprintln!(
@@ -273,11 +273,15 @@ fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<
             });
             continue;
         }
-        for model in &models {
-            let out = root.join("target/vm/out").join(&kernel.name).join(model);
+        for nic in &models {
+            let model = match &opts.variant {
+                Some(v) => format!("{nic}+{v}"),
+                None => nic.clone(),
+            };
+            let out = root.join("target/vm/out").join(&kernel.name).join(&model);
             eprintln!("xtask: {} × {model}", kernel.name);
-            let row = match host.boot(&kernel, model, &agent, opts.secs, &out, &[]) {
-                Ok(took) => vm::read_row(&kernel.name, model, &out, took),
+            let row = match host.boot(&kernel, nic, &agent, opts.secs, &out, opts.setup.as_deref(), &[]) {
+                Ok(took) => vm::read_row(&kernel.name, &model, &out, took),
                 Err(e) => vm::Row {
                     kernel: kernel.name.clone(),
                     model: model.clone(),
@@ -288,7 +292,14 @@ fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<
             if !row.booted || row.counts.is_empty() || !row.counts_agree() {
                 failed.push(format!("{} × {model}: {}", kernel.name, if row.note.is_empty() { "counts differ" } else { &row.note }));
             }
-            eprintln!("{}", vm::markdown(std::slice::from_ref(&row)).lines().last().unwrap_or(""));
+            let line = vm::markdown(std::slice::from_ref(&row));
+            let line = line.lines().last().unwrap_or("");
+            eprintln!("{line}");
+            // Each row also stays with its files, so that tables can be put
+            // together from several runs (`cat target/vm/out/*/*/row.md`).
+            if out.exists() {
+                fs::write(out.join("row.md"), format!("{line}\n"))?;
+            }
             rows.push(row);
         }
     }

@@ -66,6 +66,14 @@ pub(crate) struct VmOpts {
     /// Seconds of iperf3 traffic per run.
     #[arg(long, default_value_t = 3)]
     pub(crate) secs: u32,
+    /// Shell command run in the guest once both NICs are up, before any
+    /// tracing (e.g. `ip netns exec toea ethtool -K toea tso off`); the
+    /// matrix then writes its rows under `<model>+<variant>`.
+    #[arg(long, requires = "variant")]
+    pub(crate) setup: Option<String>,
+    /// Name of the --setup variant, for the output directories and the table.
+    #[arg(long, requires = "setup")]
+    pub(crate) variant: Option<String>,
 }
 
 /// Everything the guests need on the host, found or installed.
@@ -158,6 +166,7 @@ impl Host {
         agent: &Path,
         secs: u32,
         out: &Path,
+        setup: Option<&str>,
         agent_args: &[std::ffi::OsString],
     ) -> anyhow::Result<Duration> {
         let image = kernel
@@ -166,6 +175,9 @@ impl Host {
             .context("this kernel cannot be booted")?;
         let _ = fs::remove_dir_all(out);
         fs::create_dir_all(out)?;
+        if let Some(setup) = setup {
+            fs::write(out.join("setup.sh"), format!("{setup}\n"))?;
+        }
         let script = self.root.join("xtask/vm/guest.sh");
         let mut exec = format!(
             "bash {} {} {} {secs}",
@@ -631,11 +643,12 @@ fn gro_result_name(k: &str) -> &str {
     }
 }
 
+pub(crate) const TABLE_HEAD: &str =
+        "| kernel | NIC | driver (class) | hand-off hook | ip_summed at hand-off | after GRO | segs/skb | IP fragments at hand-off | GRO results | sender | Mbit/s | verdicts (tx_seg, tx_csum, rx_coal, rx_csum, rss) | agent = bpftrace | wall s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+
 /// The matrix as a Markdown table (docs/vm.md quotes it).
 pub(crate) fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "| kernel | NIC | driver (class) | hand-off hook | ip_summed at hand-off | after GRO | segs/skb | IP fragments at hand-off | GRO results | sender | Mbit/s | verdicts (tx_seg, tx_csum, rx_coal, rx_csum, rss) | agent = bpftrace | wall s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-    );
+    let mut s = String::from(TABLE_HEAD);
     for r in rows {
         let verdicts = r
             .verdicts
@@ -655,7 +668,11 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let boot = if r.booted { "" } else { "did not boot: " };
+        let boot = if r.booted || r.note.starts_with("not bootable") {
+            ""
+        } else {
+            "did not boot: "
+        };
         s.push_str(&format!(
             "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |\n",
             r.kernel,

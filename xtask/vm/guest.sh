@@ -32,6 +32,11 @@ for d in /sys/bus/pci/devices/*; do
     case $(cat "$d/class") in 0x02*) ;; *) continue ;; esac
     modprobe -a "$(cat "$d/modalias")" || echo "modprobe for $(basename "$d") failed"
 done
+# virtio_pci only binds the transport: the NIC's driver (virtio_net) is
+# matched on the virtio bus (device id 1 is a network card).
+for d in /sys/bus/virtio/devices/*; do
+    [ "$(cat "$d/device" 2>/dev/null)" = 0x0001 ] && modprobe -a "$(cat "$d/modalias")"
+done
 for _ in $(seq 50); do
     nics=()
     for d in /sys/bus/pci/devices/*; do
@@ -71,6 +76,11 @@ for ns in toea toeb; do
     cat "/sys/class/net/${ns}/gro_flush_timeout" 2>/dev/null
 done
 step "links up"
+if [ -f "$OUT/setup.sh" ]; then
+    step "setup: $(cat "$OUT/setup.sh")"
+    bash -x "$OUT/setup.sh"
+    for ns in toea toeb; do ip netns exec "$ns" ethtool -k "$ns" >"$OUT/ethtool-k-$ns.txt" 2>&1; done
+fi
 
 ip netns exec toeb iperf3 -s -1 >"$OUT/iperf-server.log" 2>&1 &
 server=$!
@@ -90,6 +100,7 @@ fi
 # The independent count: the same tracepoints, per device name (the devices
 # are called toea and toeb, and nothing else in the guest is).
 cat >"$OUT/count.bt" <<'EOF'
+BEGIN { printf("ready\n"); }
 tracepoint:net:napi_gro_receive_entry /str(args->name) == "toeb"/ { @handoff["napi_gro_receive"] = count(); @csum[args->ip_summed] = count(); @gso_size_set[args->gso_size > 0] = count(); @handoff_len = hist(args->len); $ip = (struct iphdr *)((struct sk_buff *)args->skbaddr)->data; $f = $ip->frag_off; @ip_fragment[(((($f & 0xff) << 8) | ($f >> 8)) & 0x3fff) != 0] = count(); }
 tracepoint:net:napi_gro_frags_entry /str(args->name) == "toeb"/ { @handoff["napi_gro_frags"] = count(); @csum[args->ip_summed] = count(); }
 tracepoint:net:netif_receive_skb_entry /str(args->name) == "toeb"/ { @handoff["netif_receive_skb"] = count(); @csum[args->ip_summed] = count(); @gso_size_set[args->gso_size > 0] = count(); @handoff_len = hist(args->len); $ip = (struct iphdr *)((struct sk_buff *)args->skbaddr)->data; $f = $ip->frag_off; @ip_fragment[(((($f & 0xff) << 8) | ($f >> 8)) & 0x3fff) != 0] = count(); }
@@ -107,10 +118,11 @@ ip netns exec toeb "$AGENT" trace --iface toeb --duration 600 --ndjson "$OUT/rx.
 rx=$!
 ip netns exec toea "$AGENT" trace --iface toea --duration 600 --ndjson "$OUT/tx.ndjson" >"$OUT/agent-tx.log" 2>&1 &
 tx=$!
-# Start the traffic only once all three tracers are attached.
+# Start the traffic only once all three tracers are attached (bpftrace runs
+# BEGIN after attaching every probe; its "Attaching" line comes before).
 for _ in $(seq 1200); do
     grep -qs '"type":"header"' "$OUT/rx.ndjson" && grep -qs '"type":"header"' "$OUT/tx.ndjson" \
-        && grep -qs attached_probes "$OUT/count.json" && break
+        && grep -qs '"data": "ready' "$OUT/count.json" && break
     sleep 0.1
 done
 step "tracers attached"
