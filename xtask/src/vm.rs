@@ -159,16 +159,15 @@ impl Host {
 
     /// Boots `kernel` with two `model` NICs on a hub and runs the guest
     /// script; its files land in `out`. Returns the wall time.
-    pub(crate) fn boot(
-        &self,
-        kernel: &Kernel,
-        model: &str,
-        agent: &Path,
-        secs: u32,
-        out: &Path,
-        setup: Option<&str>,
-        agent_args: &[std::ffi::OsString],
-    ) -> anyhow::Result<Duration> {
+    pub(crate) fn boot(&self, kernel: &Kernel, g: &Guest<'_>) -> anyhow::Result<Duration> {
+        let Guest {
+            model,
+            agent,
+            secs,
+            out,
+            setup,
+            agent_args,
+        } = *g;
         let image = kernel
             .image
             .as_ref()
@@ -240,7 +239,10 @@ impl Host {
         };
         let took = start.elapsed();
         match status {
-            None => bail!("the guest did not finish within {VM_TIMEOUT:?}; see {}/console.log", out.display()),
+            None => bail!(
+                "the guest did not finish within {VM_TIMEOUT:?}; see {}/console.log",
+                out.display()
+            ),
             Some(_) if !out.join("rc").exists() => bail!(
                 "the guest script did not finish; see {}/console.log and guest.log",
                 out.display()
@@ -248,6 +250,21 @@ impl Host {
             Some(_) => Ok(took),
         }
     }
+}
+
+/// What one guest runs.
+pub(crate) struct Guest<'a> {
+    /// QEMU `-device` name of both NICs.
+    pub(crate) model: &'a str,
+    pub(crate) agent: &'a Path,
+    /// Seconds of iperf3 traffic.
+    pub(crate) secs: u32,
+    /// The directory shared with the guest, emptied first.
+    pub(crate) out: &'a Path,
+    /// --setup.
+    pub(crate) setup: Option<&'a str>,
+    /// An agent command to run instead of the matrix row.
+    pub(crate) agent_args: &'a [std::ffi::OsString],
 }
 
 /// A kernel to boot, or why this one cannot be.
@@ -276,8 +293,7 @@ fn host_kernel() -> anyhow::Result<Kernel> {
             ("CONFIG_VMXNET3", "no vmxnet3"),
             ("CONFIG_E1000", "no e1000"),
         ] {
-            if !config.lines().any(|l| l.starts_with(&format!("{opt}=")))
-            {
+            if !config.lines().any(|l| l.starts_with(&format!("{opt}="))) {
                 why.push(what.to_string());
             }
         }
@@ -298,9 +314,8 @@ fn read_gz_config() -> anyhow::Result<String> {
 /// (not -cloud, -rt, -dbg or -unsigned).
 fn newest_package(series: &str) -> anyhow::Result<String> {
     let pattern = format!("^linux-image-{}[.-].*-amd64$", series.replace('.', "\\."));
-    let search = || {
-        crate::output(Command::new("apt-cache").args(["search", "--names-only", &pattern]))
-    };
+    let search =
+        || crate::output(Command::new("apt-cache").args(["search", "--names-only", &pattern]));
     let mut list = search()?;
     if list.trim().is_empty() {
         let _ = Command::new("apt-get").args(["update", "-q"]).status();
@@ -312,7 +327,7 @@ fn newest_package(series: &str) -> anyhow::Result<String> {
         .filter(|n| !n.contains("-cloud-") && !n.contains("-rt-"))
         .map(str::to_string)
         .collect();
-    names.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    names.sort_by_key(|n| version_key(n));
     names
         .pop()
         .with_context(|| format!("the package registry serves no {pattern}"))
@@ -336,7 +351,12 @@ fn newest_file(dir: &Path, prefix: &str) -> anyhow::Result<PathBuf> {
                 .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".deb"))
         })
         .max()
-        .with_context(|| format!("apt-get download left no {prefix}*.deb in {}", dir.display()))
+        .with_context(|| {
+            format!(
+                "apt-get download left no {prefix}*.deb in {}",
+                dir.display()
+            )
+        })
 }
 
 /// `vng` from PATH, or virtme-ng installed from PyPI into a venv under
@@ -353,7 +373,10 @@ fn ensure_vng(cache: &Path) -> anyhow::Result<PathBuf> {
     {
         return Ok(found);
     }
-    eprintln!("xtask: installing virtme-ng {VIRTME_NG_VERSION} into {}", venv.display());
+    eprintln!(
+        "xtask: installing virtme-ng {VIRTME_NG_VERSION} into {}",
+        venv.display()
+    );
     let python = ["python3", "/usr/bin/python3"]
         .into_iter()
         .find(|p| {
@@ -368,7 +391,10 @@ fn ensure_vng(cache: &Path) -> anyhow::Result<PathBuf> {
         .arg(&venv)
         .status()?;
     if !status.success() {
-        bail!("python3 -m venv {} failed (apt-get install python3-venv)", venv.display());
+        bail!(
+            "python3 -m venv {} failed (apt-get install python3-venv)",
+            venv.display()
+        );
     }
     let status = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", &format!("virtme-ng=={VIRTME_NG_VERSION}")])
@@ -491,7 +517,13 @@ fn shares(obj: Option<&Value>) -> String {
     }
     o.iter()
         .filter_map(|(k, v)| v.as_u64().filter(|&n| n > 0).map(|n| (k, n)))
-        .map(|(k, n)| format!("{} {:.1}%", k.to_uppercase(), 100.0 * n as f64 / total as f64))
+        .map(|(k, n)| {
+            format!(
+                "{} {:.1}%",
+                k.to_uppercase(),
+                100.0 * n as f64 / total as f64
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -562,7 +594,8 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
             let off = v["offload"].as_str().unwrap_or("?");
             let judged_here = matches!(
                 (side, off),
-                ("tx", "tx_segmentation" | "tx_checksum") | ("rx", "rx_coalescing" | "rx_checksum" | "rss")
+                ("tx", "tx_segmentation" | "tx_checksum")
+                    | ("rx", "rx_coalescing" | "rx_checksum" | "rss")
             );
             if judged_here {
                 row.verdicts.push((
@@ -578,7 +611,10 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
     {
         row.mbit = format!(
             "{:.0}",
-            v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1e6
         );
     }
     match bpftrace_maps(&out.join("count.json")) {
@@ -590,12 +626,23 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
                 // Idle polls (e1000e's watchdog raises an interrupt every
                 // 2 s) fall between the tracers' attach times: compare the
                 // polls that did work.
-                ("rx NAPI polls with work".into(), busy_polls(&rx["napi"]), sum("@busy_polls")),
-                ("tx queued".into(), u(t, &["queued_skbs"]), sum("@tx_queued")),
+                (
+                    "rx NAPI polls with work".into(),
+                    busy_polls(&rx["napi"]),
+                    sum("@busy_polls"),
+                ),
+                (
+                    "tx queued".into(),
+                    u(t, &["queued_skbs"]),
+                    sum("@tx_queued"),
+                ),
                 ("tx to driver".into(), u(t, &["xmit_skbs"]), sum("@tx_xmit")),
             ];
             let frag = m.get("@ip_fragment");
-            let yes = frag.and_then(|f| f.get("1").or(f.get("true"))).copied().unwrap_or(0);
+            let yes = frag
+                .and_then(|f| f.get("1").or(f.get("true")))
+                .copied()
+                .unwrap_or(0);
             let all: u64 = frag.map(|f| f.values().sum()).unwrap_or(0);
             row.fragments = format!("{yes} of {all}");
             row.gro_result = m
@@ -643,8 +690,7 @@ fn gro_result_name(k: &str) -> &str {
     }
 }
 
-pub(crate) const TABLE_HEAD: &str =
-        "| kernel | NIC | driver (class) | hand-off hook | ip_summed at hand-off | after GRO | segs/skb | IP fragments at hand-off | GRO results | sender | Mbit/s | verdicts (tx_seg, tx_csum, rx_coal, rx_csum, rss) | agent = bpftrace | wall s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+pub(crate) const TABLE_HEAD: &str = "| kernel | NIC | driver (class) | hand-off hook | ip_summed at hand-off | after GRO | segs/skb | IP fragments at hand-off | GRO results | sender | Mbit/s | verdicts (tx_seg, tx_csum, rx_coal, rx_csum, rss) | agent = bpftrace | wall s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
 
 /// The matrix as a Markdown table (docs/vm.md quotes it).
 pub(crate) fn markdown(rows: &[Row]) -> String {
@@ -653,7 +699,13 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
         let verdicts = r
             .verdicts
             .iter()
-            .map(|(_, m, mm)| if *mm { format!("{m} **MISMATCH**") } else { m.clone() })
+            .map(|(_, m, mm)| {
+                if *mm {
+                    format!("{m} **MISMATCH**")
+                } else {
+                    m.clone()
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let counts = if r.counts.is_empty() {
@@ -678,7 +730,11 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
             r.kernel,
             r.model,
             boot,
-            if r.driver.is_empty() { &r.note } else { &r.driver },
+            if r.driver.is_empty() {
+                &r.note
+            } else {
+                &r.driver
+            },
             r.handoff,
             r.rx_csum,
             r.skb_csum,
@@ -693,4 +749,56 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_kernel_package_orders_by_numbers() {
+        let mut names = [
+            "linux-image-6.1.0-9-amd64",
+            "linux-image-6.1.0-56-amd64",
+            "linux-image-6.1.0-47-amd64",
+        ];
+        names.sort_by_key(|n| version_key(n));
+        assert_eq!(names.last(), Some(&"linux-image-6.1.0-56-amd64"));
+        assert!(
+            version_key("linux-image-6.12.117+deb12-amd64")
+                > version_key("linux-image-6.12.9+deb12-amd64")
+        );
+    }
+
+    #[test]
+    fn reads_bpftrace_json_maps() {
+        let dir = env::temp_dir().join(format!("xtask-vm-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("count.json");
+        fs::write(
+            &file,
+            concat!(
+                "{\"type\": \"attached_probes\", \"data\": {\"probes\": 10}}\n",
+                "{\"type\": \"printf\", \"data\": \"ready\\n\"}\n",
+                "{\"type\": \"map\", \"data\": {\"@handoff\": {\"napi_gro_receive\": 48643}}}\n",
+                "{\"type\": \"map\", \"data\": {\"@rx_skbs\": 48642}}\n",
+                "{\"type\": \"hist\", \"data\": {\"@work\": [{\"min\": 0, \"max\": 0, \"count\": 146}, {\"min\": 1, \"max\": 1, \"count\": 18}]}}\n",
+            ),
+        )
+        .unwrap();
+        let maps = bpftrace_maps(&file).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(maps["@handoff"]["napi_gro_receive"], 48643);
+        assert_eq!(maps["@rx_skbs"][""], 48642);
+        assert_eq!(maps["@work"][""], 164);
+    }
+
+    #[test]
+    fn busy_polls_leave_out_idle_ones() {
+        let napi: Value = serde_json::from_str(
+            r#"{"polls": 602, "work": {"buckets": [[0, 186], [1, 18], [2, 1]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(busy_polls(&napi), 416);
+    }
 }
