@@ -53,10 +53,11 @@ enum Cmd {
     },
     /// Run the agent in a QEMU guest with two NICs of a model joined by a hub,
     /// in namespaces toea (10.77.0.1, sender) and toeb (10.77.0.2, receiver),
-    /// while iperf3 runs between them: `cargo xtask vm --nic e1000e -- trace
-    /// --iface toeb --duration 8`. The agent runs in toeb, or in toea when the
-    /// first argument is `@toea`. First --kernel and --nic count; defaults
-    /// 6.1 and e1000e (docs/vm.md).
+    /// while iperf3 sends from toea to toeb until the agent exits:
+    /// `cargo xtask vm --nic e1000e -- trace --iface toeb --duration 8`.
+    /// The agent runs in toeb, or in toea when the first argument is `@toea`;
+    /// without arguments, `trace --iface toeb --duration 20`. The first
+    /// --kernel and --nic count; defaults 6.1 and e1000e (docs/vm.md).
     Vm {
         #[command(flatten)]
         opts: vm::VmOpts,
@@ -223,11 +224,9 @@ fn vm_run(
     let model = opts.nics.first().map_or("e1000e", String::as_str);
     let out = root.join("target/vm/out/run");
     let args = if args.is_empty() {
-        vec![
-            OsString::from("trace"),
-            OsString::from("--iface"),
-            OsString::from("toeb"),
-        ]
+        ["trace", "--iface", "toeb", "--duration", "20"]
+            .map(OsString::from)
+            .to_vec()
     } else {
         args.to_vec()
     };

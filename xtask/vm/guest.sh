@@ -12,7 +12,8 @@
 #   counts the same events independently with bpftrace while iperf3 sends
 #   from toea to toeb for SECS seconds; everything lands in OUT;
 # - with AGENT_ARGS: runs `AGENT AGENT_ARGS` in toeb (or in toea when the
-#   first argument is `@toea`) while iperf3 runs for SECS seconds.
+#   first argument is `@toea`) while iperf3 runs of SECS seconds follow one
+#   another until the agent exits.
 # All traffic stays between the two namespaces of this guest.
 set -u
 OUT=$1 AGENT=$2 SECS=$3
@@ -82,20 +83,29 @@ if [ -f "$OUT/setup.sh" ]; then
     for ns in toea toeb; do ip netns exec "$ns" ethtool -k "$ns" >"$OUT/ethtool-k-$ns.txt" 2>&1; done
 fi
 
-ip netns exec toeb iperf3 -s -1 >"$OUT/iperf-server.log" 2>&1 &
-server=$!
-
 if [ $# -gt 0 ]; then
     ns=toeb
     if [ "$1" = "@toea" ]; then ns=toea; shift; fi
     step "agent in $ns: $*"
-    sleep 1
-    (sleep 3; ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >"$OUT/iperf.txt" 2>&1) &
-    ip netns exec "$ns" "$AGENT" "$@"
+    # Traffic for as long as the agent runs: iperf3 runs of SECS seconds,
+    # one after the other (at most 100), from toea to toeb.
+    ip netns exec toeb iperf3 -s >"$OUT/iperf-server.log" 2>&1 &
+    server=$!
+    ip netns exec "$ns" "$AGENT" "$@" &
+    agent=$!
+    for _ in $(seq 100); do
+        kill -0 "$agent" 2>/dev/null || break
+        ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >>"$OUT/iperf.txt" 2>&1
+    done
+    wait "$agent"
     rc=$?
+    kill "$server"
     wait
     finish "$rc"
 fi
+
+ip netns exec toeb iperf3 -s -1 >"$OUT/iperf-server.log" 2>&1 &
+server=$!
 
 # The independent count: the same tracepoints, per device name (the devices
 # are called toea and toeb, and nothing else in the guest is).
