@@ -53,7 +53,7 @@ const VM_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub(crate) struct VmOpts {
     /// Kernel: a Debian series ("6.1", "6.12": the newest package of it), an
     /// exact package name (linux-image-6.1.0-56-amd64), or "host". Repeat
-    /// for several; the matrix defaults to every series in KERNELS.
+    /// for several; the matrix defaults to 6.1, 6.12 and host.
     #[arg(long = "kernel")]
     pub(crate) kernels: Vec<String>,
     /// QEMU NIC model (e1000e, vmxnet3, virtio-net-pci, e1000, rtl8139, or
