@@ -30,6 +30,7 @@ pub(crate) const MODELS: &[(&str, &str)] = &[
     ("virtio-net-pci", "virtio_net: paravirtual"),
     ("e1000", "e1000: Intel 82540EM, TSO and checksum offload"),
     ("rtl8139", "8139cp/8139too: Realtek RTL8139C+"),
+    ("veth", "a veth pair instead of NICs, as in the host tests"),
 ];
 /// Kernel series the matrix boots, newest Debian package of each.
 pub(crate) const KERNELS: &[&str] = &["6.1", "6.12"];
@@ -57,7 +58,8 @@ pub(crate) struct VmOpts {
     #[arg(long = "kernel")]
     pub(crate) kernels: Vec<String>,
     /// QEMU NIC model (e1000e, vmxnet3, virtio-net-pci, e1000, rtl8139, or
-    /// any other `-device` name); repeat for several.
+    /// any other `-device` name), or veth for a veth pair; repeat for
+    /// several.
     #[arg(long = "nic")]
     pub(crate) nics: Vec<String>,
     /// Use this agent binary instead of building target/release/toe-agent.
@@ -174,6 +176,9 @@ impl Host {
             .context("this kernel cannot be booted")?;
         let _ = fs::remove_dir_all(out);
         fs::create_dir_all(out)?;
+        if model == "veth" {
+            fs::write(out.join("veth"), "")?;
+        }
         if let Some(setup) = setup {
             fs::write(out.join("setup.sh"), format!("{setup}\n"))?;
         }
@@ -188,10 +193,15 @@ impl Host {
             exec.push(' ');
             exec.push_str(&shell_quote(&a.to_string_lossy()));
         }
-        let nics = format!(
-            "-netdev hubport,id=h1,hubid=0 -device {model},netdev=h1 \
-             -netdev hubport,id=h2,hubid=0 -device {model},netdev=h2"
-        );
+        // "veth": no NICs; the guest script makes a veth pair instead.
+        let nics = if model == "veth" {
+            None
+        } else {
+            Some(format!(
+                "--qemu-opts=-netdev hubport,id=h1,hubid=0 -device {model},netdev=h1 \
+                 -netdev hubport,id=h2,hubid=0 -device {model},netdev=h2"
+            ))
+        };
         let console = fs::File::create(out.join("console.log"))?;
         let venv_bin = self.vng_bin.parent().unwrap_or(Path::new("/"));
         let start = Instant::now();
@@ -209,7 +219,7 @@ impl Host {
                 "2",
             ])
             .arg(format!("--rwdir={}", out.display()))
-            .arg(format!("--qemu-opts={nics}"))
+            .args(nics)
             .arg("--run")
             .arg(image)
             .arg("--exec")

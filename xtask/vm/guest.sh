@@ -27,8 +27,12 @@ step "kernel $(uname -r)"
 [ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
 [ -e /sys/kernel/debug/tracing ] || mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
 
-# Network controllers (PCI class 0x02xxxx), in PCI address order.
 nics=()
+if [ -f "$OUT/veth" ]; then
+    # The "veth" model: a veth pair instead of two NICs.
+    ip link add vetha type veth peer name vethb && nics=(vetha vethb)
+fi
+# Network controllers (PCI class 0x02xxxx), in PCI address order.
 for d in /sys/bus/pci/devices/*; do
     case $(cat "$d/class") in 0x02*) ;; *) continue ;; esac
     modprobe -a "$(cat "$d/modalias")" || echo "modprobe for $(basename "$d") failed"
@@ -39,6 +43,7 @@ for d in /sys/bus/virtio/devices/*; do
     [ "$(cat "$d/device" 2>/dev/null)" = 0x0001 ] && modprobe -a "$(cat "$d/modalias")"
 done
 for _ in $(seq 50); do
+    [ -f "$OUT/veth" ] && break
     nics=()
     for d in /sys/bus/pci/devices/*; do
         case $(cat "$d/class") in 0x02*) ;; *) continue ;; esac
