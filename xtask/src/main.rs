@@ -1,4 +1,4 @@
-//! Build orchestration: `cargo xtask build | run | test`.
+//! Build orchestration: `cargo xtask build | run | test | vm`.
 //!
 //! Each command first installs what is missing (the nightly `rust-src`
 //! component; bpf-linker built against the nightly toolchain's own LLVM, into
@@ -14,6 +14,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+
+mod vm;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "Build, run and test toe-agent")]
@@ -39,7 +41,27 @@ enum Cmd {
     },
     /// Run every test: unit tests, then the privileged end-to-end tests.
     Test {
+        /// Instead, run the VM matrix: the agent in QEMU guests against real
+        /// NIC drivers and Debian kernels (docs/vm.md).
+        #[arg(long)]
+        vm: bool,
+        #[command(flatten)]
+        vm_opts: vm::VmOpts,
         /// Extra arguments for the test harness (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run the agent in a QEMU guest with two NICs of a model joined by a hub,
+    /// in namespaces toea (10.77.0.1, sender) and toeb (10.77.0.2, receiver),
+    /// while iperf3 sends from toea to toeb until the agent exits:
+    /// `cargo xtask vm --nic e1000e -- trace --iface toeb --duration 8`.
+    /// The agent runs in toeb, or in toea when the first argument is `@toea`;
+    /// without arguments, `trace --iface toeb --duration 20`. The first
+    /// --kernel and --nic count; defaults 6.1 and e1000e (docs/vm.md).
+    Vm {
+        #[command(flatten)]
+        opts: vm::VmOpts,
+        /// Arguments for the agent.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
@@ -73,8 +95,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = workspace_root()?;
     let tools = root.join("target/tools");
-    ensure_nightly_src()?;
-    ensure_bpf_linker(&tools)?;
+    // The VM commands with a ready agent binary (--agent) build nothing.
+    let builds = match &cli.cmd {
+        Cmd::Vm { opts, .. }
+        | Cmd::Test {
+            vm: true,
+            vm_opts: opts,
+            ..
+        } => opts.agent.is_none(),
+        _ => true,
+    };
+    if builds {
+        ensure_nightly_src()?;
+        ensure_bpf_linker(&tools)?;
+    }
     let path = path_with(&tools.join("bin"))?;
     match cli.cmd {
         Cmd::Build => {
@@ -102,7 +136,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("starting target/release/toe-agent bench")?;
             Ok(exit_code(status))
         }
-        Cmd::Test { args } => {
+        Cmd::Vm { opts, args } => vm_run(&root, &path, &opts, &args),
+        Cmd::Test {
+            vm: true, vm_opts, ..
+        } => vm_matrix(&root, &path, &vm_opts),
+        Cmd::Test { args, .. } => {
             ensure_test_packages()?;
             cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
             // Unit tests of every crate but the end-to-end one.
@@ -159,6 +197,168 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(exit_code(status))
         }
     }
+}
+
+/// The agent binary the guests run: --agent, or a fresh release build.
+fn vm_agent(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<PathBuf> {
+    match &opts.agent {
+        Some(a) => fs::canonicalize(a).with_context(|| format!("--agent {}", a.display())),
+        None => {
+            cargo(root, path, &["build", "--release", "-p", "toe-agent"])?;
+            Ok(root.join("target/release/toe-agent"))
+        }
+    }
+}
+
+fn vm_run(
+    root: &Path,
+    path: &OsString,
+    opts: &vm::VmOpts,
+    args: &[OsString],
+) -> anyhow::Result<ExitCode> {
+    let host = vm::Host::prepare(root)?;
+    let agent = vm_agent(root, path, opts)?;
+    let kernel = host.kernel(opts.kernels.first().map_or("6.1", String::as_str))?;
+    if let Some(why) = &kernel.unbootable {
+        bail!("cannot boot {}: {why}", kernel.name);
+    }
+    let model = opts.nics.first().map_or("e1000e", String::as_str);
+    let out = root.join("target/vm/out/run");
+    let args = if args.is_empty() {
+        ["trace", "--iface", "toeb", "--duration", "20"]
+            .map(OsString::from)
+            .to_vec()
+    } else {
+        args.to_vec()
+    };
+    let guest = vm::Guest {
+        model,
+        agent: &agent,
+        secs: opts.secs,
+        out: &out,
+        setup: opts.setup.as_deref(),
+        agent_args: &args,
+    };
+    let took = host.boot(&kernel, &guest)?;
+    print!(
+        "{}",
+        fs::read_to_string(out.join("guest.log")).unwrap_or_default()
+    );
+    let rc = fs::read_to_string(out.join("rc")).unwrap_or_default();
+    eprintln!(
+        "xtask: {} with two {model} NICs, {:.0} s; files in {}",
+        kernel.name,
+        took.as_secs_f64(),
+        out.display()
+    );
+    Ok(ExitCode::from(rc.trim().parse::<u8>().unwrap_or(1)))
+}
+
+/// Every kernel × NIC model: boots, counts agree with bpftrace's, and the
+/// table of what each driver did (target/vm/matrix.md).
+fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<ExitCode> {
+    let host = vm::Host::prepare(root)?;
+    let agent = vm_agent(root, path, opts)?;
+    let kernels: Vec<String> = if opts.kernels.is_empty() {
+        vm::KERNELS
+            .iter()
+            .map(|k| k.to_string())
+            .chain(["host".to_string()])
+            .collect()
+    } else {
+        opts.kernels.clone()
+    };
+    let models: Vec<String> = if opts.nics.is_empty() {
+        vm::MODELS.iter().map(|(m, _)| m.to_string()).collect()
+    } else {
+        opts.nics.clone()
+    };
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    let started = std::time::Instant::now();
+    for spec in &kernels {
+        let kernel = host.kernel(spec)?;
+        if let Some(why) = &kernel.unbootable {
+            eprintln!("xtask: skipping {}: {why}", kernel.name);
+            rows.push(vm::Row {
+                kernel: kernel.name.clone(),
+                model: "(all)".into(),
+                note: format!("not bootable here: {why}"),
+                ..vm::Row::default()
+            });
+            continue;
+        }
+        for nic in &models {
+            let model = match &opts.variant {
+                Some(v) => format!("{nic}+{v}"),
+                None => nic.clone(),
+            };
+            let out = root.join("target/vm/out").join(&kernel.name).join(&model);
+            eprintln!("xtask: {} × {model}", kernel.name);
+            let guest = vm::Guest {
+                model: nic,
+                agent: &agent,
+                secs: opts.secs,
+                out: &out,
+                setup: opts.setup.as_deref(),
+                agent_args: &[],
+            };
+            let row = match host.boot(&kernel, &guest) {
+                Ok(took) => vm::read_row(&kernel.name, &model, &out, took),
+                Err(e) => vm::Row {
+                    kernel: kernel.name.clone(),
+                    model: model.clone(),
+                    note: format!("{e:#}"),
+                    ..vm::Row::default()
+                },
+            };
+            if !row.booted || row.counts.is_empty() || !row.counts_agree() {
+                failed.push(format!(
+                    "{} × {model}: {}",
+                    kernel.name,
+                    if row.note.is_empty() {
+                        "counts differ"
+                    } else {
+                        &row.note
+                    }
+                ));
+            }
+            let line = vm::markdown(std::slice::from_ref(&row));
+            let line = line.lines().last().unwrap_or("");
+            eprintln!("{line}");
+            // Each row also stays with its files, so that tables can be put
+            // together from several runs (`cat target/vm/out/*/*/row.md`).
+            if out.exists() {
+                fs::write(out.join("row.md"), format!("{line}\n"))?;
+            }
+            rows.push(row);
+        }
+    }
+    let table = vm::markdown(&rows);
+    fs::write(root.join("target/vm/matrix.md"), &table)?;
+    println!("{table}");
+    println!(
+        "VM matrix: {} rows in {:.0} s; table in target/vm/matrix.md, files in target/vm/out",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for f in &failed {
+        println!("FAILED: {f}");
+    }
+    let skipped = rows
+        .iter()
+        .filter(|r| r.note.starts_with("not bootable"))
+        .count();
+    println!(
+        "{} passed, {} failed, {skipped} skipped",
+        rows.len() - failed.len() - skipped,
+        failed.len()
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
@@ -305,7 +505,13 @@ fn have(cmd: &str) -> bool {
 }
 
 fn ensure_test_packages() -> anyhow::Result<()> {
-    let mut missing: Vec<&str> = TEST_PACKAGES
+    ensure_packages("the tests", TEST_PACKAGES)
+}
+
+/// Installs the Debian packages of `list` ((command, package) pairs) whose
+/// command is missing.
+fn ensure_packages(purpose: &str, list: &[(&str, &str)]) -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = list
         .iter()
         .filter(|(cmd, _)| !have(cmd))
         .map(|(_, pkg)| *pkg)
@@ -315,7 +521,7 @@ fn ensure_test_packages() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!(
-        "xtask: installing Debian packages for the tests: {}",
+        "xtask: installing Debian packages for {purpose}: {}",
         missing.join(" ")
     );
     let install = |args: &[&str]| {
