@@ -254,8 +254,54 @@ fn vm_run(
     Ok(ExitCode::from(rc.trim().parse::<u8>().unwrap_or(1)))
 }
 
-/// Every kernel × NIC model: boots, counts agree with bpftrace's, and the
-/// table of what each driver did (target/vm/matrix.md).
+/// One row: boot `kernel` with two `nic`s (and the variant's setup), read
+/// what the agents and bpftrace wrote, and keep the row's line with its
+/// files (`cat target/vm/out/*/*/row.md` puts several runs together).
+fn vm_row(
+    root: &Path,
+    host: &vm::Host,
+    kernel: &vm::Kernel,
+    agent: &Path,
+    opts: &vm::VmOpts,
+    nic: &str,
+    variant: Option<&(String, String)>,
+) -> anyhow::Result<vm::Row> {
+    let model = match variant {
+        Some((v, _)) => format!("{nic}+{v}"),
+        None => nic.to_string(),
+    };
+    let out = root.join("target/vm/out").join(&kernel.name).join(&model);
+    eprintln!("xtask: {} × {model}", kernel.name);
+    let guest = vm::Guest {
+        model: nic,
+        agent,
+        secs: opts.secs,
+        out: &out,
+        setup: variant.map(|(_, s)| s.as_str()),
+        agent_args: &[],
+    };
+    let row = match host.boot(kernel, &guest) {
+        Ok(took) => vm::read_row(&kernel.name, &model, &out, took),
+        Err(e) => vm::Row {
+            kernel: kernel.name.clone(),
+            model: model.clone(),
+            note: format!("{e:#}"),
+            ..vm::Row::default()
+        },
+    };
+    let line = vm::markdown(std::slice::from_ref(&row));
+    let line = line.lines().last().unwrap_or("");
+    eprintln!("{line}");
+    if out.exists() {
+        fs::write(out.join("row.md"), format!("{line}\n"))?;
+    }
+    Ok(row)
+}
+
+/// Every kernel × NIC model: boots, counts agree with bpftrace's, verdicts
+/// are the expected ones (vm/expected.rs), and the table of what each
+/// driver did (target/vm/matrix.md; the README's "tested on" table after
+/// a full run).
 fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<ExitCode> {
     let host = vm::Host::prepare(root)?;
     let agent = vm_agent(root, path, opts)?;
@@ -273,6 +319,8 @@ fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<
     } else {
         opts.nics.clone()
     };
+    // The whole default matrix: it then writes the README's table.
+    let default = opts.kernels.is_empty() && opts.nics.is_empty() && opts.variant.is_none();
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     let started = std::time::Instant::now();
@@ -288,54 +336,34 @@ fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<
             });
             continue;
         }
-        for nic in &models {
-            let model = match &opts.variant {
-                Some(v) => format!("{nic}+{v}"),
-                None => nic.clone(),
-            };
-            let out = root.join("target/vm/out").join(&kernel.name).join(&model);
-            eprintln!("xtask: {} × {model}", kernel.name);
-            let guest = vm::Guest {
-                model: nic,
-                agent: &agent,
-                secs: opts.secs,
-                out: &out,
-                setup: opts.setup.as_deref(),
-                agent_args: &[],
-            };
-            let row = match host.boot(&kernel, &guest) {
-                Ok(took) => vm::read_row(&kernel.name, &model, &out, took),
-                Err(e) => vm::Row {
-                    kernel: kernel.name.clone(),
-                    model: model.clone(),
-                    note: format!("{e:#}"),
-                    ..vm::Row::default()
-                },
-            };
-            if !row.booted || row.counts.is_empty() || !row.counts_agree() {
-                failed.push(format!(
-                    "{} × {model}: {}",
-                    kernel.name,
-                    if row.note.is_empty() {
-                        "counts differ"
-                    } else {
-                        &row.note
-                    }
-                ));
-            }
-            let line = vm::markdown(std::slice::from_ref(&row));
-            let line = line.lines().last().unwrap_or("");
-            eprintln!("{line}");
-            // Each row also stays with its files, so that tables can be put
-            // together from several runs (`cat target/vm/out/*/*/row.md`).
-            if out.exists() {
-                fs::write(out.join("row.md"), format!("{line}\n"))?;
+        // The variant rows run on the first kernel of a default matrix.
+        let mut runs: Vec<(String, Option<(String, String)>)> = models
+            .iter()
+            .map(|nic| {
+                let variant = opts.variant.clone().zip(opts.setup.clone());
+                (nic.clone(), variant)
+            })
+            .collect();
+        if default && spec == &kernels[0] {
+            runs.extend(
+                vm::expected::VARIANTS
+                    .iter()
+                    .map(|(m, v, s)| (m.to_string(), Some((v.to_string(), s.to_string())))),
+            );
+        }
+        for (nic, variant) in &runs {
+            let row = vm_row(root, &host, &kernel, &agent, opts, nic, variant.as_ref())?;
+            if let Some(why) = row.failure() {
+                failed.push(format!("{} × {}: {why}", kernel.name, row.model));
             }
             rows.push(row);
         }
     }
     let table = vm::markdown(&rows);
     fs::write(root.join("target/vm/matrix.md"), &table)?;
+    if default {
+        vm::write_tested_on(&root.join("README.md"), &rows)?;
+    }
     println!("{table}");
     println!(
         "VM matrix: {} rows in {:.0} s; table in target/vm/matrix.md, files in target/vm/out",

@@ -23,6 +23,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::Value;
 
+pub(crate) mod expected;
+
 /// QEMU NIC models of the matrix: (QEMU device, guest driver, what it is).
 pub(crate) const MODELS: &[(&str, &str)] = &[
     ("e1000e", "e1000e: Intel 82574L, TSO and checksum offload"),
@@ -446,6 +448,67 @@ impl Row {
     pub(crate) fn counts_agree(&self) -> bool {
         self.counts.iter().all(|(_, a, b)| a == b)
     }
+
+    /// Why the row fails, if it does: it did not run to the end, a count
+    /// differs from bpftrace's, or a verdict from the expected one.
+    pub(crate) fn failure(&self) -> Option<String> {
+        if self.note.starts_with("not bootable") {
+            return None;
+        }
+        if !self.booted || self.counts.is_empty() {
+            return Some(if self.note.is_empty() {
+                "no counts".into()
+            } else {
+                self.note.clone()
+            });
+        }
+        if !self.counts_agree() {
+            return Some("counts differ from bpftrace's".into());
+        }
+        expected::differences(&self.model, &self.verdicts)
+    }
+}
+
+/// The README's "tested on" table, between its markers, from a full run.
+pub(crate) fn write_tested_on(readme: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let (begin, end) = ("<!-- tested-on:begin -->\n", "<!-- tested-on:end -->");
+    let text = fs::read_to_string(readme)?;
+    let (Some(i), Some(j)) = (text.find(begin), text.find(end)) else {
+        bail!("{} has no tested-on markers", readme.display());
+    };
+    let mut table = String::from(
+        "| kernel | NIC | driver (class) | verdicts (tx_seg, tx_csum, rx_coal, rx_csum, rss) | as expected | agent = bpftrace | wall s |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        let verdicts = r
+            .verdicts
+            .iter()
+            .map(|(_, m, mm)| format!("{m}{}", if *mm { " MISMATCH" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = match r.failure() {
+            None if r.note.starts_with("not bootable") => "skipped".to_string(),
+            None => "yes".to_string(),
+            Some(why) => format!("no: {why}"),
+        };
+        let counts = if r.counts_agree() && !r.counts.is_empty() {
+            "yes"
+        } else {
+            "-"
+        };
+        let driver = if r.driver.is_empty() {
+            &r.note
+        } else {
+            &r.driver
+        };
+        table += &format!(
+            "| {} | {} | {driver} | {verdicts} | {result} | {counts} | {:.0} |\n",
+            r.kernel, r.model, r.wall_s
+        );
+    }
+    let updated = format!("{}{begin}{table}{}", &text[..i], &text[j..]);
+    fs::write(readme, updated)?;
+    Ok(())
 }
 
 fn last_summary(path: &Path) -> anyhow::Result<(Value, Value)> {
