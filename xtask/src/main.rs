@@ -140,63 +140,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Test {
             vm: true, vm_opts, ..
         } => vm_matrix(&root, &path, &vm_opts),
-        Cmd::Test { args, .. } => {
-            ensure_test_packages()?;
-            cargo(&root, &path, &["build", "--release", "-p", "toe-agent"])?;
-            // Unit tests of every crate but the end-to-end one.
-            cargo(
-                &root,
-                &path,
-                &[
-                    "test",
-                    "--release",
-                    "--workspace",
-                    "--exclude",
-                    "toe-agent-tests",
-                    "--exclude",
-                    "toe-agent-ebpf",
-                ],
-            )?;
-            // The lab's emulated NIC against the real tun driver (root, its
-            // own namespaces): kept `#[ignore]` so that a plain `cargo test`
-            // stays unprivileged, run here one at a time.
-            let status = Command::new("cargo")
-                .current_dir(&root)
-                .env("PATH", &path)
-                .env("SILICON_SECS", "1")
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "toe-agent",
-                    "--lib",
-                    "silicon",
-                    "--",
-                ])
-                .args(["--ignored", "--test-threads=1"])
-                .status()
-                .context("running the emulated NIC's privileged tests")?;
-            if !status.success() {
-                bail!("the emulated NIC's privileged tests failed ({status})");
-            }
-            // End-to-end tests: one at a time, each owns namespaces and probes.
-            let mut cmd = Command::new("cargo");
-            cmd.current_dir(&root)
-                .env("PATH", &path)
-                .env("TOE_AGENT_BIN", root.join("target/release/toe-agent"))
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "toe-agent-tests",
-                    "--",
-                    "--test-threads=1",
-                ])
-                .args(args);
-            let status = cmd.status().context("running cargo test")?;
-            Ok(exit_code(status))
-        }
+        Cmd::Test { args, .. } => test_all(&root, &path, &args),
     }
+}
+
+/// The README's test command: unit tests, the emulated NIC's privileged
+/// tests, then the end-to-end tests.
+fn test_all(root: &Path, path: &OsString, args: &[OsString]) -> anyhow::Result<ExitCode> {
+    ensure_test_packages()?;
+    cargo(root, path, &["build", "--release", "-p", "toe-agent"])?;
+    // Unit tests of every crate but the end-to-end one.
+    cargo(
+        root,
+        path,
+        &[
+            "test",
+            "--release",
+            "--workspace",
+            "--exclude",
+            "toe-agent-tests",
+            "--exclude",
+            "toe-agent-ebpf",
+        ],
+    )?;
+    // The lab's emulated NIC against the real tun driver (root, its
+    // own namespaces): kept `#[ignore]` so that a plain `cargo test`
+    // stays unprivileged, run here one at a time.
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .env("PATH", path)
+        .env("SILICON_SECS", "1")
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "toe-agent",
+            "--lib",
+            "silicon",
+            "--",
+        ])
+        .args(["--ignored", "--test-threads=1"])
+        .status()
+        .context("running the emulated NIC's privileged tests")?;
+    if !status.success() {
+        bail!("the emulated NIC's privileged tests failed ({status})");
+    }
+    // End-to-end tests: one at a time, each owns namespaces and probes.
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root)
+        .env("PATH", path)
+        .env("TOE_AGENT_BIN", root.join("target/release/toe-agent"))
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "toe-agent-tests",
+            "--",
+            "--test-threads=1",
+        ])
+        .args(args);
+    let status = cmd.status().context("running cargo test")?;
+    Ok(exit_code(status))
 }
 
 /// The agent binary the guests run: --agent, or a fresh release build.
@@ -298,14 +302,9 @@ fn vm_row(
     Ok(row)
 }
 
-/// Every kernel × NIC model: boots, counts agree with bpftrace's, verdicts
-/// are the expected ones (vm/expected.rs), and the table of what each
-/// driver did (target/vm/matrix.md; the README's "tested on" table after
-/// a full run).
-fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<ExitCode> {
-    let host = vm::Host::prepare(root)?;
-    let agent = vm_agent(root, path, opts)?;
-    let kernels: Vec<String> = if opts.kernels.is_empty() {
+/// The kernels and models asked for, or all of them.
+fn selection(opts: &vm::VmOpts) -> (Vec<String>, Vec<String>) {
+    let kernels = if opts.kernels.is_empty() {
         vm::KERNELS
             .iter()
             .map(|k| k.to_string())
@@ -314,11 +313,22 @@ fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<
     } else {
         opts.kernels.clone()
     };
-    let models: Vec<String> = if opts.nics.is_empty() {
+    let models = if opts.nics.is_empty() {
         vm::MODELS.iter().map(|(m, _)| m.to_string()).collect()
     } else {
         opts.nics.clone()
     };
+    (kernels, models)
+}
+
+/// Every kernel × NIC model: boots, counts agree with bpftrace's, verdicts
+/// are the expected ones (vm/expected.rs), and the table of what each
+/// driver did (target/vm/matrix.md; the README's "tested on" table after
+/// a full run).
+fn vm_matrix(root: &Path, path: &OsString, opts: &vm::VmOpts) -> anyhow::Result<ExitCode> {
+    let host = vm::Host::prepare(root)?;
+    let agent = vm_agent(root, path, opts)?;
+    let (kernels, models) = selection(opts);
     // The whole default matrix: it then writes the README's table.
     let default = opts.kernels.is_empty() && opts.nics.is_empty() && opts.variant.is_none();
     let mut rows = Vec::new();

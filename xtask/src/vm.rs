@@ -47,6 +47,28 @@ const VM_PACKAGES: &[(&str, &str)] = &[
     ("nstat", "iproute2"),
     ("file", "file"),
 ];
+/// Wait for the guest; past [`VM_TIMEOUT`] stop it (vng, virtme-run and
+/// qemu share the process group given to vng) and say None.
+fn wait_or_stop(
+    child: &mut std::process::Child,
+    start: Instant,
+) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if start.elapsed() > VM_TIMEOUT {
+            let _ = Command::new("kill")
+                .arg("--")
+                .arg(format!("-{}", child.id()))
+                .status();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// virtme-ng release known to work here (PyPI).
 const VIRTME_NG_VERSION: &str = "1.42";
 /// A guest that has not finished by then is stopped.
@@ -163,14 +185,27 @@ impl Host {
 
     /// Boots `kernel` with two `model` NICs on a hub and runs the guest
     /// script; its files land in `out`. Returns the wall time.
+    /// The command the guest runs: the guest script with its output
+    /// directory, the agent and the seconds of traffic.
+    fn guest_command(&self, g: &Guest<'_>) -> String {
+        let script = self.root.join("xtask/vm/guest.sh");
+        let mut exec = format!(
+            "bash {} {} {} {}",
+            shell_quote(&script.to_string_lossy()),
+            shell_quote(&g.out.to_string_lossy()),
+            shell_quote(&g.agent.to_string_lossy()),
+            g.secs
+        );
+        for a in g.agent_args {
+            exec.push(' ');
+            exec.push_str(&shell_quote(&a.to_string_lossy()));
+        }
+        exec
+    }
+
     pub(crate) fn boot(&self, kernel: &Kernel, g: &Guest<'_>) -> anyhow::Result<Duration> {
         let Guest {
-            model,
-            agent,
-            secs,
-            out,
-            setup,
-            agent_args,
+            model, out, setup, ..
         } = *g;
         let image = kernel
             .image
@@ -184,26 +219,14 @@ impl Host {
         if let Some(setup) = setup {
             fs::write(out.join("setup.sh"), format!("{setup}\n"))?;
         }
-        let script = self.root.join("xtask/vm/guest.sh");
-        let mut exec = format!(
-            "bash {} {} {} {secs}",
-            shell_quote(&script.to_string_lossy()),
-            shell_quote(&out.to_string_lossy()),
-            shell_quote(&agent.to_string_lossy()),
-        );
-        for a in agent_args {
-            exec.push(' ');
-            exec.push_str(&shell_quote(&a.to_string_lossy()));
-        }
+        let exec = self.guest_command(g);
         // "veth": no NICs; the guest script makes a veth pair instead.
-        let nics = if model == "veth" {
-            None
-        } else {
-            Some(format!(
+        let nics = (model != "veth").then(|| {
+            format!(
                 "--qemu-opts=-netdev hubport,id=h1,hubid=0 -device {model},netdev=h1 \
                  -netdev hubport,id=h2,hubid=0 -device {model},netdev=h2"
-            ))
-        };
+            )
+        });
         let console = fs::File::create(out.join("console.log"))?;
         let venv_bin = self.vng_bin.parent().unwrap_or(Path::new("/"));
         let start = Instant::now();
@@ -234,21 +257,7 @@ impl Host {
             .process_group(0)
             .spawn()
             .context("starting vng")?;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
-            }
-            if start.elapsed() > VM_TIMEOUT {
-                // vng, virtme-run and qemu share the process group we gave vng.
-                let _ = Command::new("kill")
-                    .arg("--")
-                    .arg(format!("-{}", child.id()))
-                    .status();
-                let _ = child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(500));
-        };
+        let status = wait_or_stop(&mut child, start)?;
         let took = start.elapsed();
         match status {
             None => bail!(
@@ -629,6 +638,17 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
             return row;
         }
     };
+    describe(&mut row, &rx_h, &rx, &tx);
+    row.verdicts = verdicts(&rx, &tx);
+    row.mbit = mbit(out);
+    independent(&mut row, out, &rx, &tx);
+    row.features = features(out);
+    row
+}
+
+/// What the agents saw: the receiver's driver, hand-offs and checksum
+/// states, the sender's skbs.
+fn describe(row: &mut Row, rx_h: &Value, rx: &Value, tx: &Value) {
     row.driver = format!(
         "{} ({})",
         rx_h["driver"].as_str().unwrap_or("?"),
@@ -662,7 +682,13 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
         u(t, &["gso_xmit", "tcp4"]) + u(t, &["gso_xmit", "tcp6"]),
         shares(t.get("csum"))
     );
-    for (side, s) in [("tx", &tx), ("rx", &rx)] {
+}
+
+/// The verdicts each side judges: transmit offloads on the sender, receive
+/// offloads and RSS on the receiver.
+fn verdicts(rx: &Value, tx: &Value) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for (side, s) in [("tx", tx), ("rx", rx)] {
         for v in s["verdicts"].as_array().into_iter().flatten() {
             let off = v["offload"].as_str().unwrap_or("?");
             let judged_here = matches!(
@@ -671,7 +697,7 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
                     | ("rx", "rx_coalescing" | "rx_checksum" | "rss")
             );
             if judged_here {
-                row.verdicts.push((
+                out.push((
                     off.to_string(),
                     v["mechanism"].as_str().unwrap_or("?").to_string(),
                     v["mismatch"].as_bool().unwrap_or(false),
@@ -679,10 +705,15 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
             }
         }
     }
+    out
+}
+
+/// iperf3's received rate, Mbit/s.
+fn mbit(out: &Path) -> String {
     if let Ok(j) = fs::read_to_string(out.join("iperf.json"))
         && let Ok(v) = serde_json::from_str::<Value>(&j)
     {
-        row.mbit = format!(
+        return format!(
             "{:.0}",
             v["end"]["sum_received"]["bits_per_second"]
                 .as_f64()
@@ -690,6 +721,13 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
                 / 1e6
         );
     }
+    String::new()
+}
+
+/// The agents' counts beside bpftrace's in the guest, and what only
+/// bpftrace read (IP fragments, GRO's results).
+fn independent(row: &mut Row, out: &Path, rx: &Value, tx: &Value) {
+    let (r, t) = (&rx["rx"], &tx["tx"]);
     match bpftrace_maps(&out.join("count.json")) {
         Ok(m) => {
             let sum = |name: &str| m.get(name).map(|e| e.values().sum()).unwrap_or(0);
@@ -730,7 +768,11 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
         }
         Err(e) => row.note = format!("no independent count: {e:#}"),
     }
-    row.features = fs::read_to_string(out.join("ethtool-k-toeb.txt"))
+}
+
+/// The receiver's offload features, as ethtool -k showed them.
+fn features(out: &Path) -> String {
+    fs::read_to_string(out.join("ethtool-k-toeb.txt"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -747,8 +789,7 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
             Some(format!("{short} {}", v.replace(" [fixed]", "*")))
         })
         .collect::<Vec<_>>()
-        .join(", ");
-    row
+        .join(", ")
 }
 
 /// gro_result_t, include/linux/netdevice.h (6.1 and 6.12).
