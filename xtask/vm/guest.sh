@@ -145,12 +145,36 @@ for ns in toea toeb; do ip netns exec "$ns" nstat -asz >"$OUT/nstat-before-$ns.t
 sleep 1
 ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" -J --connect-timeout 5000 >"$OUT/iperf.json" 2>"$OUT/iperf.err"
 step "iperf3 done ($?)"
-sleep 1
+# The transfer's tail (the send queue draining, retransmissions, the
+# connections' teardown) can run for a while after iperf3 exits under TCG:
+# wait until neither NIC has moved a packet for a second (at most 20 s),
+# so that both tracers stop on the same, finished, traffic.
+counters() {
+    for dev in toea toeb; do
+        for dir in rx tx; do
+            ip netns exec "$dev" cat "/sys/class/net/$dev/statistics/${dir}_packets" 2>/dev/null
+        done
+    done | tr '\n' ' '
+}
+last=$(counters); still=0
+for _ in $(seq 200); do
+    sleep 0.1
+    now=$(counters)
+    if [ "$now" = "$last" ]; then
+        still=$((still + 1))
+        [ "$still" -ge 10 ] && break
+    else
+        still=0; last=$now
+    fi
+done
+step "links quiet"
 for ns in toea toeb; do ip netns exec "$ns" nstat -asz >"$OUT/nstat-after-$ns.txt" 2>&1; done
+# The agents take their last reading first; bpftrace, stopped after them,
+# counts over a window that encloses theirs.
 kill -TERM "$rx" "$tx"
-kill -INT "$bt"
 wait "$rx" "$tx"
 step "agents stopped"
+kill -INT "$bt"
 for _ in $(seq 300); do kill -0 "$bt" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$bt" 2>/dev/null; then
     step "bpftrace still running 30 s after SIGINT: $(cat /proc/$bt/wchan 2>/dev/null)"
