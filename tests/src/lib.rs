@@ -438,22 +438,9 @@ impl PerfCount {
     /// `events` like `net:netif_receive_skb`; the filter keeps the device
     /// (by name: names are unique on this machine for the test's lifetime).
     pub fn start(events: &[&str], dev: &str, out: PathBuf) -> PerfCount {
-        let mut cmd = Command::new("perf");
-        cmd.args(["stat", "-a", "-x", ",", "-o"]).arg(&out);
-        for e in events {
-            cmd.args(["-e", e, "--filter", &format!("name == \"{dev}\"")]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting perf stat");
-        // perf needs a moment to open its events; the output file appears first.
-        thread::sleep(Duration::from_millis(800));
-        PerfCount {
-            child: Some(child),
-            out,
-        }
+        let filter = format!("name == \"{dev}\"");
+        let filtered: Vec<(&str, &str)> = events.iter().map(|e| (*e, filter.as_str())).collect();
+        PerfCount::start_filtered(&filtered, out)
     }
 
     /// `(event, filter)` pairs, for events whose records name no device
@@ -469,6 +456,7 @@ impl PerfCount {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting perf stat");
+        // perf needs a moment to open its events; the output file appears first.
         thread::sleep(Duration::from_millis(800));
         PerfCount {
             child: Some(child),

@@ -448,22 +448,7 @@ mod tests {
         // 6: struct s { int a @0; union 4 @32; t_t inner @64; }
         types.extend([name("s"), info(KIND_STRUCT, 3, false), 16]);
         types.extend([name("a"), 1, 0, 0, 4, 32, name("inner"), 5, 64]);
-        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut out = Vec::new();
-        out.extend(0xeb9fu16.to_le_bytes());
-        out.extend([1u8, 0]);
-        for w in [
-            24u32,
-            0,
-            type_bytes.len() as u32,
-            type_bytes.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend(w.to_le_bytes());
-        }
-        out.extend(type_bytes);
-        out.extend(strings);
-        out
+        with_header(&types, strings)
     }
 
     #[test]
@@ -496,6 +481,28 @@ mod tests {
         assert!(KernelBtf::parse(b).is_err());
     }
 
+    /// A BTF blob: the header (include/uapi/linux/btf.h, `struct btf_header`,
+    /// 24 bytes), the type section and the string section.
+    fn with_header(types: &[u32], strings: &[u8]) -> Vec<u8> {
+        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        out.extend(0xeb9fu16.to_le_bytes());
+        out.extend([1u8, 0]);
+        let lens = [
+            24u32,
+            0,
+            type_bytes.len() as u32,
+            type_bytes.len() as u32,
+            strings.len() as u32,
+        ];
+        for w in lens {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(type_bytes);
+        out.extend(strings);
+        out
+    }
+
     /// BTF with `int` and the given structs of `int` members at byte offsets.
     fn structs_blob(structs: &[(&str, &[(&str, u32)])]) -> Vec<u8> {
         let mut strings = b"\0int\0".to_vec();
@@ -512,22 +519,7 @@ mod tests {
                 types.extend([name(m), 1, byte * 8]);
             }
         }
-        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut out = Vec::new();
-        out.extend(0xeb9fu16.to_le_bytes());
-        out.extend([1u8, 0]);
-        for w in [
-            24u32,
-            0,
-            type_bytes.len() as u32,
-            type_bytes.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend(w.to_le_bytes());
-        }
-        out.extend(type_bytes);
-        out.extend(strings);
-        out
+        with_header(&types, &strings)
     }
 
     /// An enum's values by name, from BTF_KIND_ENUM's `btf_enum` entries.
@@ -538,22 +530,7 @@ mod tests {
         let (e, a, b) = (5u32, 7u32, 9u32);
         let mut types: Vec<u32> = vec![1, KIND_INT << 24, 4, 32];
         types.extend([e, (KIND_ENUM << 24) | 2, 4, a, 0, b, 12]);
-        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut blob = Vec::new();
-        blob.extend(0xeb9fu16.to_le_bytes());
-        blob.extend([1u8, 0]);
-        let lens = [
-            24u32,
-            0,
-            type_bytes.len() as u32,
-            type_bytes.len() as u32,
-            strings.len() as u32,
-        ];
-        for w in lens {
-            blob.extend(w.to_le_bytes());
-        }
-        blob.extend(type_bytes);
-        blob.extend(strings);
+        let blob = with_header(&types, strings);
         let btf = KernelBtf::parse(blob).unwrap();
         assert_eq!(
             btf.enum_values("e").unwrap(),
