@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toe_agent_tests::{
-    Lab, PerfCount, loaded_programs, privileged, read_ndjson, scratch, wait_for_lines,
+    Lab, PerfCount, PerfCounts, loaded_programs, privileged, read_ndjson, scratch, wait_for_lines,
 };
 
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -48,22 +48,23 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// The agent's count of a tracepoint against perf's. perf's window encloses
-/// the agent's (started before the agent attaches, stopped after it has
-/// detached), and now and then perf sees a few more: up to 3 in some 50,000
-/// to 100,000 once the transfer's tail has passed (see `traced_transfer`),
-/// with no recursion misses on the programs. A handful, or 0.005%, is
-/// allowed; more, or any the other way, is a real miss (a CPU's counters
-/// lost) or a false match (another namespace's device).
+/// The agent's count of tracepoint hits against perf's. perf's window
+/// encloses the agent's (started before the agent attaches, stopped after
+/// it has detached), so perf may see more: the packets that provably
+/// arrived outside the agent's window (`outside`: the device's rx_packets
+/// from perf's start to the agent's header, and from SIGTERM to perf's
+/// stop), and the hits in softirqs on top of PID 1's threads, where no BPF
+/// program runs on these machines ([`PerfCounts::blind`]). Any other
+/// difference, either way, is a real miss (a CPU's counters lost) or a
+/// false match (another namespace's device).
 #[track_caller]
-/// The agent's count equals perf's, but for the packets that provably
-/// arrived outside the agent's window and inside perf's (`outside`: the
-/// device's rx_packets from perf's start to the agent's header, and from
-/// SIGTERM to perf's stop) and a few more.
-fn assert_counts_match(agent: u64, perf: u64, outside: u64, what: &str) {
+fn assert_counts_match(agent: u64, perf: &PerfCounts, events: &[&str], outside: u64, what: &str) {
+    let all: u64 = events.iter().map(|e| perf[*e]).sum();
+    let blind: u64 = events.iter().map(|e| perf.blind(e)).sum();
     assert!(
-        agent <= perf && perf - agent <= 3 + outside + perf / 20_000,
-        "{what}: agent {agent}, perf {perf}, {outside} packets arrived outside the agent's window"
+        agent <= all && all - agent <= outside + blind,
+        "{what}: agent {agent}, perf {all}, of which {blind} where BPF does not run; \
+         {outside} packets arrived outside the agent's window"
     );
 }
 
@@ -74,13 +75,7 @@ fn traced_transfer(
     lab: &Lab,
     extra: &[&str],
     tag: &str,
-) -> (
-    Vec<Value>,
-    std::collections::BTreeMap<String, u64>,
-    Value,
-    String,
-    u64,
-) {
+) -> (Vec<Value>, PerfCounts, Value, String, u64) {
     let ndjson = scratch(&format!("{tag}.ndjson"));
     let perf = PerfCount::start(
         &[
@@ -158,9 +153,15 @@ fn receiver_counts_match_perf_and_iperf() {
 
     // The agent and perf saw the same tracepoints fire on this device.
     let rx = &summary["rx"];
-    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], late, "skbs");
-    let handoffs = perf["net:netif_rx_entry"] + perf["net:napi_gro_receive_entry"];
-    assert_counts_match(u(&rx["segments"]), handoffs, late, "segments");
+    assert_counts_match(
+        u(&rx["skbs"]),
+        &perf,
+        &["net:netif_receive_skb"],
+        late,
+        "skbs",
+    );
+    let handoffs = ["net:netif_rx_entry", "net:napi_gro_receive_entry"];
+    assert_counts_match(u(&rx["segments"]), &perf, &handoffs, late, "segments");
     // Intervals add up to the summary.
     let sum: u64 = intervals.iter().map(|r| u(&r["rx"]["skbs"])).sum();
     assert_eq!(sum, u(&rx["skbs"]));
@@ -231,10 +232,17 @@ fn napi_gro_path_and_software_gso_are_measured() {
     assert!(sent.status.success(), "{}", sent.stderr);
 
     let rx = &records.last().unwrap()["rx"];
-    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], late, "skbs");
+    assert_counts_match(
+        u(&rx["skbs"]),
+        &perf,
+        &["net:netif_receive_skb"],
+        late,
+        "skbs",
+    );
     assert_counts_match(
         u(&rx["segments"]),
-        perf["net:napi_gro_receive_entry"] + perf["net:netif_rx_entry"],
+        &perf,
+        &["net:napi_gro_receive_entry", "net:netif_rx_entry"],
         late,
         "segments",
     );
@@ -333,7 +341,13 @@ fn per_skb_leaves_out_the_per_segment_hooks_and_says_so() {
     // The per-skb hook counts every skb; the hand-off fired but nobody listened.
     let summary = records.last().unwrap();
     let rx = &summary["rx"];
-    assert_counts_match(u(&rx["skbs"]), perf["net:netif_receive_skb"], late, "skbs");
+    assert_counts_match(
+        u(&rx["skbs"]),
+        &perf,
+        &["net:netif_receive_skb"],
+        late,
+        "skbs",
+    );
     assert!(perf["net:napi_gro_receive_entry"] > 10_000, "{perf:?}");
     assert_eq!(u(&rx["segments"]), 0, "{rx}");
     let per_skb = u(&rx["segs_per_skb"]["sum"]) as f64 / u(&rx["skbs"]) as f64;
@@ -997,7 +1011,7 @@ fn loss_shows_as_drops_and_retransmits() {
         agent.signal(libc::SIGTERM);
     }
     let (received, sent) = (receiver.wait(EXIT_TIMEOUT), sender.wait(EXIT_TIMEOUT));
-    let retransmits = perf.stop()["tcp:tcp_retransmit_skb"];
+    let perf = perf.stop();
     assert!(received.status.success(), "{}", received.stderr);
     assert!(sent.status.success(), "{}", sent.stderr);
 
@@ -1027,9 +1041,14 @@ fn loss_shows_as_drops_and_retransmits() {
     let tcp = &read_ndjson(&tx_nd).pop().unwrap()["tcp"];
     let agent = u(&tcp["retransmits"]);
     assert!(agent > 10, "{tcp}");
+    // perf's window encloses the agents' (up to 3 more at its edges), and
+    // retransmissions from the RTO timer run in softirqs, which BPF may not
+    // see (`assert_counts_match`).
+    let retransmits = perf["tcp:tcp_retransmit_skb"];
+    let blind = perf.blind("tcp:tcp_retransmit_skb");
     assert!(
-        agent <= retransmits && retransmits - agent <= 3,
-        "agent {agent}, perf {retransmits}: {tcp}"
+        agent <= retransmits && retransmits - agent <= 3 + blind,
+        "agent {agent}, perf {retransmits} ({blind} where BPF does not run): {tcp}"
     );
     assert!(u(&tcp["retransmitted_segments"]) >= agent, "{tcp}");
     // The sender's flows, sampled at each ACK: a veth pair's RTT is well
