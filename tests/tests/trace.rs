@@ -1062,3 +1062,184 @@ fn loss_shows_as_drops_and_retransmits() {
     );
     assert!(sent.stdout.contains("TCP retransmits"), "{}", sent.stdout);
 }
+
+/// A tmux server of the test's own (its own socket, no configuration)
+/// with one 80×24 window; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Run `command` (a shell command line) in an 80×24 window that stays
+    /// on screen after the command exits, as from an interactive shell:
+    /// the shell prints the exit status after it.
+    fn start(command: &str) -> Tmux {
+        let socket = format!("toe-test-{}", std::process::id());
+        let t = Tmux { socket };
+        t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "cat",
+        ]);
+        t.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+        let shell = format!("{command}; echo \"exit status $?\"");
+        t.run(&["respawn-pane", "-k", "-t", "t", &shell]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("running tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen and what scrolled off its top.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "t"])
+    }
+
+    fn pane(&self, format: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "t", format])
+            .trim()
+            .to_string()
+    }
+
+    /// Wait for the command to exit; the exit status it printed last
+    /// (`start` runs it in a shell that does). tmux's own record of the
+    /// status is no use here: it came up to 30 s late for the agent run
+    /// straight from `respawn-pane`, though the process was a zombie
+    /// within 0.1 s; a shell's `wait` sees it at once.
+    fn wait_exit(&self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let status = self
+                .history()
+                .lines()
+                .filter_map(|l| l.strip_prefix("exit status "))
+                .next_back()
+                .and_then(|s| s.trim().parse().ok());
+            if status.is_some() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if std::env::var_os("TOE_KEEP_TMUX").is_some() {
+            return;
+        }
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// The interval title and the RX rates line of a live-view screen.
+fn live_lines(screen: &str) -> (String, String) {
+    let title = screen
+        .lines()
+        .next()
+        .and_then(|l| l.split(" · ").nth(1))
+        .unwrap_or_default()
+        .to_string();
+    let rx = screen
+        .lines()
+        .find(|l| l.starts_with("RX "))
+        .unwrap_or_default()
+        .to_string();
+    (title, rx)
+}
+
+#[test]
+fn live_view_fits_80_by_24_and_gives_the_terminal_back() {
+    if !privileged("live_view_fits_80_by_24_and_gives_the_terminal_back") {
+        return;
+    }
+    assert!(
+        std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok(),
+        "tmux is not installed (cargo xtask test installs it)"
+    );
+    let lab = Lab::new();
+    for quit in ["q", "C-c"] {
+        let nd = scratch(&format!("live-{quit}.ndjson"));
+        let agent = toe_agent_tests::agent_bin().unwrap();
+        let command = format!(
+            "ip netns exec {} {} trace --iface {} --interval 0.5 --ndjson {}",
+            lab.ns_b,
+            agent.display(),
+            lab.dev_b,
+            nd.display()
+        );
+        let tmux = Tmux::start(&command);
+        wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+        if quit == "q" {
+            std::thread::scope(|s| {
+                let traffic = s.spawn(|| lab.iperf(4));
+                // Two screens an interval or more apart, mid-transfer.
+                std::thread::sleep(Duration::from_millis(1500));
+                let first = tmux.screen();
+                std::thread::sleep(Duration::from_millis(1200));
+                let second = tmux.screen();
+                for offload in [
+                    "tx_segmentation",
+                    "tx_checksum",
+                    "rx_coalescing",
+                    "rx_checksum",
+                    "rss",
+                ] {
+                    assert!(first.contains(offload), "{offload} not on screen:\n{first}");
+                }
+                for shown in ["Gbit/s", "segments/skb", "NET_RX", "1 RX GRO", "q quit"] {
+                    assert!(first.contains(shown), "{shown} not on screen:\n{first}");
+                }
+                assert_eq!(first.lines().count(), 24, "{first}");
+                let (title_1, rx_1) = live_lines(&first);
+                let (title_2, rx_2) = live_lines(&second);
+                assert!(title_1.starts_with("interval "), "{first}");
+                assert_ne!(title_1, title_2, "the view did not move:\n{second}");
+                assert_ne!(rx_1, rx_2, "the rates did not change:\n{second}");
+                assert!(!rx_2.contains(" 0.00 Gbit/s"), "no traffic seen:\n{second}");
+                // A key switches the pane.
+                tmux.run(&["send-keys", "-t", "t", "6"]);
+                std::thread::sleep(Duration::from_millis(300));
+                assert!(tmux.screen().contains("last "), "{}", tmux.screen());
+                traffic.join().unwrap();
+            });
+        }
+        tmux.run(&["send-keys", "-t", "t", quit]);
+        let status = tmux.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(status, Some(0), "{quit}:\n{}", tmux.history());
+        // The terminal is back: the normal screen, the summary printed on it.
+        assert_eq!(tmux.pane("#{alternate_on}"), "0");
+        let history = tmux.history();
+        assert!(history.contains("summary over"), "{history}");
+        let records = read_ndjson(&nd);
+        assert_eq!(records.last().unwrap()["end_reason"], "quit", "{quit}");
+        assert_eq!(our_programs(), Vec::<String>::new(), "{quit}");
+    }
+}

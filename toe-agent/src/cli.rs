@@ -142,6 +142,10 @@ pub struct TraceCmd {
     /// Write NDJSON records to this file ("-" for stdout, which silences the text view).
     #[arg(long, value_name = "PATH")]
     pub ndjson: Option<PathBuf>,
+    /// Print plain text blocks, one per interval, even on a terminal
+    /// (the live view is the default there).
+    #[arg(long)]
+    pub plain: bool,
     /// Use classic tracepoints only (the fallback for kernels without BTF).
     #[arg(long)]
     pub classic: bool,

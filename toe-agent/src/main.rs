@@ -14,6 +14,7 @@ fn main() -> ExitCode {
             interval: t.interval,
             duration: t.duration,
             ndjson: t.ndjson,
+            plain: t.plain,
             classic_only: t.classic,
             self_stats: t.self_stats,
             per_skb: t.per_skb,

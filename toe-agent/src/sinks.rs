@@ -4,6 +4,7 @@ pub(crate) mod ndjson;
 pub(crate) mod plot;
 pub(crate) mod prometheus;
 pub(crate) mod recording;
+pub(crate) mod tui;
 pub(crate) mod view;
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("promtool", "prometheus"),
     ("curl", "curl"),
     ("nft", "nftables"),
+    ("tmux", "tmux"),
 ];
 
 fn main() -> ExitCode {

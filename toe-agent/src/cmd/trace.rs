@@ -17,9 +17,10 @@ use crate::{
     kernel::overhead,
     kernel::session::Session,
     model::class::DeviceClass,
-    model::period::Blocks,
+    model::period::{Blocks, Rates},
     model::verdict,
     sinks::ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
+    sinks::tui::{Action, Snapshot, Tui},
     sinks::view,
     sys::iface,
 };
@@ -35,6 +36,8 @@ pub struct TraceArgs {
     pub per_skb: bool,
     /// `--device-class`: judge the device as this class.
     pub device_class: Option<DeviceClass>,
+    /// `--plain`: text blocks even on a terminal.
+    pub plain: bool,
 }
 
 fn unix_ns(t: SystemTime) -> u64 {
@@ -45,24 +48,48 @@ fn unix_ns(t: SystemTime) -> u64 {
 
 /// Where the text view goes.
 enum Screen {
-    /// Redraw in place (stdout is a terminal).
-    Live,
-    /// One block per interval (stdout is a pipe or file).
+    /// The live terminal view (stdout is a terminal).
+    Live(Box<Tui>),
+    /// One block per interval (stdout is a pipe or file, or `--plain`).
     Blocks,
     /// Nothing: stdout carries NDJSON.
     Quiet,
 }
 
 impl Screen {
-    /// Nothing when NDJSON goes to stdout; live and coloured on a
-    /// terminal; plain blocks into a pipe or file.
-    fn of(args: &TraceArgs) -> Screen {
-        if args.ndjson.as_deref() == Some(std::path::Path::new("-")) {
-            Screen::Quiet
-        } else if std::io::stdout().is_terminal() {
-            Screen::Live
-        } else {
-            Screen::Blocks
+    /// Nothing when NDJSON goes to stdout; the live view on a terminal;
+    /// plain blocks into a pipe or file, or when asked for.
+    fn of(args: &TraceArgs) -> anyhow::Result<Screen> {
+        Ok(
+            if args.ndjson.as_deref() == Some(std::path::Path::new("-")) {
+                Screen::Quiet
+            } else if args.plain || !std::io::stdout().is_terminal() {
+                Screen::Blocks
+            } else {
+                Screen::Live(Box::new(Tui::start().context("starting the live view")?))
+            },
+        )
+    }
+
+    /// The next key or resize of the live view; never, otherwise.
+    async fn event(&mut self) -> crossterm::event::Event {
+        match self {
+            Screen::Live(tui) => tui.event().await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Give the terminal back (the live view's alternate screen and raw
+    /// mode) and say whether the summary still goes to stdout, and in
+    /// colour.
+    fn close(self) -> Option<bool> {
+        match self {
+            Screen::Live(tui) => {
+                drop(tui);
+                Some(true)
+            }
+            Screen::Blocks => Some(false),
+            Screen::Quiet => None,
         }
     }
 }
@@ -94,7 +121,6 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         })?),
         None => None,
     };
-    let screen = Screen::of(&args);
 
     // Statistics on before the programs load, so their first runs count.
     let stats = match args.self_stats {
@@ -119,6 +145,9 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         probes: &header.probes,
     };
 
+    // The live view takes the terminal once the probe notices are out:
+    // they stay on the normal screen, above the summary.
+    let mut screen = Screen::of(&args).map_err(|e| Failure::Runtime(format!("{e:#}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -128,17 +157,19 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         &args,
         &mut session,
         &ctx,
-        &screen,
+        &mut screen,
         &header,
         &mut ndjson,
     ));
     // Detach everything before the final words, whatever happened.
     drop(session);
     drop(stats);
+    // The terminal back before any final words, error or summary.
+    let summary_colour = screen.close();
     let (summary, reason) = outcome.map_err(|e| Failure::Runtime(format!("{e:#}")))?;
 
     let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
-    if !matches!(screen, Screen::Quiet) {
+    if let Some(colour) = summary_colour {
         let period = view::Period {
             blocks: &summary.blocks,
             verdicts: &summary.verdicts,
@@ -148,7 +179,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
             summary: true,
         };
         let title = format!("summary over {secs:.1} s");
-        let text = view::render(&ctx, &title, &period, matches!(screen, Screen::Live));
+        let text = view::render(&ctx, &title, &period, colour);
         // A closed stdout (`| head`) is not worth an error at the end.
         let _ = writeln!(std::io::stdout().lock(), "\n{text}");
     }
@@ -161,22 +192,60 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     }
 }
 
-/// Draw one period on the screen; true when stdout is closed.
-fn show(screen: &Screen, ctx: &view::Context<'_>, title: &str, period: &view::Period) -> bool {
+/// Draw one interval; true when stdout is closed. The live view also
+/// gets the run so far, for its run-totals mode and its trends.
+fn show(
+    screen: &mut Screen,
+    ctx: &view::Context<'_>,
+    session: &Session,
+    run_start_ns: u64,
+    i: &Interval,
+) -> bool {
+    let secs = (i.end_unix_ns - i.start_unix_ns) as f64 / 1e9;
+    let title = format!("interval {} ({secs:.2} s)", i.seq);
     match screen {
-        Screen::Live => {
-            let text = view::render(ctx, title, period, true);
-            let mut out = std::io::stdout().lock();
-            // Home, clear, redraw: the view replaces itself in place.
-            write!(out, "\x1b[H\x1b[2J{text}")
-                .and_then(|()| out.flush())
-                .is_err()
+        Screen::Live(tui) => {
+            let run = run_so_far(session, run_start_ns, i);
+            let interval = Snapshot {
+                title,
+                blocks: i.blocks.clone(),
+                verdicts: i.verdicts.clone(),
+                checks: i.checks.clone(),
+                overhead: i.overhead.clone(),
+                secs,
+            };
+            let cov = crate::kernel::attach::coverage(ctx.probes);
+            let rates = Rates::of(&i.blocks, secs, cov.driver_xmit);
+            tui.push(interval, run, &rates);
+            !tui.draw(ctx)
         }
         Screen::Blocks => {
-            let text = view::render(ctx, title, period, false);
+            let period = view::Period {
+                blocks: &i.blocks,
+                verdicts: &i.verdicts,
+                checks: &i.checks,
+                overhead: &i.overhead,
+                secs,
+                summary: false,
+            };
+            let text = view::render(ctx, &title, &period, false);
             writeln!(std::io::stdout().lock(), "{text}").is_err()
         }
         Screen::Quiet => false,
+    }
+}
+
+/// The run up to the end of interval `i`, judged, for the live view.
+fn run_so_far(session: &Session, run_start_ns: u64, i: &Interval) -> Snapshot {
+    let blocks = Blocks::from_totals(&session.run_total());
+    let secs = i.end_unix_ns.saturating_sub(run_start_ns) as f64 / 1e9;
+    Snapshot {
+        title: format!("run {secs:.1} s"),
+        verdicts: verdict::judge(&blocks, &session.device()),
+        checks: verdict::checks(&blocks, secs),
+        overhead: i.overhead.clone(),
+        blocks,
+        secs,
     }
 }
 
@@ -239,11 +308,29 @@ fn interval(
     })
 }
 
+/// A key or resize in the live view: redraw, or the reason to end.
+fn on_event(
+    screen: &mut Screen,
+    ctx: &view::Context<'_>,
+    e: crossterm::event::Event,
+) -> Option<EndReason> {
+    let Screen::Live(tui) = screen else {
+        return None;
+    };
+    match tui.handle(e) {
+        Action::Quit => Some(EndReason::Quit),
+        // A terminal that cannot be drawn on any more ends the run as a
+        // closed stdout does.
+        Action::Redraw if !tui.draw(ctx) => Some(EndReason::OutputClosed),
+        _ => None,
+    }
+}
+
 async fn sample_loop(
     args: &TraceArgs,
     session: &mut Session,
     ctx: &view::Context<'_>,
-    screen: &Screen,
+    screen: &mut Screen,
     header: &Header,
     ndjson: &mut Option<NdjsonWriter>,
 ) -> anyhow::Result<(Summary, EndReason)> {
@@ -261,11 +348,15 @@ async fn sample_loop(
     let mut seq = 0u64;
 
     let reason = loop {
-        let mut ended = tokio::select! {
-            _ = ticker.tick() => None,
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => Some(EndReason::Duration),
-            _ = sigterm.recv() => Some(EndReason::Signal),
-            _ = sigint.recv() => Some(EndReason::Signal),
+        // Keys and resizes redraw the live view between readings.
+        let mut ended = loop {
+            tokio::select! {
+                _ = ticker.tick() => break None,
+                _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => break Some(EndReason::Duration),
+                _ = sigterm.recv() => break Some(EndReason::Signal),
+                _ = sigint.recv() => break Some(EndReason::Signal),
+                e = screen.event() => if let Some(r) = on_event(screen, ctx, e) { break Some(r) },
+            }
         };
         // A tick that lands on the deadline ends the run: no empty period after it.
         if ended.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -277,17 +368,7 @@ async fn sample_loop(
         let record = Record::Interval(interval(session, &mut tracker, seq, period_start, now)?);
         output_closed |= emit(ndjson, &record)?;
         if let Record::Interval(i) = &record {
-            let secs = (i.end_unix_ns - i.start_unix_ns) as f64 / 1e9;
-            let title = format!("interval {seq} ({secs:.2} s)");
-            let period = view::Period {
-                blocks: &i.blocks,
-                verdicts: &i.verdicts,
-                checks: &i.checks,
-                overhead: &i.overhead,
-                secs,
-                summary: false,
-            };
-            output_closed |= show(screen, ctx, &title, &period);
+            output_closed |= show(screen, ctx, session, unix_ns(run_start), i);
         }
         period_start = now;
         if let Some(r) = ended {

@@ -56,6 +56,8 @@ pub(crate) struct Interval {
 pub enum EndReason {
     Duration,
     Signal,
+    /// The user quit the live view (q, Esc or Ctrl-C).
+    Quit,
     IfaceGone,
     OutputClosed,
 }

@@ -29,7 +29,7 @@ fn hist(v: u64) -> Hist {
 
 /// A period in which every counter, every split and every histogram has
 /// something.
-fn everything() -> Blocks {
+pub(crate) fn everything() -> Blocks {
     let mut t = Totals::default();
     let (handoff, skb, tx) = (&mut t.handoff, &mut t.skb, &mut t.tx);
     for h in [

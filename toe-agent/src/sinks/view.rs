@@ -22,7 +22,7 @@ pub(crate) struct Context<'a> {
 }
 
 /// "7/15 attached, 8 left out (--per-skb)": probes counting, of all.
-fn probe_summary(probes: &[crate::kernel::attach::ProbeStatus]) -> String {
+pub(crate) fn probe_summary(probes: &[crate::kernel::attach::ProbeStatus]) -> String {
     use crate::kernel::attach::ProbeState;
     let on = probes.iter().filter(|p| p.status.counts()).count();
     let skipped = probes
@@ -36,14 +36,14 @@ fn probe_summary(probes: &[crate::kernel::attach::ProbeStatus]) -> String {
     s
 }
 
-fn rate(n: u64, secs: f64) -> String {
+pub(crate) fn rate(n: u64, secs: f64) -> String {
     if secs <= 0.0 {
         return group(n);
     }
     group((n as f64 / secs).round() as u64)
 }
 
-fn pct(part: u64, whole: u64) -> f64 {
+pub(crate) fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -51,7 +51,7 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn csum_line(c: &Csum) -> String {
+pub(crate) fn csum_line(c: &Csum) -> String {
     let t = c.total();
     if t == 0 {
         return "-".into();
@@ -88,7 +88,25 @@ fn histogram_seen(out: &mut String, title: &str, unit: &str, h: &HistSummary, se
         let _ = writeln!(out, "    (no events)");
         return;
     }
-    let mut rows: Vec<(u64, u64, u64)> = Vec::new(); // (low, high, count)
+    let rows = pow2_rows(h);
+    let peak = rows.iter().map(|r| r.2).max().unwrap_or(1).max(1);
+    for (low, high, count) in rows {
+        let stars = ((count as f64 / peak as f64) * 40.0).round() as usize;
+        let _ = writeln!(
+            out,
+            "    {:>10} -> {:<10} : {:<12} |{:<40}|",
+            group(low),
+            group(high),
+            group(count),
+            "*".repeat(stars.max(usize::from(count > 0)))
+        );
+    }
+}
+
+/// A histogram's rows merged to powers of two, `(low, high, count)`: a
+/// log-linear bucket never straddles a power of two, so the merge is exact.
+pub(crate) fn pow2_rows(h: &HistSummary) -> Vec<(u64, u64, u64)> {
+    let mut rows: Vec<(u64, u64, u64)> = Vec::new();
     for &(upper, count) in &h.buckets {
         let low = if upper < 2 {
             upper
@@ -104,18 +122,7 @@ fn histogram_seen(out: &mut String, title: &str, unit: &str, h: &HistSummary, se
             _ => rows.push((low, upper, count)),
         }
     }
-    let peak = rows.iter().map(|r| r.2).max().unwrap_or(1).max(1);
-    for (low, high, count) in rows {
-        let stars = ((count as f64 / peak as f64) * 40.0).round() as usize;
-        let _ = writeln!(
-            out,
-            "    {:>10} -> {:<10} : {:<12} |{:<40}|",
-            group(low),
-            group(high),
-            group(count),
-            "*".repeat(stars.max(usize::from(count > 0)))
-        );
-    }
+    rows
 }
 
 /// One line per offload: mechanism, configured flag, mismatch, evidence.
