@@ -1116,6 +1116,18 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "t"])
     }
 
+    /// The pid of the command the pane's shell runs.
+    fn child(&self) -> i32 {
+        let shell = self.pane("#{pane_pid}");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child of the pane's shell {shell}"))
+    }
+
     fn pane(&self, format: &str) -> String {
         self.run(&["display-message", "-p", "-t", "t", format])
             .trim()
@@ -1185,7 +1197,9 @@ fn live_view_fits_80_by_24_and_gives_the_terminal_back() {
         "tmux is not installed (cargo xtask test installs it)"
     );
     let lab = Lab::new();
-    for quit in ["q", "C-c"] {
+    // Every way out gives the terminal back: two keys, SIGTERM, and the
+    // interface disappearing (last: it takes the lab's veth pair).
+    for quit in ["q", "C-c", "SIGTERM", "gone"] {
         let nd = scratch(&format!("live-{quit}.ndjson"));
         let agent = toe_agent_tests::agent_bin().unwrap();
         let command = format!(
@@ -1231,15 +1245,36 @@ fn live_view_fits_80_by_24_and_gives_the_terminal_back() {
                 traffic.join().unwrap();
             });
         }
-        tmux.run(&["send-keys", "-t", "t", quit]);
-        let status = tmux.wait_exit(EXIT_TIMEOUT);
-        assert_eq!(status, Some(0), "{quit}:\n{}", tmux.history());
+        let (status, reason) = match quit {
+            "SIGTERM" => {
+                // SAFETY: kill(2) on the agent this test started.
+                unsafe { libc::kill(tmux.child(), libc::SIGTERM) };
+                (0, "signal")
+            }
+            "gone" => {
+                lab.exec(&lab.ns_b, &["ip", "link", "del", &lab.dev_b]);
+                (1, "iface_gone")
+            }
+            key => {
+                tmux.run(&["send-keys", "-t", "t", key]);
+                (0, "quit")
+            }
+        };
+        assert_eq!(
+            tmux.wait_exit(EXIT_TIMEOUT),
+            Some(status),
+            "{quit}:\n{}",
+            tmux.history()
+        );
         // The terminal is back: the normal screen, the summary printed on it.
         assert_eq!(tmux.pane("#{alternate_on}"), "0");
         let history = tmux.history();
         assert!(history.contains("summary over"), "{history}");
+        if quit == "gone" {
+            assert!(history.contains("disappeared"), "{history}");
+        }
         let records = read_ndjson(&nd);
-        assert_eq!(records.last().unwrap()["end_reason"], "quit", "{quit}");
+        assert_eq!(records.last().unwrap()["end_reason"], reason, "{quit}");
         assert_eq!(our_programs(), Vec::<String>::new(), "{quit}");
     }
 }
