@@ -39,12 +39,44 @@ pub fn skip_reason() -> Option<String> {
 pub fn privileged(test: &str) -> bool {
     match skip_reason() {
         None => true,
-        Some(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{test}: cannot run under CI=true: {reason}")
+        Some(reason) if in_ci() => {
+            panic!("{test}: cannot run under CI: {reason}")
         }
         Some(reason) => {
             eprintln!("skipped {test}: {reason}");
             false
+        }
+    }
+}
+
+/// `CI` set to anything but empty, `0`, `false` or `no`: CI services set
+/// `true`, `1` or their own name, and a skip there must fail.
+pub fn in_ci() -> bool {
+    ci_value_is_truthy(std::env::var("CI").ok().as_deref())
+}
+
+fn ci_value_is_truthy(v: Option<&str>) -> bool {
+    v.map(str::trim).is_some_and(|v| {
+        !v.is_empty() && !["0", "false", "no"].contains(&v.to_ascii_lowercase().as_str())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_truthy_ci_value_counts() {
+        for on in ["true", "1", "TRUE", "yes", "github"] {
+            assert!(super::ci_value_is_truthy(Some(on)), "{on}");
+        }
+        for off in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("false"),
+            Some("False"),
+            Some("no"),
+        ] {
+            assert!(!super::ci_value_is_truthy(off), "{off:?}");
         }
     }
 }

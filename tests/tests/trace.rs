@@ -692,8 +692,8 @@ fn paravirtual_eth0_names_the_host_not_the_nic() {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
     if driver.as_deref() != Some("virtio_net") {
         let reason = format!("eth0 is not a virtio_net device here (driver {driver:?})");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("cannot run under CI=true: {reason}");
+        if toe_agent_tests::in_ci() {
+            panic!("cannot run under CI: {reason}");
         }
         eprintln!("skipped paravirtual_eth0_names_the_host_not_the_nic: {reason}");
         return;
@@ -847,6 +847,16 @@ fn unknown_interface_exits_2_and_lists_the_real_ones() {
         .agent(&lab.ns_a, &["trace", "--iface", &lab.dev_b])
         .wait(EXIT_TIMEOUT);
     assert_eq!(done.status.code(), Some(2));
+    // Time arguments too large for a deadline are bad input too, not a
+    // panic (`--duration 1e19` overflowed `Instant + Duration`).
+    for arg in ["--duration", "--interval"] {
+        let done = lab
+            .agent(&lab.ns_b, &["trace", "--iface", &lab.dev_b, arg, "1e19"])
+            .wait(EXIT_TIMEOUT);
+        assert_eq!(done.status.code(), Some(2), "{arg}: {}", done.stderr);
+        assert!(done.stderr.contains("at most"), "{arg}: {}", done.stderr);
+        assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+    }
 }
 
 #[test]
@@ -890,6 +900,9 @@ fn missing_privileges_are_named() {
     }
     let lab = Lab::new();
     let bin = toe_agent_tests::agent_bin().unwrap();
+    // An earlier recording at the output path survives the failed start.
+    let earlier = scratch("earlier.ndjson");
+    std::fs::write(&earlier, "an earlier recording\n").unwrap();
     // Root without any capability: what an unprivileged container looks like.
     let out = std::process::Command::new("ip")
         .args([
@@ -902,7 +915,15 @@ fn missing_privileges_are_named() {
             "--",
         ])
         .arg(bin)
-        .args(["trace", "--iface", &lab.dev_b, "--duration", "1"])
+        .args([
+            "trace",
+            "--iface",
+            &lab.dev_b,
+            "--duration",
+            "1",
+            "--ndjson",
+        ])
+        .arg(&earlier)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -912,6 +933,10 @@ fn missing_privileges_are_named() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&earlier).unwrap(),
+        "an earlier recording\n"
+    );
 }
 
 #[test]

@@ -165,6 +165,10 @@ pub struct TraceCmd {
 }
 
 /// A strictly positive, finite number of seconds.
+/// The longest time argument: a year. Beyond it, deadlines computed from
+/// `Instant::now()` could overflow (`--duration 1e19` did, with a panic).
+pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 pub(crate) fn positive_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .trim()
@@ -175,6 +179,9 @@ pub(crate) fn positive_seconds(s: &str) -> Result<Duration, String> {
     }
     if v < 0.001 {
         return Err(format!("must be at least 0.001 s, got {s}"));
+    }
+    if v > MAX_SECONDS {
+        return Err(format!("must be at most {MAX_SECONDS} s (a year), got {s}"));
     }
     Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
 }
@@ -187,7 +194,17 @@ mod tests {
     fn seconds_must_be_positive() {
         assert_eq!(positive_seconds("0.1").unwrap(), Duration::from_millis(100));
         assert_eq!(positive_seconds("2").unwrap(), Duration::from_secs(2));
-        for bad in ["0", "-1", "abc", "inf", "NaN", "0.0000001"] {
+        assert!(positive_seconds("31536000").is_ok());
+        for bad in [
+            "0",
+            "-1",
+            "abc",
+            "inf",
+            "NaN",
+            "0.0000001",
+            "1e19",
+            "31536001",
+        ] {
             assert!(positive_seconds(bad).is_err(), "{bad}");
         }
     }

@@ -114,13 +114,14 @@ fn header(dev: &crate::sys::iface::Iface, args: &TraceArgs, session: &Session) -
 pub fn run(args: TraceArgs) -> Result<(), Failure> {
     let dev = iface::resolve(&args.iface, args.device_class)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
-    // Open the output before attaching anything: a bad path must fail early.
-    let mut ndjson = match &args.ndjson {
-        Some(p) => Some(NdjsonWriter::create(p).map_err(|e| {
-            Failure::BadInput(format!("cannot write NDJSON to {}: {e}", p.display()))
-        })?),
-        None => None,
+    // A bad output path fails before anything is attached; the file itself
+    // is truncated only once the probes are (a failed start keeps it).
+    let cannot_write = |p: &std::path::Path, e| {
+        Failure::BadInput(format!("cannot write NDJSON to {}: {e}", p.display()))
     };
+    if let Some(p) = &args.ndjson {
+        NdjsonWriter::check(p).map_err(|e| cannot_write(p, e))?;
+    }
 
     // Statistics on before the programs load, so their first runs count.
     let stats = match args.self_stats {
@@ -134,6 +135,10 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         per_skb: args.per_skb,
     };
     let mut session = Session::attach(dev.clone(), &options).map_err(Failure::runtime)?;
+    let mut ndjson = match &args.ndjson {
+        Some(p) => Some(NdjsonWriter::create(p).map_err(|e| cannot_write(p, e))?),
+        None => None,
+    };
     report_probe_problems(&session.probes.status);
     let header = header(&dev, &args, &session);
     let ctx = view::Context {

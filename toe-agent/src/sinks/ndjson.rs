@@ -94,6 +94,26 @@ pub(crate) struct NdjsonWriter {
 impl NdjsonWriter {
     /// `-` is stdout. The file is created (truncated) here, so an unwritable
     /// path fails before anything is attached.
+    /// Fail now if `path` cannot be written, without touching what it
+    /// holds: the file is truncated only by [`NdjsonWriter::create`], once
+    /// the run has started, so a start that fails (privileges, a probe
+    /// that does not load) leaves an earlier recording as it was. A file
+    /// made only for the check is removed again.
+    pub(crate) fn check(path: &Path) -> io::Result<()> {
+        if path == Path::new("-") {
+            return Ok(());
+        }
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        if !existed {
+            std::fs::remove_file(path)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn create(path: &Path) -> io::Result<Self> {
         let out: Box<dyn Write> = if path == Path::new("-") {
             Box::new(io::stdout())
