@@ -153,36 +153,60 @@ impl Socket {
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let mut b = &buf[..n as usize];
-            while b.len() >= 16 {
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let kind = u16::from_ne_bytes([b[4], b[5]]);
-                if len < 16 || len > b.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "bad netlink message length",
-                    ));
-                }
-                match kind {
-                    NLMSG_DONE => return Ok(out),
-                    NLMSG_ERROR => {
-                        let code = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
-                        if code != 0 {
-                            return Err(io::Error::from_raw_os_error(-code));
-                        }
-                        if !dump {
-                            return Ok(out);
-                        }
-                    }
-                    _ => out.push((kind, b[16..len].to_vec())),
-                }
-                b = &b[align4(len).min(b.len())..];
+            if split(&buf[..n as usize], dump, &mut out)? {
+                return Ok(out);
             }
             if !dump && !out.is_empty() {
                 return Ok(out);
             }
         }
     }
+}
+
+/// The netlink messages in one datagram, appended to `out` as (type, body
+/// after nlmsghdr); true when the answer is complete (NLMSG_DONE, or the
+/// acknowledgement of a non-dump request). A message that says it is
+/// longer or shorter than it can be is an error, never a slice past the end.
+fn split(mut b: &[u8], dump: bool, out: &mut Vec<(u16, Vec<u8>)>) -> io::Result<bool> {
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad netlink message: {what}"),
+        )
+    };
+    while b.len() >= 16 {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let kind = u16::from_ne_bytes([b[4], b[5]]);
+        if len < 16 || len > b.len() {
+            return Err(bad("length"));
+        }
+        match kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                // struct nlmsgerr: the error code, then the request's header.
+                let code = b
+                    .get(16..20)
+                    .filter(|_| len >= 20)
+                    .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .ok_or_else(|| bad("short error message"))?;
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                if !dump {
+                    return Ok(true);
+                }
+            }
+            _ => out.push((kind, b[16..len].to_vec())),
+        }
+        b = &b[align4(len).min(b.len())..];
+    }
+    Ok(false)
+}
+
+/// The attributes of a generic netlink message body (after its 4-byte
+/// genlmsghdr); none when the body is shorter than that.
+fn genl_attrs(body: &[u8]) -> Vec<(u16, &[u8])> {
+    attrs(body.get(4..).unwrap_or_default())
 }
 
 fn family_id(sock: &Socket, name: &str) -> io::Result<u16> {
@@ -199,7 +223,7 @@ fn family_id(sock: &Socket, name: &str) -> io::Result<u16> {
         &a,
     ))?;
     for (_, body) in sock.receive(false)? {
-        for (kind, p) in attrs(&body[4..]) {
+        for (kind, p) in genl_attrs(&body) {
             if kind == CTRL_ATTR_FAMILY_ID && p.len() >= 2 {
                 return Ok(u16::from_ne_bytes([p[0], p[1]]));
             }
@@ -234,7 +258,7 @@ pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
     for (_, body) in sock.receive(true)? {
         let mut q = QueueStats::default();
         let mut ours = true;
-        for (kind, p) in attrs(&body[4..]) {
+        for (kind, p) in genl_attrs(&body) {
             match kind {
                 NETDEV_A_QSTATS_IFINDEX => ours = uint(p) == ifindex as u64,
                 NETDEV_A_QSTATS_QUEUE_TYPE => {
@@ -245,9 +269,10 @@ pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
                     }
                 }
                 NETDEV_A_QSTATS_QUEUE_ID => q.queue_id = uint(p) as u32,
-                k @ 8..=34 => {
-                    q.stats
-                        .insert(STAT_NAMES[(k - 8) as usize].to_string(), uint(p));
+                k @ 8.. => {
+                    if let Some(name) = STAT_NAMES.get((k - 8) as usize) {
+                        q.stats.insert(name.to_string(), uint(p));
+                    }
                 }
                 _ => {}
             }
@@ -263,6 +288,29 @@ pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_and_lying_messages_are_errors_not_panics() {
+        let mut out = Vec::new();
+        // A genl message whose body is shorter than its own header.
+        let mut m = 18u32.to_ne_bytes().to_vec();
+        m.extend([0x20, 0, 0, 0]);
+        m.extend([0u8; 10]);
+        assert!(!split(&m, true, &mut out).unwrap());
+        assert_eq!(genl_attrs(&out[0].1), vec![]);
+        // NLMSG_ERROR cut after its header: no error code to read.
+        let mut e = 16u32.to_ne_bytes().to_vec();
+        e.extend(NLMSG_ERROR.to_ne_bytes());
+        e.extend([0u8; 10]);
+        assert!(split(&e, false, &mut out).is_err());
+        // A length past the datagram.
+        let mut l = 400u32.to_ne_bytes().to_vec();
+        l.extend([0u8; 16]);
+        assert!(split(&l, true, &mut out).is_err());
+        // An attribute longer than the rest is dropped, not sliced.
+        assert_eq!(attrs(&[8, 0, 1, 0, 0]), vec![]);
+        assert_eq!(uint(&[1, 2, 3]), 0);
+    }
 
     #[test]
     fn messages_are_laid_out_as_netlink_wants() {
