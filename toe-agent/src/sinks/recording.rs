@@ -129,6 +129,10 @@ fn first_record(text: &str, complete: bool) -> Result<(), String> {
     }
 }
 
+/// The longest line a recording may hold. Records are a few KiB (an
+/// interval with every histogram and NAPI instance stays under 64 KiB).
+pub(crate) const MAX_LINE: u64 = 16 * 1024 * 1024;
+
 /// Stream a run from `reader`; `path` names it in errors.
 pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
     let err = |line: u64, reason: String| ReadError {
@@ -148,9 +152,18 @@ pub fn read_run(reader: impl Read, path: &str) -> Result<Run, ReadError> {
     let mut buf = String::new();
     loop {
         buf.clear();
-        let read = lines
+        // One record per line, each far below the bound: a longer "line"
+        // is not NDJSON, and must not be read whole into memory.
+        let read = (&mut lines)
+            .take(MAX_LINE + 1)
             .read_line(&mut buf)
             .map_err(|e| err(n + 1, format!("read error: {e}")))?;
+        if read as u64 > MAX_LINE {
+            return Err(err(
+                n + 1,
+                format!("a line longer than {MAX_LINE} bytes: not a toe-agent recording"),
+            ));
+        }
         if read == 0 {
             break;
         }
@@ -212,4 +225,25 @@ pub(crate) fn read_path(path: &Path) -> Result<Run, Failure> {
         read_run(f, &name)
     };
     result.map_err(|e| Failure::BadInput(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    #[test]
+    fn an_endless_line_is_refused_in_bounded_memory() {
+        let header = include_str!("../../fixtures/ndjson/gro_tso_off.ndjson")
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+            + "\n";
+        let endless = std::io::repeat(b'x').take(MAX_LINE * 2);
+        let e = read_run(header.as_bytes().chain(endless), "big.ndjson").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("longer than"), "{e}");
+    }
 }
