@@ -1303,3 +1303,35 @@ fn live_view_fits_80_by_24_and_gives_the_terminal_back() {
         assert_eq!(our_programs(), Vec::<String>::new(), "{quit}");
     }
 }
+
+#[test]
+fn a_signal_during_attach_still_ends_with_a_summary() {
+    if !privileged("a_signal_during_attach_still_ends_with_a_summary") {
+        return;
+    }
+    let lab = Lab::new();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let nd = scratch(&format!("early-{sig}.ndjson"));
+        let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &nd, &[]);
+        // The header comes about 110 ms after the start here, most of it
+        // loading and attaching the programs: 40 ms in, the handlers are
+        // installed and the attach is under way.
+        std::thread::sleep(Duration::from_millis(40));
+        agent.signal(sig);
+        let done = agent.wait(EXIT_TIMEOUT);
+        assert!(
+            done.status.success(),
+            "{sig}: {:?} {}",
+            done.status,
+            done.stderr
+        );
+        let records = read_ndjson(&nd);
+        assert_eq!(records[0]["type"], "header", "{sig}");
+        let summary = records.last().unwrap();
+        assert_eq!(summary["type"], "summary", "{sig}");
+        assert_eq!(summary["end_reason"], "signal", "{sig}");
+        // The run ended at its first reading, not an interval later.
+        assert_eq!(u(&summary["intervals"]), 1, "{sig}");
+        assert_eq!(our_programs(), Vec::<String>::new(), "{sig}");
+    }
+}

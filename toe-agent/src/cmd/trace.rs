@@ -2,6 +2,10 @@
 use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -123,6 +127,14 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         NdjsonWriter::check(p).map_err(|e| cannot_write(p, e))?;
     }
 
+    // SIGINT or SIGTERM while the programs load and attach must not kill
+    // the agent half-way (an empty NDJSON file, no summary): note it, and
+    // end the run at its first reading.
+    let early_stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&early_stop))
+            .map_err(|e| Failure::Runtime(format!("installing the signal handlers: {e}")))?;
+    }
     // Statistics on before the programs load, so their first runs count.
     let stats = match args.self_stats {
         true => Some(overhead::enable_bpf_stats().map_err(|e| Failure::Runtime(format!("{e:#}")))?),
@@ -165,6 +177,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         &mut screen,
         &header,
         &mut ndjson,
+        &early_stop,
     ));
     // Detach everything before the final words, whatever happened.
     drop(session);
@@ -338,6 +351,7 @@ async fn sample_loop(
     screen: &mut Screen,
     header: &Header,
     ndjson: &mut Option<NdjsonWriter>,
+    early_stop: &AtomicBool,
 ) -> anyhow::Result<(Summary, EndReason)> {
     let mut tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
     let mut run_tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
@@ -353,14 +367,20 @@ async fn sample_loop(
     let mut seq = 0u64;
 
     let reason = loop {
-        // Keys and resizes redraw the live view between readings.
-        let mut ended = loop {
-            tokio::select! {
-                _ = ticker.tick() => break None,
-                _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => break Some(EndReason::Duration),
-                _ = sigterm.recv() => break Some(EndReason::Signal),
-                _ = sigint.recv() => break Some(EndReason::Signal),
-                e = screen.event() => if let Some(r) = on_event(screen, ctx, e) { break Some(r) },
+        // A signal before the handlers below existed (during attach) ends
+        // the run at once. Keys and resizes redraw the live view between
+        // readings.
+        let mut ended = if early_stop.swap(false, Ordering::Relaxed) {
+            Some(EndReason::Signal)
+        } else {
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => break None,
+                    _ = async { tokio::time::sleep_until(deadline.unwrap_or(start)).await }, if deadline.is_some() => break Some(EndReason::Duration),
+                    _ = sigterm.recv() => break Some(EndReason::Signal),
+                    _ = sigint.recv() => break Some(EndReason::Signal),
+                    e = screen.event() => if let Some(r) = on_event(screen, ctx, e) { break Some(r) },
+                }
             }
         };
         // A tick that lands on the deadline ends the run: no empty period after it.
