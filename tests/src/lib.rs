@@ -49,6 +49,19 @@ pub fn privileged(test: &str) -> bool {
     }
 }
 
+/// Like [`privileged`], for a test that needs only the agent's binary
+/// (`report` on files): it runs without root.
+#[must_use]
+pub fn has_agent(test: &str) -> bool {
+    if agent_bin().is_some() {
+        return true;
+    }
+    let reason = "TOE_AGENT_BIN is not set: run through `cargo xtask test`";
+    assert!(!in_ci(), "{test}: cannot run under CI: {reason}");
+    eprintln!("skipped {test}: {reason}");
+    false
+}
+
 /// `CI` set to anything but empty, `0`, `false` or `no`: CI services set
 /// `true`, `1` or their own name, and a skip there must fail.
 pub fn in_ci() -> bool {

@@ -1335,3 +1335,63 @@ fn a_signal_during_attach_still_ends_with_a_summary() {
         assert_eq!(our_programs(), Vec::<String>::new(), "{sig}");
     }
 }
+
+#[test]
+fn two_agents_on_one_interface_count_the_same() {
+    if !privileged("two_agents_on_one_interface_count_the_same") {
+        return;
+    }
+    let lab = Lab::new();
+    let perf = PerfCount::start(
+        &["net:netif_receive_skb", "net:netif_rx_entry"],
+        &lab.dev_b,
+        scratch("two.perf"),
+    );
+    let perf_start = lab.rx_packets(&lab.ns_b, &lab.dev_b);
+    let nds = [scratch("two-1.ndjson"), scratch("two-2.ndjson")];
+    let agents: Vec<_> = nds
+        .iter()
+        .map(|nd| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, &[]))
+        .collect();
+    for nd in &nds {
+        wait_for_lines(nd, 1, ATTACH_TIMEOUT);
+    }
+    let early = lab.rx_packets(&lab.ns_b, &lab.dev_b) - perf_start;
+    lab.iperf(2);
+    lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
+    let before = lab.rx_packets(&lab.ns_b, &lab.dev_b);
+    for a in &agents {
+        a.signal(libc::SIGTERM);
+    }
+    for a in agents {
+        let done = a.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "{}", done.stderr);
+    }
+    let perf = perf.stop();
+    let late = early + lab.rx_packets(&lab.ns_b, &lab.dev_b) - before;
+    let rx: Vec<Value> = nds
+        .iter()
+        .map(|nd| read_ndjson(nd).pop().unwrap()["rx"].clone())
+        .collect();
+    // Each has its own maps: neither disturbs the other's counts, and
+    // both agree with perf.
+    for key in ["skbs", "segments", "bytes"] {
+        assert_eq!(rx[0][key], rx[1][key], "{key}");
+    }
+    assert!(u(&rx[0]["skbs"]) > 10_000, "{}", rx[0]);
+    assert_counts_match(
+        u(&rx[0]["skbs"]),
+        &perf,
+        &["net:netif_receive_skb"],
+        late,
+        "skbs",
+    );
+    assert_counts_match(
+        u(&rx[0]["segments"]),
+        &perf,
+        &["net:netif_rx_entry"],
+        late,
+        "segments",
+    );
+    assert_eq!(our_programs(), Vec::<String>::new());
+}
