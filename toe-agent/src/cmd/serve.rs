@@ -14,7 +14,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use http_body_util::Full;
@@ -49,8 +49,83 @@ pub struct ServeArgs {
 #[derive(Clone)]
 struct Shared {
     exposed: Arc<Mutex<Exposed>>,
-    /// Cleared when the sampler stops.
+    /// Cleared when the sampler stops, by returning or by panicking.
     sampler_alive: Arc<AtomicBool>,
+    /// When the sampler last finished a reading of every interface.
+    last_read: Arc<Mutex<Option<Instant>>>,
+    interval: Duration,
+}
+
+impl Shared {
+    /// `/healthz`: 200 only while the sampler runs, has read the maps
+    /// within three intervals (and a second), and traces an interface.
+    /// Otherwise 503 and why: frozen metrics must not look healthy.
+    fn health(&self) -> (StatusCode, String) {
+        let up = self
+            .exposed
+            .lock()
+            .map(|s| s.ifaces.values().filter(|i| i.up).count())
+            .unwrap_or(0);
+        let since = self
+            .last_read
+            .lock()
+            .ok()
+            .and_then(|t| t.map(|t| t.elapsed()));
+        health(
+            self.sampler_alive.load(Ordering::Relaxed),
+            up,
+            since,
+            self.interval,
+        )
+    }
+}
+
+fn health(
+    alive: bool,
+    up: usize,
+    since_read: Option<Duration>,
+    interval: Duration,
+) -> (StatusCode, String) {
+    let stale = interval * 3 + Duration::from_secs(1);
+    match since_read {
+        _ if !alive => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sampler stopped: the metrics are frozen\n".into(),
+        ),
+        Some(d) if d > stale => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "sampler stalled: last reading {:.1} s ago\n",
+                d.as_secs_f64()
+            ),
+        ),
+        _ if up == 0 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no interface traced\n".into(),
+        ),
+        since => (
+            StatusCode::OK,
+            format!(
+                "ok: {up} interface(s) traced, last reading {} ms ago\n",
+                since.unwrap_or_default().as_millis()
+            ),
+        ),
+    }
+}
+
+/// Run the sampler; whichever way it ends, a panic included, the health
+/// check learns it stopped (its probes are dropped, so detached, as the
+/// panic unwinds).
+fn guarded(shared: &Shared, sampler: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(sampler)) {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("toe-agent serve: the sampler stopped: {why}");
+    }
+    shared.sampler_alive.store(false, Ordering::Relaxed);
 }
 
 async fn handle(
@@ -90,25 +165,8 @@ async fn handle(
             }
         }
         (&hyper::Method::GET, "/healthz") => {
-            let alive = shared.sampler_alive.load(Ordering::Relaxed);
-            let up = shared
-                .exposed
-                .lock()
-                .map(|s| s.ifaces.values().filter(|i| i.up).count())
-                .unwrap_or(0);
-            if alive && up > 0 {
-                reply(
-                    StatusCode::OK,
-                    "text/plain",
-                    format!("ok: {up} interface(s) traced\n"),
-                )
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "no interface traced\n".into(),
-                )
-            }
+            let (code, text) = shared.health();
+            reply(code, "text/plain", text)
         }
         _ => reply(
             StatusCode::NOT_FOUND,
@@ -134,6 +192,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let shared = Shared {
         exposed: Arc::new(Mutex::new(exposed)),
         sampler_alive: Arc::new(AtomicBool::new(true)),
+        last_read: Arc::new(Mutex::new(None)),
+        interval: args.interval,
     };
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -171,7 +231,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let sampler_stop = Arc::clone(&stop);
         let sampler_shared = shared.clone();
         let args_ref = &args;
-        scope.spawn(move || sampler::run(args_ref, &sampler_shared, &sampler_stop, first));
+        scope.spawn(move || {
+            guarded(&sampler_shared, || {
+                sampler::run(args_ref, &sampler_shared, &sampler_stop, first)
+            })
+        });
         let served = runtime.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -196,4 +260,47 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     });
     drop(stats);
     result.map_err(|e| Failure::Runtime(format!("serving: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            exposed: Arc::new(Mutex::new(Exposed::default())),
+            sampler_alive: Arc::new(AtomicBool::new(true)),
+            last_read: Arc::new(Mutex::new(None)),
+            interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_panicking_sampler_turns_health_to_503() {
+        let s = shared();
+        std::thread::scope(|scope| {
+            scope.spawn(|| guarded(&s, || panic!("a bug in the sampler")));
+        });
+        let (code, text) = s.health();
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.contains("sampler stopped"), "{text}");
+    }
+
+    #[test]
+    fn stale_readings_are_unhealthy() {
+        let second = Duration::from_secs(1);
+        let ok = health(true, 1, Some(Duration::from_millis(900)), second);
+        assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
+        let stalled = health(true, 1, Some(Duration::from_secs(5)), second);
+        assert_eq!(stalled.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(stalled.1.contains("stalled"), "{}", stalled.1);
+        assert_eq!(
+            health(true, 0, None, second).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            health(false, 1, None, second).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }

@@ -143,6 +143,9 @@ pub(super) fn run(
                 _ => entry.up = false,
             }
         }
+        if let Ok(mut t) = shared.last_read.lock() {
+            *t = Some(Instant::now());
+        }
         let programs: overhead::ProgramStats = attached
             .iter()
             .flatten()
