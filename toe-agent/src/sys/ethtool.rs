@@ -139,20 +139,68 @@ impl Features {
     }
 }
 
-/// Names of the feature bits (`ETH_SS_FEATURES` strings), in bit order.
-fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
+/// Room for `count` entries and more: ETHTOOL_GSTRINGS and ETHTOOL_GSTATS
+/// write the kernel's count at the time of the call, not the caller's
+/// (net/ethtool/ioctl.c, `ethtool_get_strings()` sets `gstrings.len` from
+/// `__ethtool_get_sset_count()` and copies that many; `ethtool_get_stats()`
+/// likewise), and a driver's count can grow between ETHTOOL_GSSET_INFO and
+/// the read (queues added). Buffers sized exactly could be overrun.
+fn room(count: usize) -> usize {
+    count + count / 2 + 64
+}
+
+/// How many entries the kernel says it wrote, checked against the room
+/// the buffer had: `Ok(None)` when it differs from what was asked (read
+/// again), an error when it did not fit.
+fn written(kernel: u32, asked: usize, room: usize) -> io::Result<Option<usize>> {
+    let n = kernel as usize;
+    if n > room {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the driver's count grew from {asked} to {n}, past the buffer"),
+        ));
+    }
+    Ok((n == asked).then_some(n))
+}
+
+/// The count of a string set (ETHTOOL_GSSET_INFO).
+fn set_count(ifname: &str, set: u32) -> io::Result<usize> {
     // struct ethtool_sset_info { cmd; reserved; u64 sset_mask; u32 data[]; }
-    let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0, 0];
+    let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << set, 0, 0];
     ethtool_words(ifname, &mut info)?;
-    let count = info[4] as usize;
+    Ok(info[4] as usize)
+}
+
+/// The strings of a set, with the count they were read at.
+fn strings(ifname: &str, set: u32, count: usize) -> io::Result<Option<Vec<String>>> {
     // struct ethtool_gstrings { cmd; string_set; len; u8 data[len * 32]; }
-    let mut buf = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    let room = room(count);
+    let mut buf = vec![0u32; 3 + room * ETH_GSTRING_LEN / 4];
     buf[0] = ETHTOOL_GSTRINGS;
-    buf[1] = ETH_SS_FEATURES;
+    buf[1] = set;
     buf[2] = count as u32;
     ethtool_words(ifname, &mut buf)?;
+    let Some(n) = written(buf[2], count, room)? else {
+        return Ok(None);
+    };
     let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
-    Ok(bytes.chunks(ETH_GSTRING_LEN).map(c_str).collect())
+    Ok(Some(
+        bytes.chunks(ETH_GSTRING_LEN).take(n).map(c_str).collect(),
+    ))
+}
+
+/// Tries at reading a set whose count keeps changing under us.
+const TRIES: usize = 3;
+
+/// Names of the feature bits (`ETH_SS_FEATURES` strings), in bit order.
+fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
+    for _ in 0..TRIES {
+        let count = set_count(ifname, ETH_SS_FEATURES)?;
+        if let Some(names) = strings(ifname, ETH_SS_FEATURES, count)? {
+            return Ok(names);
+        }
+    }
+    Err(io::Error::other("the feature count kept changing"))
 }
 
 /// Every feature of the device with its state (ETHTOOL_GFEATURES).
@@ -387,32 +435,30 @@ pub(crate) fn rss(ifname: &str) -> io::Result<Rss> {
 
 /// `ethtool -S`: the driver's statistics, by name.
 pub(crate) fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
-    let mut info = [ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_STATS, 0, 0];
-    ethtool_words(ifname, &mut info)?;
-    let count = info[4] as usize;
-    if count == 0 {
-        return Ok(Vec::new());
+    for _ in 0..TRIES {
+        let count = set_count(ifname, ETH_SS_STATS)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(names) = strings(ifname, ETH_SS_STATS, count)? else {
+            continue;
+        };
+        // struct ethtool_stats { cmd; n_stats; u64 data[]; }
+        let room = room(count);
+        let mut values = vec![0u32; 2 + 2 * room];
+        values[0] = ETHTOOL_GSTATS;
+        values[1] = count as u32;
+        ethtool_words(ifname, &mut values)?;
+        // Names and values of one count only.
+        let Some(n) = written(values[1], count, room)? else {
+            continue;
+        };
+        let numbers = values[2..2 + 2 * n]
+            .chunks(2)
+            .map(|w| w[0] as u64 | (w[1] as u64) << 32);
+        return Ok(names.into_iter().zip(numbers).collect());
     }
-    let mut names = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
-    names[0] = ETHTOOL_GSTRINGS;
-    names[1] = ETH_SS_STATS;
-    names[2] = count as u32;
-    ethtool_words(ifname, &mut names)?;
-    let bytes: Vec<u8> = names[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
-    // struct ethtool_stats { cmd; n_stats; u64 data[]; }
-    let mut values = vec![0u32; 2 + 2 * count];
-    values[0] = ETHTOOL_GSTATS;
-    values[1] = count as u32;
-    ethtool_words(ifname, &mut values)?;
-    Ok(bytes
-        .chunks(ETH_GSTRING_LEN)
-        .map(c_str)
-        .zip(
-            values[2..]
-                .chunks(2)
-                .map(|w| w[0] as u64 | (w[1] as u64) << 32),
-        )
-        .collect())
+    Err(io::Error::other("the statistics count kept changing"))
 }
 
 /// The driver name `ethtool -i` shows ("veth", "virtio_net", "ice", ...).
@@ -440,6 +486,17 @@ pub(crate) fn name_bytes(name: &str) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_that_grew_is_read_again_or_refused() {
+        assert_eq!(written(10, 10, room(10)).unwrap(), Some(10));
+        // Grew within the room: read again at the new count.
+        assert_eq!(written(12, 10, room(10)).unwrap(), None);
+        assert_eq!(written(8, 10, room(10)).unwrap(), None);
+        // Grew past it: an error, never a parse of what was not written.
+        assert!(written(room(10) as u32 + 1, 10, room(10)).is_err());
+        assert!(room(0) >= 64 && room(1000) >= 1500);
+    }
 
     #[test]
     fn names_are_nul_padded() {
