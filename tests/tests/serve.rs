@@ -359,3 +359,30 @@ fn serve_rejects_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on 10.99.99.99:9469"));
 }
+
+/// The DaemonSet must not serve the node's address without authentication:
+/// with hostNetwork the pod's address is the node's.
+#[test]
+fn the_daemonset_keeps_serve_on_loopback_behind_a_proxy() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/daemonset.yaml"
+    ))
+    .unwrap();
+    let serve = yaml
+        .lines()
+        .find(|l| l.contains("args: [\"serve\""))
+        .expect("the agent's args");
+    assert!(
+        serve.contains("\"--listen\", \"127.0.0.1:9469\""),
+        "{serve}"
+    );
+    assert!(
+        !yaml.contains("POD_IP):9469"),
+        "the agent bound to the node address"
+    );
+    // The proxy is the only way in, and it checks tokens on /metrics.
+    assert!(yaml.contains("--upstream=http://127.0.0.1:9469/"));
+    assert!(yaml.contains("--secure-listen-address=$(POD_IP):9443"));
+    assert!(yaml.contains("nonResourceURLs: [\"/metrics\"]"));
+}
