@@ -26,14 +26,7 @@ fn secs(s: &Summary) -> f64 {
 
 pub(crate) fn render_run(run: &Run) -> String {
     let h = &run.header;
-    let ctx = view::Context {
-        iface: &h.iface,
-        ifindex: h.ifindex,
-        driver: &h.driver,
-        class: h.device_class,
-        mtu: h.mtu,
-        probes: &h.probes,
-    };
+    let ctx = view::Context::of(h);
     let s = &run.summary;
     let period = view::Period {
         blocks: &s.blocks,

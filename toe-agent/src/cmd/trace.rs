@@ -153,14 +153,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     };
     report_probe_problems(&session.probes.status);
     let header = header(&dev, &args, &session);
-    let ctx = view::Context {
-        iface: &dev.name,
-        ifindex: dev.index,
-        driver: &dev.driver,
-        class: Some(dev.class),
-        mtu: dev.mtu,
-        probes: &header.probes,
-    };
+    let ctx = view::Context::of(&header);
 
     // The live view takes the terminal once the probe notices are out:
     // they stay on the normal screen, above the summary.

@@ -21,6 +21,20 @@ pub(crate) struct Context<'a> {
     pub probes: &'a [crate::kernel::attach::ProbeStatus],
 }
 
+impl<'a> Context<'a> {
+    /// What a recording's header (or a run's) says about the device.
+    pub(crate) fn of(h: &'a crate::sinks::ndjson::Header) -> Self {
+        Context {
+            iface: &h.iface,
+            ifindex: h.ifindex,
+            driver: &h.driver,
+            class: h.device_class,
+            mtu: h.mtu,
+            probes: &h.probes,
+        }
+    }
+}
+
 /// "7/15 attached, 8 left out (--per-skb)": probes counting, of all.
 pub(crate) fn probe_summary(probes: &[crate::kernel::attach::ProbeStatus]) -> String {
     use crate::kernel::attach::ProbeState;

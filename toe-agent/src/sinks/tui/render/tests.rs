@@ -36,17 +36,6 @@ fn snapshot(i: &Interval) -> Snapshot {
     }
 }
 
-fn context(h: &Header) -> Context<'_> {
-    Context {
-        iface: &h.iface,
-        ifindex: h.ifindex,
-        driver: &h.driver,
-        class: h.device_class,
-        mtu: h.mtu,
-        probes: &h.probes,
-    }
-}
-
 /// A live view fed the recorded intervals, then the busiest one again
 /// with its TSO verdict turned into a mismatch.
 fn live(intervals: &[Interval]) -> Live {
@@ -74,7 +63,7 @@ fn screen(ctx: &Context, live: &Live, w: u16, h: u16) -> Vec<String> {
 #[test]
 fn the_verdicts_and_rates_are_on_an_80_by_24_screen() {
     let (h, intervals) = recorded();
-    let ctx = context(&h);
+    let ctx = Context::of(&h);
     let live = live(&intervals);
     let rows = screen(&ctx, &live, 80, 24);
     let text = rows.join("\n");
@@ -100,7 +89,7 @@ fn the_verdicts_and_rates_are_on_an_80_by_24_screen() {
 #[test]
 fn no_line_is_wider_than_the_screen() {
     let (h, intervals) = recorded();
-    let ctx = context(&h);
+    let ctx = Context::of(&h);
     let mut live = live(&intervals);
     // Everything counted, so that every pane has all its lines.
     if let Some((i, r)) = live.shown.as_mut() {
@@ -121,7 +110,7 @@ fn no_line_is_wider_than_the_screen() {
 #[test]
 fn a_small_screen_keeps_the_verdicts() {
     let (h, intervals) = recorded();
-    let ctx = context(&h);
+    let ctx = Context::of(&h);
     let live = live(&intervals);
     let text = screen(&ctx, &live, 80, 12).join("\n");
     assert!(text.contains("MISMATCH"), "{text}");
@@ -133,7 +122,7 @@ fn a_small_screen_keeps_the_verdicts() {
 #[test]
 fn every_pane_draws_and_help_covers_it() {
     let (h, intervals) = recorded();
-    let ctx = context(&h);
+    let ctx = Context::of(&h);
     let mut live = live(&intervals);
     for pane in Pane::ALL {
         live.pane = pane;
@@ -151,7 +140,7 @@ fn every_pane_draws_and_help_covers_it() {
 #[test]
 fn before_the_first_interval_it_says_so() {
     let (h, _) = recorded();
-    let text = screen(&context(&h), &Live::new(), 80, 24).join("\n");
+    let text = screen(&Context::of(&h), &Live::new(), 80, 24).join("\n");
     assert!(text.contains("waiting for the first interval"), "{text}");
 }
 
