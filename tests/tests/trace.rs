@@ -76,7 +76,21 @@ fn traced_transfer(
     extra: &[&str],
     tag: &str,
 ) -> (Vec<Value>, PerfCounts, Value, String, u64) {
-    let ndjson = scratch(&format!("{tag}.ndjson"));
+    let (mut records, perf, iperf, mut stdout, late) = traced_by(lab, extra, tag, 1);
+    (records.remove(0), perf, iperf, stdout.remove(0), late)
+}
+
+/// [`traced_transfer`] with `agents` agents on the receiver at once: each
+/// one's records and stdout, in order.
+fn traced_by(
+    lab: &Lab,
+    extra: &[&str],
+    tag: &str,
+    agents: usize,
+) -> (Vec<Vec<Value>>, PerfCounts, Value, Vec<String>, u64) {
+    let ndjson: Vec<_> = (0..agents)
+        .map(|i| scratch(&format!("{tag}-{i}.ndjson")))
+        .collect();
     let perf = PerfCount::start(
         &[
             "net:netif_receive_skb",
@@ -87,10 +101,15 @@ fn traced_transfer(
         scratch(&format!("{tag}.perf")),
     );
     let perf_start = lab.rx_packets(&lab.ns_b, &lab.dev_b);
-    let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &ndjson, extra);
-    wait_for_lines(&ndjson, 1, ATTACH_TIMEOUT);
-    // Packets between perf's start and the agent's baseline (read before
-    // its header is written) are perf's alone.
+    let running: Vec<_> = ndjson
+        .iter()
+        .map(|nd| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, extra))
+        .collect();
+    for nd in &ndjson {
+        wait_for_lines(nd, 1, ATTACH_TIMEOUT);
+    }
+    // Packets between perf's start and the agents' baselines (read before
+    // their headers are written) are perf's alone.
     let early = lab.rx_packets(&lab.ns_b, &lab.dev_b) - perf_start;
     let iperf = lab.iperf(2);
     // The transfer's tail (the connections' teardown) reaches the receiver
@@ -102,12 +121,21 @@ fn traced_transfer(
     std::thread::sleep(Duration::from_millis(300));
     lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
     let before = lab.rx_packets(&lab.ns_b, &lab.dev_b);
-    agent.signal(libc::SIGTERM);
-    let done = agent.wait(EXIT_TIMEOUT);
+    for a in &running {
+        a.signal(libc::SIGTERM);
+    }
+    let stdout = running
+        .into_iter()
+        .map(|a| {
+            let done = a.wait(EXIT_TIMEOUT);
+            assert!(done.status.success(), "agent failed: {}", done.stderr);
+            done.stdout
+        })
+        .collect();
     let counts = perf.stop();
     let late = early + lab.rx_packets(&lab.ns_b, &lab.dev_b) - before;
-    assert!(done.status.success(), "agent failed: {}", done.stderr);
-    (read_ndjson(&ndjson), counts, iperf, done.stdout, late)
+    let records = ndjson.iter().map(|nd| read_ndjson(nd)).collect();
+    (records, counts, iperf, stdout, late)
 }
 
 #[test]
@@ -1342,43 +1370,15 @@ fn two_agents_on_one_interface_count_the_same() {
         return;
     }
     let lab = Lab::new();
-    let perf = PerfCount::start(
-        &["net:netif_receive_skb", "net:netif_rx_entry"],
-        &lab.dev_b,
-        scratch("two.perf"),
-    );
-    let perf_start = lab.rx_packets(&lab.ns_b, &lab.dev_b);
-    let nds = [scratch("two-1.ndjson"), scratch("two-2.ndjson")];
-    let agents: Vec<_> = nds
-        .iter()
-        .map(|nd| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, &[]))
-        .collect();
-    for nd in &nds {
-        wait_for_lines(nd, 1, ATTACH_TIMEOUT);
-    }
-    let early = lab.rx_packets(&lab.ns_b, &lab.dev_b) - perf_start;
-    lab.iperf(2);
-    lab.wait_quiet(&lab.ns_b, &lab.dev_b, Duration::from_millis(1000));
-    let before = lab.rx_packets(&lab.ns_b, &lab.dev_b);
-    for a in &agents {
-        a.signal(libc::SIGTERM);
-    }
-    for a in agents {
-        let done = a.wait(EXIT_TIMEOUT);
-        assert!(done.status.success(), "{}", done.stderr);
-    }
-    let perf = perf.stop();
-    let late = early + lab.rx_packets(&lab.ns_b, &lab.dev_b) - before;
-    let rx: Vec<Value> = nds
-        .iter()
-        .map(|nd| read_ndjson(nd).pop().unwrap()["rx"].clone())
-        .collect();
+    let (records, perf, _, _, late) = traced_by(&lab, &[], "two", 2);
+    let rx: Vec<&Value> = records.iter().map(|r| &r.last().unwrap()["rx"]).collect();
     // Each has its own maps: neither disturbs the other's counts, and
     // both agree with perf.
     for key in ["skbs", "segments", "bytes"] {
         assert_eq!(rx[0][key], rx[1][key], "{key}");
     }
     assert!(u(&rx[0]["skbs"]) > 10_000, "{}", rx[0]);
+    let handoffs = ["net:netif_rx_entry", "net:napi_gro_receive_entry"];
     assert_counts_match(
         u(&rx[0]["skbs"]),
         &perf,
@@ -1386,12 +1386,6 @@ fn two_agents_on_one_interface_count_the_same() {
         late,
         "skbs",
     );
-    assert_counts_match(
-        u(&rx[0]["segments"]),
-        &perf,
-        &["net:netif_rx_entry"],
-        late,
-        "segments",
-    );
+    assert_counts_match(u(&rx[0]["segments"]), &perf, &handoffs, late, "segments");
     assert_eq!(our_programs(), Vec::<String>::new());
 }
