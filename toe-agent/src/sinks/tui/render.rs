@@ -103,7 +103,13 @@ fn verdict_line(v: &Verdict, width: usize) -> Line<'static> {
 
 /// The lines above the panes, most important first where there is not
 /// room for all: the device, the verdicts, then rates, CPU and cost.
-fn top_lines(ctx: &Context, live: &Live, width: usize, height: usize) -> Vec<Line<'static>> {
+fn top_lines(
+    ctx: &Context,
+    cov: Coverage,
+    live: &Live,
+    width: usize,
+    height: usize,
+) -> Vec<Line<'static>> {
     let mut flags = Vec::new();
     if live.paused {
         flags.push("PAUSED".to_string());
@@ -122,7 +128,6 @@ fn top_lines(ctx: &Context, live: &Live, width: usize, height: usize) -> Vec<Lin
         flags.push("run totals (t: last interval)".to_string());
     }
     let head = fit(&header_items(ctx, &p.title, flags), width);
-    let cov = crate::kernel::attach::coverage(ctx.probes);
     let rates = Rates::of(&p.blocks, p.secs, cov.driver_xmit);
     let mut lines = vec![Line::styled(
         head,
@@ -298,8 +303,7 @@ fn hist_lines(out: &mut Vec<Line<'static>>, q: &Quantity, h: &HistSummary, width
 }
 
 /// The pane's text: its histograms, or its counts and splits.
-fn pane_lines(ctx: &Context, p: &Snapshot, pane: Pane, width: usize) -> Vec<Line<'static>> {
-    let cov = crate::kernel::attach::coverage(ctx.probes);
+fn pane_lines(cov: Coverage, p: &Snapshot, pane: Pane, width: usize) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     for q in crate::probes::quantities() {
         // Histograms in their pane, checksum states in theirs, and every
@@ -425,8 +429,16 @@ fn help_lines() -> Vec<Line<'static>> {
 pub(crate) fn draw(f: &mut Frame, ctx: &Context, live: &Live) {
     let area = f.area();
     let width = area.width as usize;
+    // What the probes can see decides what is shown as measured.
+    let cov = crate::kernel::attach::coverage(ctx.probes);
     // The pane keeps at least three lines (tabs, one row, footer).
-    let top = top_lines(ctx, live, width, (area.height as usize).saturating_sub(3));
+    let top = top_lines(
+        ctx,
+        cov,
+        live,
+        width,
+        (area.height as usize).saturating_sub(3),
+    );
     let [top_area, tabs_area, pane_area, footer_area] = Layout::vertical([
         Constraint::Length(top.len() as u16),
         Constraint::Length(1),
@@ -454,7 +466,7 @@ pub(crate) fn draw(f: &mut Frame, ctx: &Context, live: &Live) {
     match (live.pane, live.period()) {
         (Pane::Trends, _) => draw_trends(f, live, pane_area),
         (pane, Some(p)) => {
-            let lines = pane_lines(ctx, p, pane, width);
+            let lines = pane_lines(cov, p, pane, width);
             let max = (lines.len() as u16).saturating_sub(pane_area.height);
             f.render_widget(
                 Paragraph::new(lines).scroll((live.scroll.min(max), 0)),

@@ -97,9 +97,10 @@ fn no_line_is_wider_than_the_screen() {
         r.blocks = crate::sinks::reach::everything();
     }
     for width in [80usize, 100, 132] {
-        let mut lines = top_lines(&ctx, &live, width, 40);
+        let cov = crate::kernel::attach::coverage(ctx.probes);
+        let mut lines = top_lines(&ctx, cov, &live, width, 40);
         for pane in Pane::ALL {
-            lines.extend(pane_lines(&ctx, live.period().unwrap(), pane, width));
+            lines.extend(pane_lines(cov, live.period().unwrap(), pane, width));
         }
         for l in &lines {
             assert!(l.width() <= width, "{} > {width}: {l}", l.width());
