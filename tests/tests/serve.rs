@@ -11,6 +11,20 @@ use toe_agent_tests::{Lab, agent_bin, privileged, scratch, sh};
 /// A process of ours, killed by PID on drop.
 struct Proc(Child);
 
+impl Proc {
+    /// SIGTERM, then what it wrote to stderr.
+    fn stop(mut self) -> String {
+        let pid = self.0.id().to_string();
+        sh(&["kill", "-TERM", &pid]);
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+        }
+        let _ = self.0.wait();
+        err
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -209,6 +223,39 @@ fn prometheus_scrapes_serve() {
     drop(prometheus);
 }
 
+/// The lab's veth pair again, as it was, after a test deleted it.
+fn recreate(lab: &Lab) {
+    sh(&[
+        "ip", "link", "add", &lab.dev_a, "netns", &lab.ns_a, "type", "veth", "peer", "name",
+        &lab.dev_b, "netns", &lab.ns_b,
+    ]);
+    let subnet = lab.addr_b.rsplit_once('.').unwrap().0.to_string();
+    lab.exec(
+        &lab.ns_a,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{subnet}.1/24"),
+            "dev",
+            &lab.dev_a,
+        ],
+    );
+    lab.exec(
+        &lab.ns_b,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", lab.addr_b),
+            "dev",
+            &lab.dev_b,
+        ],
+    );
+    lab.exec(&lab.ns_a, &["ip", "link", "set", &lab.dev_a, "up"]);
+    lab.exec(&lab.ns_b, &["ip", "link", "set", &lab.dev_b, "up"]);
+}
+
 #[test]
 fn serve_survives_the_interface_going_away_and_back() {
     if !privileged("serve_survives_the_interface_going_away_and_back") {
@@ -245,35 +292,7 @@ fn serve_survives_the_interface_going_away_and_back() {
         .ends_with("503")
     );
 
-    sh(&[
-        "ip", "link", "add", &lab.dev_a, "netns", &lab.ns_a, "type", "veth", "peer", "name",
-        &lab.dev_b, "netns", &lab.ns_b,
-    ]);
-    let subnet = lab.addr_b.rsplit_once('.').unwrap().0.to_string();
-    lab.exec(
-        &lab.ns_a,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{subnet}.1/24"),
-            "dev",
-            &lab.dev_a,
-        ],
-    );
-    lab.exec(
-        &lab.ns_b,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", lab.addr_b),
-            "dev",
-            &lab.dev_b,
-        ],
-    );
-    lab.exec(&lab.ns_a, &["ip", "link", "set", &lab.dev_a, "up"]);
-    lab.exec(&lab.ns_b, &["ip", "link", "set", &lab.dev_b, "up"]);
+    recreate(&lab);
     wait_for("up again", Duration::from_secs(5), || {
         metric("toe_iface_up").as_deref() == Some("1")
     });
@@ -284,6 +303,74 @@ fn serve_survives_the_interface_going_away_and_back() {
             .is_some_and(|v| v > before)
     });
     assert!(curl(&lab, &["http://127.0.0.1:9469/healthz"]).starts_with("ok"));
+}
+
+/// `ip netns exec` hides the host's tracefs, so serve's classic fallback
+/// mounts one in a private mount namespace (unshare(CLONE_NEWNS)); the
+/// interface then goes away and comes back, and the sampler thread of a
+/// multi-threaded serve attaches the classic programs again.
+#[test]
+fn serve_on_classic_tracepoints_attaches_again_from_its_sampler_thread() {
+    if !privileged("serve_on_classic_tracepoints_attaches_again_from_its_sampler_thread") {
+        return;
+    }
+    let lab = Lab::new();
+    let server = serve(&lab, &["--interval", "0.2", "--classic"]);
+    let scrape = || curl(&lab, &["http://127.0.0.1:9469/metrics"]);
+    let value_of = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    // No probe is on its BTF tracepoint; those with a classic fallback
+    // (the hand-off, after GRO, transmit, softirq and NAPI families) count
+    // on it, the others (no classic program) are failed.
+    let on_classic = |text: &str| {
+        let probes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("toe_probe_attached{"))
+            .collect();
+        let classic = probes
+            .iter()
+            .filter(|l| {
+                l.contains("hook=\"tracepoint/")
+                    && l.contains("state=\"degraded\"")
+                    && l.ends_with(" 1")
+            })
+            .count();
+        classic >= 12 && probes.iter().all(|l| !l.contains("state=\"attached\""))
+    };
+    lab.iperf(1);
+    wait_for("counts", Duration::from_secs(5), || {
+        value_of(&scrape(), "toe_rx_segments_total").is_some_and(|v| v > 1000)
+    });
+    let text = scrape();
+    assert!(on_classic(&text), "{text}");
+    let before = value_of(&text, "toe_rx_skbs_total").unwrap();
+    assert!(before > 0, "{text}");
+
+    sh(&["ip", "-n", &lab.ns_b, "link", "del", &lab.dev_b]);
+    wait_for("down", Duration::from_secs(5), || {
+        value_of(&scrape(), "toe_iface_up") == Some(0)
+    });
+    recreate(&lab);
+    wait_for("up again", Duration::from_secs(5), || {
+        value_of(&scrape(), "toe_iface_up") == Some(1)
+    });
+    lab.iperf(1);
+    wait_for("resumed", Duration::from_secs(5), || {
+        value_of(&scrape(), "toe_rx_skbs_total").is_some_and(|v| v > before)
+    });
+    let text = scrape();
+    assert!(on_classic(&text), "{text}");
+    assert!(curl(&lab, &["http://127.0.0.1:9469/healthz"]).starts_with("ok"));
+    let stderr = server.stop();
+    assert_eq!(
+        stderr.matches("probes on classic tracepoints").count(),
+        2,
+        "once per attachment: {stderr}"
+    );
+    assert!(!stderr.contains("unshare"), "{stderr}");
 }
 
 #[test]

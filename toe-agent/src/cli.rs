@@ -80,6 +80,9 @@ pub struct ServeCmd {
     /// driver hand-off or net_dev_start_xmit become not_measured.
     #[arg(long)]
     pub per_skb: bool,
+    /// Use classic tracepoints only (the fallback for kernels without BTF).
+    #[arg(long)]
+    pub classic: bool,
     /// Judge the devices as this class instead of the one their driver
     /// implies (docs/device-classes.md): physical, paravirtual or virtual.
     #[arg(long, value_name = "CLASS")]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             window: s.window as usize,
             self_stats: s.self_stats,
             per_skb: s.per_skb,
+            classic_only: s.classic,
             device_class: s.device_class,
         }),
         Command::Report(r) => report(ReportArgs {

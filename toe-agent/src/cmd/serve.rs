@@ -41,8 +41,21 @@ pub struct ServeArgs {
     pub self_stats: bool,
     /// Leave out the per-segment hooks (`--per-skb`).
     pub per_skb: bool,
+    /// `--classic`: classic tracepoints only.
+    pub classic_only: bool,
     /// `--device-class`: judge every device as this class.
     pub device_class: Option<crate::model::class::DeviceClass>,
+}
+
+impl ServeArgs {
+    /// How every interface is attached, the first time and each time it
+    /// comes back.
+    fn options(&self) -> Options {
+        Options {
+            per_skb: self.per_skb,
+            classic_only: self.classic_only,
+        }
+    }
 }
 
 /// What the HTTP side shares with the sampler thread.
@@ -210,10 +223,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let opts = Options {
-        per_skb: args.per_skb,
-        ..Options::default()
-    };
+    let opts = args.options();
     let mut first = Vec::new();
     for n in &args.ifaces {
         let iface =

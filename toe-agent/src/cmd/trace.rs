@@ -151,7 +151,9 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         Some(p) => Some(NdjsonWriter::create(p).map_err(|e| cannot_write(p, e))?),
         None => None,
     };
-    report_probe_problems(&session.probes.status);
+    for line in session.probes.problems() {
+        eprintln!("toe-agent: {line}");
+    }
     let header = header(&dev, &args, &session);
     let ctx = view::Context::of(&header);
 
@@ -257,31 +259,6 @@ fn run_so_far(session: &Session, run_start_ns: u64, i: &Interval) -> Snapshot {
         overhead: i.overhead.clone(),
         blocks,
         secs,
-    }
-}
-
-/// One line for the probes that fell back (they share a reason), one per failure.
-fn report_probe_problems(status: &[crate::kernel::attach::ProbeStatus]) {
-    use crate::kernel::attach::ProbeState;
-    let degraded: Vec<_> = status
-        .iter()
-        .filter(|s| s.status == ProbeState::Degraded)
-        .collect();
-    if let Some(first) = degraded.first() {
-        eprintln!(
-            "toe-agent: {} of {} probes on classic tracepoints: {}",
-            degraded.len(),
-            status.len(),
-            first.reason.as_deref().unwrap_or_default()
-        );
-    }
-    for s in status.iter().filter(|s| s.status == ProbeState::Failed) {
-        eprintln!(
-            "toe-agent: probe {} ({}) failed: {}",
-            s.name,
-            s.hook,
-            s.reason.as_deref().unwrap_or_default()
-        );
     }
 }
 

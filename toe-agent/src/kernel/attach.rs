@@ -44,6 +44,16 @@ pub enum ProbeState {
 }
 
 impl ProbeState {
+    /// As NDJSON spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ProbeState::Attached => "attached",
+            ProbeState::Degraded => "degraded",
+            ProbeState::Failed => "failed",
+            ProbeState::Skipped => "skipped",
+        }
+    }
+
     /// Is the probe counting (on its preferred hook or a fallback)?
     pub fn counts(self) -> bool {
         matches!(self, ProbeState::Attached | ProbeState::Degraded)
@@ -267,6 +277,37 @@ impl Probes {
                 crate::kernel::overhead::program_stats(fd.as_fd())
             })
             .sum()
+    }
+
+    /// What a user should hear about the attachment: one line for the
+    /// probes that fell back (they share a reason), one per failure.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let degraded: Vec<_> = self
+            .status
+            .iter()
+            .filter(|s| s.status == ProbeState::Degraded)
+            .collect();
+        let fell_back = degraded.first().map(|first| {
+            format!(
+                "{} of {} probes on classic tracepoints: {}",
+                degraded.len(),
+                self.status.len(),
+                first.reason.as_deref().unwrap_or_default()
+            )
+        });
+        let failed = self
+            .status
+            .iter()
+            .filter(|s| s.status == ProbeState::Failed)
+            .map(|s| {
+                format!(
+                    "probe {} ({}) failed: {}",
+                    s.name,
+                    s.hook,
+                    s.reason.as_deref().unwrap_or_default()
+                )
+            });
+        fell_back.into_iter().chain(failed).collect()
     }
 
     pub(crate) fn source(&self) -> KernelSource<'_> {

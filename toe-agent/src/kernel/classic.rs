@@ -69,8 +69,14 @@ pub(crate) fn ensure_tracefs() -> anyhow::Result<()> {
         return Ok(());
     }
     let fail = |what: &str| anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: plain syscalls with static NUL-terminated strings; the process
-    // is still single-threaded here (unshare(CLONE_NEWNS) requires it).
+    // unshare(CLONE_NEWNS) implies CLONE_FS; in a multi-threaded process
+    // the kernel gives the calling thread a copy of the shared fs_struct
+    // (kernel/fork.c: ksys_unshare() -> unshare_fs()), so the mount is seen
+    // by this thread and the threads it starts later. trace and serve
+    // attach first from the main thread before starting any other, and
+    // serve re-attaches from its sampler thread, which then already sees
+    // the mount (tests/tests/serve.rs runs both under `ip netns exec`).
+    // SAFETY: plain syscalls with static NUL-terminated strings.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
             return Err(fail("unshare(CLONE_NEWNS) for a private tracefs mount"));

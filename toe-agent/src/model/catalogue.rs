@@ -268,6 +268,8 @@ families! {
         "Agent version and kernel.";
     IFACE_UP: "toe_iface_up", gauge, "iface",
         "1 while the interface exists and its probes are attached.";
+    PROBE_ATTACHED: "toe_probe_attached", gauge, "iface, probe, hook, state",
+        "1 for each probe attached (state attached on its BTF tracepoint, degraded on its classic fallback), 0 for one left out or failed.";
     DEVICE_INFO: "toe_device_info", gauge, "iface, driver, device_class",
         "Driver and device class (physical, paravirtual, virtual) the verdicts judge the device as.";
     SOFTWARE_FALLBACK: "toe_software_fallback", counter, "iface, offload",

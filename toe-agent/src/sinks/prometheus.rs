@@ -16,6 +16,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::kernel::attach::ProbeStatus;
 use crate::model::{
     catalogue::{self, MetricFamily, Quantity, Scope, Value},
     class::DeviceClass,
@@ -36,6 +37,8 @@ pub(crate) struct ExposedIface {
     pub(crate) verdicts: Vec<Verdict>,
     /// Driver and device class of the device last attached.
     pub(crate) device: Option<(String, DeviceClass)>,
+    /// How each probe of the last attachment is attached.
+    pub(crate) probes: Vec<ProbeStatus>,
 }
 
 /// The agent's own cost.
@@ -240,6 +243,7 @@ impl Collector for Metrics {
         gauges(enc, &catalogue::IFACE_UP, &up_flags)?;
         let up: Vec<Up> = all.into_iter().filter(|(_, i)| i.up).collect();
         device(enc, &up)?;
+        probes(enc, &up)?;
         quantities(enc, &up)?;
         fallbacks(enc, &up)?;
         verdicts(enc, &up)?;
@@ -261,6 +265,26 @@ fn device(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
         })
         .collect();
     gauges(enc, &catalogue::DEVICE_INFO, &series)
+}
+
+/// Which hook each probe is on: a fleet sees at once the hosts whose
+/// kernels put probes on their classic fallbacks, or none.
+fn probes(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
+    let series: Vec<(Labels, i64)> = up
+        .iter()
+        .flat_map(|(n, i)| {
+            i.probes.iter().map(move |p| {
+                let labels = vec![
+                    ("iface", n.to_string()),
+                    ("probe", p.name.clone()),
+                    ("hook", p.hook.clone()),
+                    ("state", p.status.name().to_string()),
+                ];
+                (labels, p.status.counts() as i64)
+            })
+        })
+        .collect();
+    gauges(enc, &catalogue::PROBE_ATTACHED, &series)
 }
 
 fn fallbacks(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
@@ -367,7 +391,10 @@ pub(crate) fn classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{kernel::collect::Totals, model::verdict};
+    use crate::{
+        kernel::{attach::ProbeState, collect::Totals},
+        model::verdict,
+    };
     use toe_agent_common::hist::bucket_index;
 
     #[test]
@@ -386,6 +413,21 @@ mod tests {
         assert_eq!(at(65535.0), 1);
     }
 
+    #[test]
+    fn each_probe_says_which_hook_it_is_on() {
+        let text = text(exposed(Blocks::default(), Coverage::default()));
+        for line in [
+            r#"toe_probe_attached{iface="eth0",probe="napi_poll",hook="tp_btf/napi_poll",state="attached"} 1"#,
+            r#"toe_probe_attached{iface="eth0",probe="net_dev_queue",hook="tracepoint/net/net_dev_queue",state="degraded"} 1"#,
+            r#"toe_probe_attached{iface="eth0",probe="napi_gro_receive_entry",hook="tp_btf/napi_gro_receive_entry",state="skipped"} 0"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+
     fn exposed(run: Blocks, coverage: Coverage) -> Exposed {
         Exposed {
             ifaces: BTreeMap::from([(
@@ -397,6 +439,26 @@ mod tests {
                     fallbacks: BTreeMap::from([("rx_checksum", 5)]),
                     verdicts: verdict::judge(&Blocks::default(), &verdict::Device::default()),
                     device: Some(("virtio_net".into(), DeviceClass::Paravirtual)),
+                    probes: vec![
+                        ProbeStatus {
+                            name: "napi_poll".into(),
+                            hook: "tp_btf/napi_poll".into(),
+                            status: ProbeState::Attached,
+                            reason: None,
+                        },
+                        ProbeStatus {
+                            name: "net_dev_queue".into(),
+                            hook: "tracepoint/net/net_dev_queue".into(),
+                            status: ProbeState::Degraded,
+                            reason: Some("no BTF".into()),
+                        },
+                        ProbeStatus {
+                            name: "napi_gro_receive_entry".into(),
+                            hook: "tp_btf/napi_gro_receive_entry".into(),
+                            status: ProbeState::Skipped,
+                            reason: Some("--per-skb".into()),
+                        },
+                    ],
                 },
             )]),
             kernel: "6.18".into(),

@@ -44,7 +44,11 @@ pub(super) struct Attached {
 }
 
 impl Attached {
+    /// Says which probes fell back or failed, as trace does.
     pub(super) fn new(session: Session) -> Attached {
+        for line in session.probes.problems() {
+            eprintln!("toe-agent serve: {}: {line}", session.iface.name);
+        }
         Attached {
             session,
             window: VecDeque::new(),
@@ -76,6 +80,7 @@ fn fold(
     e.up = true;
     e.device = Some((a.session.iface.driver.clone(), a.session.iface.class));
     e.coverage = a.session.probes.coverage;
+    e.probes.clone_from(&a.session.probes.status);
     cumulative.add(&delta);
     e.run = Blocks::from_totals(cumulative);
     a.window.push_back(delta);
@@ -114,10 +119,7 @@ pub(super) fn run(
     stop: &AtomicBool,
     first: Vec<Option<Attached>>,
 ) {
-    let opts = Options {
-        per_skb: args.per_skb,
-        ..Options::default()
-    };
+    let opts = args.options();
     let mut attached = first;
     let mut cumulative = vec![Totals::default(); args.ifaces.len()];
     let mut next = Instant::now() + args.interval;
