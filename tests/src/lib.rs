@@ -210,6 +210,27 @@ impl Lab {
         Agent::start(cmd)
     }
 
+    /// Start the agent in `ns` as user nobody holding only `caps` (setpriv
+    /// names: "bpf", "perfmon"), in its effective, permitted, inheritable,
+    /// ambient and bounding sets; stdout and stderr are captured. setpriv
+    /// execs in place, so the PID is still the agent's.
+    pub fn agent_with_caps(&self, ns: &str, caps: &[&str], args: &[&str]) -> Agent {
+        let set: String = std::iter::once("-all".to_string())
+            .chain(caps.iter().map(|c| format!("+{c}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "setpriv"])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(format!("--inh-caps={set}"))
+            .arg(format!("--ambient-caps={set}"))
+            .arg(format!("--bounding-set={set}"))
+            .arg("--")
+            .arg(agent_bin().expect("TOE_AGENT_BIN"))
+            .args(args);
+        Agent::start(cmd)
+    }
+
     /// `toe-agent trace` on `dev` in `ns`, sampling every `interval` seconds,
     /// NDJSON to `ndjson`, plus `extra` arguments.
     pub fn trace(

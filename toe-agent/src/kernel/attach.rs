@@ -108,6 +108,15 @@ pub(crate) struct Probes {
     attached: Vec<&'static str>,
 }
 
+/// ` (missing CAP_X)` for the error message, when known.
+fn missing_text(missing: &[&str]) -> String {
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (missing {})", missing.join(" and "))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProbeError {
     #[error(
@@ -115,30 +124,39 @@ pub(crate) enum ProbeError {
     )]
     NoObject,
     #[error(
-        "permission denied loading eBPF programs: run as root, or grant CAP_BPF and CAP_PERFMON (plus CAP_NET_ADMIN for ethtool queries)"
+        "permission denied loading eBPF programs{}: run as root, or grant CAP_BPF and CAP_PERFMON",
+        missing_text(.0)
     )]
-    Permission,
+    Permission(Vec<&'static str>),
     #[error("no probe could be attached: {0}")]
     NothingAttached(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
-/// CAP_BPF (39) with CAP_PERFMON (38), or CAP_SYS_ADMIN (21), from
-/// include/uapi/linux/capability.h, in the effective set.
-pub(crate) fn has_bpf_privileges() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return true; // cannot tell: let the kernel decide
-    };
-    let Some(eff) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-    else {
-        return true;
-    };
+/// The effective capability set, from /proc/self/status; None when it
+/// cannot be read (then the kernel decides).
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// The capabilities loading and attaching the programs needs that the
+/// effective set `eff` lacks: CAP_BPF (39) for bpf(), CAP_PERFMON (38) for
+/// tracing programs and their perf events, or else CAP_SYS_ADMIN (21),
+/// which stands for both (include/uapi/linux/capability.h;
+/// kernel/bpf/syscall.c: bpf_capable(), perfmon_capable()).
+fn missing_bpf_caps(eff: u64) -> Vec<&'static str> {
     let has = |bit: u32| eff & (1 << bit) != 0;
-    has(21) || (has(38) && has(39))
+    if has(21) {
+        return Vec::new();
+    }
+    [(39, "CAP_BPF"), (38, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|&(bit, _)| !has(bit))
+        .map(|(_, name)| name)
+        .collect()
 }
 
 /// An EPERM anywhere in the chain: aya's syscall, load and map errors
@@ -208,8 +226,9 @@ impl Probes {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
-        if !has_bpf_privileges() {
-            return Err(ProbeError::Permission);
+        let missing = effective_caps().map(missing_bpf_caps).unwrap_or_default();
+        if !missing.is_empty() {
+            return Err(ProbeError::Permission(missing));
         }
         // Offsets first; a family whose structures the BTF lacks, or every
         // family without BTF, goes to its classic tracepoints.
@@ -327,7 +346,7 @@ fn load(cfg: &Config) -> Result<Ebpf, ProbeError> {
         .map_err(anyhow::Error::from)
         .map_err(|e| {
             if is_permission_error(&e) {
-                ProbeError::Permission
+                ProbeError::Permission(Vec::new())
             } else {
                 ProbeError::Other(e.context("loading the eBPF object"))
             }
@@ -384,7 +403,7 @@ impl Attaching<'_> {
                     reason: None,
                 })
             }
-            Err(e) if is_permission_error(&e) => Err(ProbeError::Permission),
+            Err(e) if is_permission_error(&e) => Err(ProbeError::Permission(Vec::new())),
             Err(btf_err) => {
                 // Mounted only if some probe falls back; a failure shows in
                 // their reasons.
@@ -480,6 +499,24 @@ impl Source for KernelSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_missing_capability_is_named() {
+        let (sys_admin, perfmon, bpf) = (1u64 << 21, 1u64 << 38, 1u64 << 39);
+        assert_eq!(missing_bpf_caps(0), ["CAP_BPF", "CAP_PERFMON"]);
+        assert_eq!(missing_bpf_caps(bpf), ["CAP_PERFMON"]);
+        assert_eq!(missing_bpf_caps(perfmon), ["CAP_BPF"]);
+        assert!(missing_bpf_caps(bpf | perfmon).is_empty());
+        assert!(missing_bpf_caps(sys_admin).is_empty());
+        assert_eq!(
+            ProbeError::Permission(vec!["CAP_PERFMON"]).to_string(),
+            "permission denied loading eBPF programs (missing CAP_PERFMON): run as root, or grant CAP_BPF and CAP_PERFMON"
+        );
+        assert_eq!(
+            ProbeError::Permission(Vec::new()).to_string(),
+            "permission denied loading eBPF programs: run as root, or grant CAP_BPF and CAP_PERFMON"
+        );
+    }
 
     /// Every program compiled into the object is a probe of a family (or
     /// its classic fallback), or the bench's empty baseline; every probe of

@@ -68,6 +68,20 @@ pub(crate) fn ensure_tracefs() -> anyhow::Result<()> {
     if tracefs_event_dir("irq", "softirq_entry").is_some() {
         return Ok(());
     }
+    // Mounted but closed to this user: tracefs's root is mode 0700, owned
+    // by root (fs/tracefs/inode.c: TRACEFS_DEFAULT_MODE), and aya reads
+    // each event's id there.
+    let closed = |dir: &str| {
+        std::fs::read_dir(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    };
+    if let Some(dir) = ["/sys/kernel/tracing", "/sys/kernel/debug"]
+        .into_iter()
+        .find(|d| closed(d))
+    {
+        anyhow::bail!(
+            "{dir} is readable by root only: classic tracepoints need root (or CAP_DAC_READ_SEARCH)"
+        );
+    }
     let fail = |what: &str| anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error());
     // unshare(CLONE_NEWNS) implies CLONE_FS; in a multi-threaded process
     // the kernel gives the calling thread a copy of the shared fs_struct
@@ -79,7 +93,9 @@ pub(crate) fn ensure_tracefs() -> anyhow::Result<()> {
     // SAFETY: plain syscalls with static NUL-terminated strings.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return Err(fail("unshare(CLONE_NEWNS) for a private tracefs mount"));
+            return Err(fail(
+                "unshare(CLONE_NEWNS) for a private tracefs mount (needs CAP_SYS_ADMIN)",
+            ));
         }
         if libc::mount(
             c"none".as_ptr(),
