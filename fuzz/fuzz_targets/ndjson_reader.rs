@@ -1,9 +1,7 @@
-//! Any bytes: the NDJSON reader returns a run or an error with a line
-//! number, and never panics.
+//! Any bytes as an NDJSON recording (report, report --compare): the parser returns a
+//! value or an error, and never panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = toe_agent::read_run(data, "fuzz");
-});
+fuzz_target!(|data: &[u8]| toe_agent::fuzz::ndjson(data));

@@ -597,6 +597,32 @@ impl PerfCounts {
     }
 }
 
+/// The agent's count of tracepoint hits against perf's. perf's window
+/// encloses the agent's (started before the agent attaches, stopped after
+/// it has detached), so perf may see more: the packets that provably
+/// arrived outside the agent's window (`outside`: the device's rx_packets
+/// from perf's start to the agent's header, and from SIGTERM to perf's
+/// stop), and the hits in softirqs on top of PID 1's threads, where no BPF
+/// program runs on these machines ([`PerfCounts::blind`]). Any other
+/// difference, either way, is a real miss (a CPU's counters lost) or a
+/// false match (another namespace's device).
+#[track_caller]
+pub fn assert_counts_match(
+    agent: u64,
+    perf: &PerfCounts,
+    events: &[&str],
+    outside: u64,
+    what: &str,
+) {
+    let all: u64 = events.iter().map(|e| perf[*e]).sum();
+    let blind: u64 = events.iter().map(|e| perf.blind(e)).sum();
+    assert!(
+        agent <= all && all - agent <= outside + blind,
+        "{what}: agent {agent}, perf {all}, of which {blind} where BPF does not run; \
+         {outside} packets arrived outside the agent's window"
+    );
+}
+
 /// The thread ids of PID 1.
 fn init_threads() -> Vec<u32> {
     let mut tids: Vec<u32> = std::fs::read_dir("/proc/1/task")

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toe_agent_tests::{
-    Lab, PerfCount, PerfCounts, loaded_programs, privileged, read_ndjson, scratch, wait_for_lines,
+    Lab, PerfCount, PerfCounts, assert_counts_match, loaded_programs, privileged, read_ndjson,
+    scratch, wait_for_lines,
 };
 
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,26 +47,6 @@ fn our_programs_now() -> Vec<String> {
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-/// The agent's count of tracepoint hits against perf's. perf's window
-/// encloses the agent's (started before the agent attaches, stopped after
-/// it has detached), so perf may see more: the packets that provably
-/// arrived outside the agent's window (`outside`: the device's rx_packets
-/// from perf's start to the agent's header, and from SIGTERM to perf's
-/// stop), and the hits in softirqs on top of PID 1's threads, where no BPF
-/// program runs on these machines ([`PerfCounts::blind`]). Any other
-/// difference, either way, is a real miss (a CPU's counters lost) or a
-/// false match (another namespace's device).
-#[track_caller]
-fn assert_counts_match(agent: u64, perf: &PerfCounts, events: &[&str], outside: u64, what: &str) {
-    let all: u64 = events.iter().map(|e| perf[*e]).sum();
-    let blind: u64 = events.iter().map(|e| perf.blind(e)).sum();
-    assert!(
-        agent <= all && all - agent <= outside + blind,
-        "{what}: agent {agent}, perf {all}, of which {blind} where BPF does not run; \
-         {outside} packets arrived outside the agent's window"
-    );
 }
 
 /// Trace the receiver while iperf3 runs; the agent is started first and

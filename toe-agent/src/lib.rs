@@ -6,9 +6,9 @@
 //! (terminal, NDJSON, Prometheus, plots). [`sys`] reads the host's
 //! interfaces, and [`cmd`] holds one module per subcommand on top.
 //!
-//! Only what the binary (`main.rs`) and the fuzz target need is public: the
-//! command line, each command's entry point and arguments, and the NDJSON
-//! reader. Everything else is `pub(crate)`, so that the compiler reports
+//! Only what the binary (`main.rs`) and the fuzz targets need is public: the
+//! command line, each command's entry point and arguments, and [`fuzz`], one
+//! function per parser of outside input. Everything else is `pub(crate)`, so that the compiler reports
 //! what nobody uses.
 pub(crate) mod cli;
 pub(crate) mod cmd;
@@ -21,6 +21,8 @@ pub(crate) mod sys;
 #[cfg(test)]
 mod layering;
 
+pub mod fuzz;
+
 pub use cli::{Cli, Command};
 pub use cmd::audit::{AuditArgs, run as audit};
 pub use cmd::bench::{BenchArgs, run as bench};
@@ -28,7 +30,6 @@ pub use cmd::lab::{LabArgs, run as lab};
 pub use cmd::report::{ReportArgs, run as report};
 pub use cmd::serve::{ServeArgs, run as serve};
 pub use cmd::trace::{TraceArgs, run as trace};
-pub use sinks::recording::read_run;
 
 /// How a command failed, which decides the exit status.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! Build orchestration: `cargo xtask build | run | test | vm`.
+//! Build orchestration: `cargo xtask build | run | bench | soak | test | vm`.
 //!
 //! Each command first installs what is missing (the nightly `rust-src`
 //! component; bpf-linker built against the nightly toolchain's own LLVM, into
@@ -38,6 +38,14 @@ enum Cmd {
         /// Extra arguments for `toe-agent bench` (e.g. `--pairs 3`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// The soak (root): trace and serve for ten minutes under continuous
+    /// veth traffic, an interface deleted and re-created again and again;
+    /// writes target/soak/soak.json (docs/cli.md).
+    Soak {
+        /// How long, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
     },
     /// Run every test: unit tests, then the privileged end-to-end tests.
     Test {
@@ -137,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("starting target/release/toe-agent bench")?;
             Ok(exit_code(status))
         }
+        Cmd::Soak { minutes } => soak(&root, &path, minutes),
         Cmd::Vm { opts, args } => vm_run(&root, &path, &opts, &args),
         Cmd::Test {
             vm: true, vm_opts, ..
@@ -201,6 +210,32 @@ fn test_all(root: &Path, path: &OsString, args: &[OsString]) -> anyhow::Result<E
         ])
         .args(args);
     let status = cmd.status().context("running cargo test")?;
+    Ok(exit_code(status))
+}
+
+/// The soak test (`tests/tests/soak.rs`, ignored by `cargo xtask test`).
+fn soak(root: &Path, path: &OsString, minutes: u64) -> anyhow::Result<ExitCode> {
+    ensure_test_packages()?;
+    cargo(root, path, &["build", "--release", "-p", "toe-agent"])?;
+    let out = root.join("target/soak");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .env("PATH", path)
+        .env("TOE_AGENT_BIN", root.join("target/release/toe-agent"))
+        .env("TOE_SOAK_SECS", (minutes * 60).to_string())
+        .env("TOE_SOAK_OUT", out.join("soak.json"))
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "toe-agent-tests",
+            "--test",
+            "soak",
+        ])
+        .args(["--", "--ignored", "--nocapture", "--test-threads=1"])
+        .status()
+        .context("running the soak")?;
     Ok(exit_code(status))
 }
 

@@ -82,6 +82,10 @@ pub(crate) struct KernelBtf {
     offsets: Vec<usize>,
 }
 
+/// How deep anonymous structs and unions nest, at most, in what the probes
+/// read (the kernel's deepest, in sk_buff, are three).
+const NESTING: u32 = 16;
+
 impl KernelBtf {
     pub(crate) fn open(path: &Path) -> Result<Self, BtfError> {
         let data = std::fs::read(path).map_err(|e| BtfError::Read {
@@ -91,7 +95,7 @@ impl KernelBtf {
         Self::parse(data)
     }
 
-    fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
+    pub(crate) fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
         let u32_at = |o: usize| -> Result<u32, BtfError> {
             data.get(o..o + 4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -196,8 +200,13 @@ impl KernelBtf {
     }
 
     /// Find `name` among the members of `s`, descending into anonymous
-    /// structs and unions (sk_buff is full of them).
+    /// structs and unions (sk_buff is full of them), at most [`NESTING`]
+    /// deep: a malformed blob can make an anonymous member its own type.
     fn find_in(&self, s: TypeHdr, name: &str, base: u32) -> Option<Loc> {
+        self.find_nested(s, name, base, NESTING)
+    }
+
+    fn find_nested(&self, s: TypeHdr, name: &str, base: u32, depth: u32) -> Option<Loc> {
         for i in 0..s.vlen as usize {
             // struct btf_member { name_off; type; offset; }
             let m = s.body + 12 * i;
@@ -208,16 +217,18 @@ impl KernelBtf {
                 (moff, None)
             };
             let mname = self.name(mname);
+            let bit_offset = base.checked_add(bit_offset)?;
             if mname == name {
                 return Some(Loc {
-                    bit_offset: base + bit_offset,
+                    bit_offset,
                     bitfield_size,
                     type_id: mtype,
                 });
             }
             if mname.is_empty()
+                && depth > 0
                 && let Some(inner) = self.as_struct(mtype)
-                && let Some(found) = self.find_in(inner, name, base + bit_offset)
+                && let Some(found) = self.find_nested(inner, name, bit_offset, depth - 1)
             {
                 return Some(found);
             }
@@ -479,6 +490,20 @@ mod tests {
         let mut b = blob();
         b.truncate(40);
         assert!(KernelBtf::parse(b).is_err());
+    }
+
+    /// A struct whose anonymous member is the struct itself (the fuzzer's
+    /// find: it recursed until the stack overflowed) is a missing member.
+    #[test]
+    fn a_struct_that_contains_itself_is_refused() {
+        // `int` (type 1); type 2: `struct sk_buff { struct sk_buff; }`.
+        let strings = b"\0int\0sk_buff\0";
+        let types = [1, KIND_INT << 24, 4, 32, 5, (KIND_STRUCT << 24) | 1, 8, 0, 2, 0];
+        let btf = KernelBtf::parse(with_header(&types, strings)).unwrap();
+        assert!(matches!(
+            btf.member("sk_buff", &["len"]),
+            Err(BtfError::NoMember { .. })
+        ));
     }
 
     /// A BTF blob: the header (include/uapi/linux/btf.h, `struct btf_header`,

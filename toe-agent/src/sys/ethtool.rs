@@ -180,13 +180,45 @@ fn strings(ifname: &str, set: u32, count: usize) -> io::Result<Option<Vec<String
     buf[1] = set;
     buf[2] = count as u32;
     ethtool_words(ifname, &mut buf)?;
-    let Some(n) = written(buf[2], count, room)? else {
+    decode_strings(&buf, count)
+}
+
+/// The strings in a filled `struct ethtool_gstrings` asked for `asked`
+/// entries: `Ok(None)` when the kernel wrote another count (read again),
+/// an error when its count is more than the buffer holds.
+fn decode_strings(buf: &[u32], asked: usize) -> io::Result<Option<Vec<String>>> {
+    let data = buf.get(3..).unwrap_or_default();
+    let kernel = buf.get(2).copied().unwrap_or_default();
+    let Some(n) = written(kernel, asked, data.len() * 4 / ETH_GSTRING_LEN)? else {
         return Ok(None);
     };
-    let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let bytes: Vec<u8> = data.iter().flat_map(|w| w.to_ne_bytes()).collect();
     Ok(Some(
         bytes.chunks(ETH_GSTRING_LEN).take(n).map(c_str).collect(),
     ))
+}
+
+/// Names with the values of a filled `struct ethtool_stats` asked for
+/// `names.len()` values; `Ok(None)` and errors as [`decode_strings`].
+fn decode_stats(names: Vec<String>, values: &[u32]) -> io::Result<Option<Vec<(String, u64)>>> {
+    let data = values.get(2..).unwrap_or_default();
+    let kernel = values.get(1).copied().unwrap_or_default();
+    let Some(n) = written(kernel, names.len(), data.len() / 2)? else {
+        return Ok(None);
+    };
+    let numbers = data[..2 * n]
+        .chunks(2)
+        .map(|w| w[0] as u64 | (w[1] as u64) << 32);
+    Ok(Some(names.into_iter().zip(numbers).collect()))
+}
+
+/// What the decoders make of buffers as the kernel might fill them (for
+/// the fuzz target): `words` as a `struct ethtool_gstrings` asked for
+/// `asked` strings, then as a `struct ethtool_stats` for as many values.
+pub(crate) fn decode_buffers(words: &[u32], asked: usize) -> io::Result<usize> {
+    let names = decode_strings(words, asked)?.unwrap_or_default();
+    let stats = decode_stats(names, words)?.unwrap_or_default();
+    Ok(stats.len())
 }
 
 /// Tries at reading a set whose count keeps changing under us.
@@ -450,13 +482,9 @@ pub(crate) fn stats(ifname: &str) -> io::Result<Vec<(String, u64)>> {
         values[1] = count as u32;
         ethtool_words(ifname, &mut values)?;
         // Names and values of one count only.
-        let Some(n) = written(values[1], count, room)? else {
-            continue;
-        };
-        let numbers = values[2..2 + 2 * n]
-            .chunks(2)
-            .map(|w| w[0] as u64 | (w[1] as u64) << 32);
-        return Ok(names.into_iter().zip(numbers).collect());
+        if let Some(stats) = decode_stats(names, &values)? {
+            return Ok(stats);
+        }
     }
     Err(io::Error::other("the statistics count kept changing"))
 }

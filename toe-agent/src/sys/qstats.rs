@@ -254,11 +254,17 @@ pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
         NETDEV_CMD_QSTATS_GET,
         &a,
     ))?;
+    Ok(decode(&sock.receive(true)?, ifindex))
+}
+
+/// The queues of `ifindex` in the bodies of a qstats dump, sorted; other
+/// devices' queues and attributes this agent does not know are left out.
+fn decode(bodies: &[(u16, Vec<u8>)], ifindex: u32) -> Vec<QueueStats> {
     let mut out = Vec::new();
-    for (_, body) in sock.receive(true)? {
+    for (_, body) in bodies {
         let mut q = QueueStats::default();
         let mut ours = true;
-        for (kind, p) in genl_attrs(&body) {
+        for (kind, p) in genl_attrs(body) {
             match kind {
                 NETDEV_A_QSTATS_IFINDEX => ours = uint(p) == ifindex as u64,
                 NETDEV_A_QSTATS_QUEUE_TYPE => {
@@ -282,7 +288,15 @@ pub(crate) fn queue_stats(ifindex: u32) -> io::Result<Vec<QueueStats>> {
         }
     }
     out.sort_by(|a, b| (&a.queue_type, a.queue_id).cmp(&(&b.queue_type, b.queue_id)));
-    Ok(out)
+    out
+}
+
+/// What the decoder makes of one datagram of a qstats dump from the kernel
+/// (for the fuzz target): its messages split, then their queues decoded.
+pub(crate) fn decode_datagram(datagram: &[u8], ifindex: u32) -> io::Result<Vec<QueueStats>> {
+    let mut bodies = Vec::new();
+    split(datagram, true, &mut bodies)?;
+    Ok(decode(&bodies, ifindex))
 }
 
 #[cfg(test)]

@@ -80,8 +80,13 @@ fn physical_interfaces() -> Vec<String> {
 pub(crate) fn load(path: &Path) -> Result<Report, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", path.display())))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::BadInput(format!("{}: not JSON ({e})", path.display())))?;
+    parse(&text, &path.display())
+}
+
+/// A report (or a bare snapshot) from the text of a file named `name`.
+pub(crate) fn parse(text: &str, name: &dyn std::fmt::Display) -> Result<Report, Failure> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Failure::BadInput(format!("{name}: not JSON ({e})")))?;
     if let Some(v) = value
         .get("schema_version")
         .and_then(|v| v.as_u64())
@@ -89,21 +94,17 @@ pub(crate) fn load(path: &Path) -> Result<Report, Failure> {
     {
         return Err(Failure::BadInput(format!(
             "{}: audit schema version {v}; this agent reads version {REPORT_VERSION}",
-            path.display()
+            name
         )));
     }
     if value.get("snapshot").is_some() {
-        let report: Report = serde_json::from_value(value).map_err(|e| {
-            Failure::BadInput(format!("{}: not an audit report: {e}", path.display()))
-        })?;
+        let report: Report = serde_json::from_value(value)
+            .map_err(|e| Failure::BadInput(format!("{}: not an audit report: {e}", name)))?;
         // Judge with this agent's rules, so old reports compare fairly.
         return Ok(Report::new(report.snapshot));
     }
     let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| {
-        Failure::BadInput(format!(
-            "{}: not an audit report or snapshot: {e}",
-            path.display()
-        ))
+        Failure::BadInput(format!("{}: not an audit report or snapshot: {e}", name))
     })?;
     Ok(Report::new(snapshot))
 }
