@@ -7,7 +7,7 @@
 
 /// `report` and `report --compare`: an NDJSON recording.
 pub fn ndjson(data: &[u8]) {
-    let _ = crate::sinks::recording::read_run(data, "fuzz");
+    let _ = crate::read_run(data, "fuzz");
 }
 
 /// `audit --from` and `audit --diff`: a JSON report or snapshot, judged,
@@ -49,8 +49,11 @@ pub fn btf(data: &[u8]) {
     }
 }
 
+/// A parser's fuzz entry.
+pub type Entry = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/corpus/<name>/` holds their inputs.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("ndjson_reader", ndjson),
     ("audit_report", audit_report),
     ("qstats", qstats),

@@ -6,10 +6,11 @@
 //! (terminal, NDJSON, Prometheus, plots). [`sys`] reads the host's
 //! interfaces, and [`cmd`] holds one module per subcommand on top.
 //!
-//! Only what the binary (`main.rs`) and the fuzz targets need is public: the
-//! command line, each command's entry point and arguments, and [`fuzz`], one
-//! function per parser of outside input. Everything else is `pub(crate)`, so that the compiler reports
-//! what nobody uses.
+//! Only what the binary (`main.rs`) and the fuzz targets need is public:
+//! the command line, each command's entry point and arguments, the NDJSON
+//! reader, and [`fuzz`], one function per parser of outside input.
+//! Everything else is `pub(crate)`, so that the compiler reports what
+//! nobody uses.
 pub(crate) mod cli;
 pub(crate) mod cmd;
 pub(crate) mod kernel;
@@ -30,6 +31,7 @@ pub use cmd::lab::{LabArgs, run as lab};
 pub use cmd::report::{ReportArgs, run as report};
 pub use cmd::serve::{ServeArgs, run as serve};
 pub use cmd::trace::{TraceArgs, run as trace};
+pub use sinks::recording::read_run;
 
 /// How a command failed, which decides the exit status.
 #[derive(Debug)]

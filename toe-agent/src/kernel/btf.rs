@@ -498,7 +498,18 @@ mod tests {
     fn a_struct_that_contains_itself_is_refused() {
         // `int` (type 1); type 2: `struct sk_buff { struct sk_buff; }`.
         let strings = b"\0int\0sk_buff\0";
-        let types = [1, KIND_INT << 24, 4, 32, 5, (KIND_STRUCT << 24) | 1, 8, 0, 2, 0];
+        let types = [
+            1,
+            KIND_INT << 24,
+            4,
+            32,
+            5,
+            (KIND_STRUCT << 24) | 1,
+            8,
+            0,
+            2,
+            0,
+        ];
         let btf = KernelBtf::parse(with_header(&types, strings)).unwrap();
         assert!(matches!(
             btf.member("sk_buff", &["len"]),
