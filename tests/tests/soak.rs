@@ -104,8 +104,22 @@ impl Churn<'_> {
     }
 }
 
+/// One GET inside the receiver's namespace: the body, or None on any
+/// failure (not running yet, an error status, 2 s without an answer).
 fn scrape(lab: &Lab, url: &str) -> Option<String> {
-    let out = lab.exec(&lab.ns_b, &["curl", "-sf", "--max-time", "2", url]);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns_b,
+            "curl",
+            "-sf",
+            "--max-time",
+            "2",
+            url,
+        ])
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -199,6 +213,8 @@ fn soak() {
     let start = (sample(trace.pid()), sample(serve.pid()));
     let began = Instant::now();
     let (mut scrapes, mut failed, mut churns) = (0u64, 0u64, 0u64);
+    // serve's resident memory after each re-attachment.
+    let mut serve_rss = Vec::new();
     let mut max_rss = (start.0.rss_kib, start.1.rss_kib);
     let churn_every = Duration::from_secs((secs / 8).max(10));
     let mut next_churn = began + churn_every;
@@ -219,6 +235,7 @@ fn soak() {
             churn.create();
             churn.traffic();
             churns += 1;
+            serve_rss.push(sample(serve.pid()).rss_kib);
             next_churn += churn_every;
         }
         std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
@@ -251,7 +268,8 @@ fn soak() {
                   "perf_skbs": counts["net:netif_receive_skb"],
                   "intervals": records.len() - 2},
         "serve": {"start": figures(&start.1), "end": figures(&end.1), "max_rss_kib": max_rss.1,
-                  "scrapes": scrapes, "failed_scrapes": failed, "churns": churns},
+                  "scrapes": scrapes, "failed_scrapes": failed, "churns": churns,
+                  "rss_kib_after_churns": serve_rss},
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     if let Ok(out) = std::env::var("TOE_SOAK_OUT") {
