@@ -24,6 +24,26 @@ const EXPECTED: &[(&str, [Row; 5])] = &[
         ],
     ),
     (
+        "loss",
+        [
+            ("tx_segmentation", "deferred", false),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "deferred", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
+        "slow-reader",
+        [
+            ("tx_segmentation", "deferred", false),
+            ("tx_checksum", "deferred", false),
+            ("rx_coalescing", "deferred", false),
+            ("rx_checksum", "deferred", false),
+            ("rss", "off", false),
+        ],
+    ),
+    (
         "gro-no-tso",
         [
             ("tx_segmentation", "software", false),
@@ -193,6 +213,25 @@ fn lab_matrix_gives_the_expected_verdicts() {
             if emulated { "physical" } else { "virtual" },
             "{name}"
         );
+        let tcp = &got["tcp"];
+        match *name {
+            // The rule's drops are the stack's NETFILTER_DROP (the count
+            // after the agents' last reading, the teardown's, may differ
+            // by a packet or two), and TCP retransmitted them.
+            "loss" => {
+                let rule = tcp["nft_dropped"].as_u64().unwrap();
+                let seen = tcp["receiver_drops"]["by_reason"]["NETFILTER_DROP"]
+                    .as_u64()
+                    .unwrap_or(0);
+                assert!(rule > 50 && rule.abs_diff(seen) <= 3, "{tcp}");
+                assert!(tcp["retransmits"].as_u64().unwrap() >= seen / 2, "{tcp}");
+            }
+            // The reader's pace: 20 MB/s is 0.16 Gbit/s.
+            "slow-reader" => {
+                assert!(got["throughput_gbps"].as_f64().unwrap() < 0.25, "{got}");
+            }
+            _ => assert!(tcp["nft_dropped"].is_null(), "{name}: {tcp}"),
+        }
         if emulated {
             // The silicon carried the transfer, and said how fast.
             let silicon = &got["silicon"];

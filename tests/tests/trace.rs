@@ -1345,6 +1345,55 @@ fn a_signal_during_attach_still_ends_with_a_summary() {
     }
 }
 
+/// The programs' diagnostics (aya-log) reach stderr at the user's level:
+/// at debug, the first packet each hand-off hook saw on each CPU, once;
+/// at the default (warn), nothing, because the verifier removed the site.
+#[test]
+fn kernel_diagnostics_show_at_the_users_log_level() {
+    if !privileged("kernel_diagnostics_show_at_the_users_log_level") {
+        return;
+    }
+    let lab = Lab::new();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (level, want) in [("debug", true), ("warn", false)] {
+        let nd = scratch(&format!("log-{level}.ndjson"));
+        let agent = lab.trace(
+            &lab.ns_b,
+            &lab.dev_b,
+            "0.5",
+            &nd,
+            &["--plain", "--log-level", level],
+        );
+        wait_for_lines(&nd, 1, ATTACH_TIMEOUT);
+        lab.iperf(1);
+        std::thread::sleep(Duration::from_millis(700));
+        agent.signal(libc::SIGTERM);
+        let done = agent.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "{}", done.stderr);
+        let lines: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("toe-agent: kernel: "))
+            .collect();
+        if want {
+            let first: Vec<&&str> = lines
+                .iter()
+                .filter(|l| l.contains("debug: first packet at hand-off hook"))
+                .collect();
+            // veth hands packets up with netif_rx (hook 4): once per CPU
+            // that received, and never more than once per CPU and hook.
+            assert!(
+                first.iter().any(|l| l.contains("hook 4 ")),
+                "{}",
+                done.stderr
+            );
+            assert!(first.len() <= cpus * 5, "{}", done.stderr);
+        } else {
+            assert!(lines.is_empty(), "{}", done.stderr);
+        }
+    }
+}
+
 #[test]
 fn two_agents_on_one_interface_count_the_same() {
     if !privileged("two_agents_on_one_interface_count_the_same") {

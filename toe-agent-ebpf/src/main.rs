@@ -8,6 +8,7 @@
 
 mod baseline;
 mod classic;
+mod diag;
 mod hist;
 mod percpu;
 mod skb;

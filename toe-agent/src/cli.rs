@@ -83,6 +83,11 @@ pub struct ServeCmd {
     /// Use classic tracepoints only (the fallback for kernels without BTF).
     #[arg(long)]
     pub classic: bool,
+    /// The programs' own diagnostics at this level and above, on stderr:
+    /// off, error, warn, info, debug (the first packet each hand-off hook
+    /// sees on each CPU), trace.
+    #[arg(long, default_value = "warn", value_parser = log_level)]
+    pub log_level: log::LevelFilter,
     /// Judge the devices as this class instead of the one their driver
     /// implies (docs/device-classes.md): physical, paravirtual or virtual.
     #[arg(long, value_name = "CLASS")]
@@ -152,6 +157,11 @@ pub struct TraceCmd {
     /// Use classic tracepoints only (the fallback for kernels without BTF).
     #[arg(long)]
     pub classic: bool,
+    /// The programs' own diagnostics at this level and above, on stderr:
+    /// off, error, warn, info, debug (the first packet each hand-off hook
+    /// sees on each CPU), trace.
+    #[arg(long, default_value = "warn", value_parser = log_level)]
+    pub log_level: log::LevelFilter,
     /// Turn on the kernel's BPF run-time statistics while tracing, to report
     /// ns per program run (costs a little; the previous state is restored on exit).
     #[arg(long)]
@@ -171,6 +181,11 @@ pub struct TraceCmd {
 /// The longest time argument: a year. Beyond it, deadlines computed from
 /// `Instant::now()` could overflow (`--duration 1e19` did, with a panic).
 pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+fn log_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| "expected off, error, warn, info, debug or trace".to_string())
+}
 
 pub(crate) fn positive_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s

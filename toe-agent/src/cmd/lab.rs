@@ -8,7 +8,7 @@
 //! Everything happens inside namespaces the lab creates and deletes (on
 //! every exit path: errors, Ctrl-C, SIGTERM); nothing outside is touched.
 use std::{
-    io::{self, Read, Write},
+    io::{self, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc,
@@ -40,6 +40,7 @@ const ADDR_RX: &str = "10.254.77.2";
 const PORT: u16 = 5201;
 
 mod configs;
+mod impair;
 mod silicon;
 
 pub(crate) use configs::{CONFIGS, LabConfig, Link};
@@ -102,6 +103,8 @@ pub(crate) struct ConfigResult {
     /// coalesced, per queue); absent on veth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub silicon: Option<SiliconReport>,
+    /// Retransmits and drops: what the transfer cost TCP.
+    pub tcp: impair::TcpReport,
     pub verdicts: Vec<Row>,
     pub as_expected: bool,
 }
@@ -233,6 +236,7 @@ pub(crate) struct LinkGuard {
 /// that every configuration starts from the defaults.
 pub(crate) fn set_up(config: &LabConfig) -> anyhow::Result<LinkGuard> {
     let _ = netns::ip(&["-n", NS_TX, "link", "del", DEV_TX]);
+    impair::set_up(config.impair)?;
     let silicon = match &config.link {
         Link::Veth { sender, receiver } => {
             netns::ip(&[
@@ -325,10 +329,23 @@ fn device_in(ns: &str, iface: &Iface, link: &Link) -> anyhow::Result<verdict::De
 /// Bulk TCP from the sender to the receiver over `flows` connections for
 /// `secs`; bytes received.
 pub(crate) fn transfer(secs: Duration, stop: &AtomicBool, flows: usize) -> anyhow::Result<u64> {
+    transfer_to(secs, stop, flows, None)
+}
+
+/// [`transfer`] to a receiver that reads at most `rate` bytes a second.
+fn transfer_to(
+    secs: Duration,
+    stop: &AtomicBool,
+    flows: usize,
+    rate: Option<u64>,
+) -> anyhow::Result<u64> {
     let addr: SocketAddr = format!("{ADDR_RX}:{PORT}").parse()?;
     // A socket stays in the namespace it was created in, whichever thread
     // uses it afterwards: only creation happens inside run_in.
     let listener = netns::run_in(NS_RX, || TcpListener::bind(addr))??;
+    if rate.is_some() {
+        impair::small_buffer(&listener)?;
+    }
     let deadline = Instant::now() + secs;
     std::thread::scope(|s| {
         let server = s.spawn(move || -> io::Result<u64> {
@@ -336,7 +353,7 @@ pub(crate) fn transfer(secs: Duration, stop: &AtomicBool, flows: usize) -> anyho
                 let mut readers = Vec::new();
                 for _ in 0..flows {
                     let (conn, _) = listener.accept()?;
-                    readers.push(s.spawn(move || drain(conn)));
+                    readers.push(s.spawn(move || impair::drain(conn, rate)));
                 }
                 readers.into_iter().try_fold(0u64, |total, r| {
                     let n = r
@@ -372,19 +389,6 @@ pub(crate) fn transfer(secs: Duration, stop: &AtomicBool, flows: usize) -> anyho
     })
 }
 
-/// Read a connection to its end; bytes read.
-fn drain(mut conn: TcpStream) -> io::Result<u64> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        match conn.read(&mut buf)? {
-            0 => return Ok(total),
-            n => total += n as u64,
-        }
-    }
-}
-
 fn run_config(
     config: &LabConfig,
     secs: Duration,
@@ -401,12 +405,17 @@ fn run_config(
     let mut tx_session = Session::attach(sender.clone(), &Options::default())?;
     let mut rx_session = Session::attach(receiver.clone(), &Options::default())?;
     let started = Instant::now();
-    let bytes = transfer(secs, stop, config.flows)?;
+    let rate = match config.impair {
+        configs::Impair::SlowReader(rate) => Some(rate),
+        _ => None,
+    };
+    let bytes = transfer_to(secs, stop, config.flows, rate)?;
     let elapsed = started.elapsed().as_secs_f64();
     let tx_blocks = Blocks::from_totals(&tx_session.interval()?);
     let rx_blocks = Blocks::from_totals(&rx_session.interval()?);
     drop((tx_session, rx_session));
     let silicon = link.silicon.as_ref().map(|s| silicon_report(s, elapsed));
+    let tcp = impair::TcpReport::of(&tx_blocks, &rx_blocks, impair::nft_dropped(config.impair)?);
 
     let tx_dev = device_in(NS_TX, &sender, &config.link)?;
     let rx_dev = device_in(NS_RX, &receiver, &config.link)?;
@@ -441,6 +450,7 @@ fn run_config(
         flows: config.flows,
         throughput_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
         silicon,
+        tcp,
         as_expected: verdicts.iter().all(|v| v.as_expected),
         verdicts,
     })
@@ -508,6 +518,7 @@ pub(crate) fn render(report: &LabReport) -> String {
                 s.frames_per_s, s.segmented, s.segments, s.coalesced_in, s.coalesced_out
             );
         }
+        let _ = writeln!(o, "  {}", c.tcp.line());
         let _ = writeln!(
             o,
             "  {:<16} {:<9} {:<14} {:<34} {:<9} expected",

@@ -43,6 +43,8 @@ pub struct ServeArgs {
     pub per_skb: bool,
     /// `--classic`: classic tracepoints only.
     pub classic_only: bool,
+    /// `--log-level`: the programs' diagnostics shown.
+    pub log_level: log::LevelFilter,
     /// `--device-class`: judge every device as this class.
     pub device_class: Option<crate::model::class::DeviceClass>,
 }
@@ -54,6 +56,7 @@ impl ServeArgs {
         Options {
             per_skb: self.per_skb,
             classic_only: self.classic_only,
+            log_level: self.log_level,
         }
     }
 }

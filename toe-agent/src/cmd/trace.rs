@@ -35,6 +35,8 @@ pub struct TraceArgs {
     pub duration: Option<Duration>,
     pub ndjson: Option<PathBuf>,
     pub classic_only: bool,
+    /// `--log-level`: the programs' diagnostics shown.
+    pub log_level: log::LevelFilter,
     pub self_stats: bool,
     /// Leave out the per-segment hooks.
     pub per_skb: bool,
@@ -52,8 +54,9 @@ fn unix_ns(t: SystemTime) -> u64 {
 
 /// Where the text view goes.
 enum Screen {
-    /// The live terminal view (stdout is a terminal).
-    Live(Box<Tui>),
+    /// The live terminal view (stdout is a terminal), and the programs'
+    /// diagnostics held until it gives the terminal back.
+    Live(Box<Tui>, Vec<String>),
     /// One block per interval (stdout is a pipe or file, or `--plain`).
     Blocks,
     /// Nothing: stdout carries NDJSON.
@@ -70,7 +73,10 @@ impl Screen {
             } else if args.plain || !std::io::stdout().is_terminal() {
                 Screen::Blocks
             } else {
-                Screen::Live(Box::new(Tui::start().context("starting the live view")?))
+                Screen::Live(
+                    Box::new(Tui::start().context("starting the live view")?),
+                    Vec::new(),
+                )
             },
         )
     }
@@ -78,8 +84,17 @@ impl Screen {
     /// The next key or resize of the live view; never, otherwise.
     async fn event(&mut self) -> crossterm::event::Event {
         match self {
-            Screen::Live(tui) => tui.event().await,
+            Screen::Live(tui, _) => tui.event().await,
             _ => std::future::pending().await,
+        }
+    }
+
+    /// A diagnostic of the programs: on stderr now, or once the live view
+    /// has given the terminal back.
+    fn say(&mut self, line: String) {
+        match self {
+            Screen::Live(_, held) => held.push(line),
+            _ => eprintln!("toe-agent: {line}"),
         }
     }
 
@@ -88,8 +103,9 @@ impl Screen {
     /// colour.
     fn close(self) -> Option<bool> {
         match self {
-            Screen::Live(tui) => {
+            Screen::Live(tui, held) => {
                 drop(tui);
+                held.iter().for_each(|l| eprintln!("toe-agent: {l}"));
                 Some(true)
             }
             Screen::Blocks => Some(false),
@@ -145,6 +161,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     let options = Options {
         classic_only: args.classic_only,
         per_skb: args.per_skb,
+        log_level: args.log_level,
     };
     let mut session = Session::attach(dev.clone(), &options).map_err(Failure::runtime)?;
     let mut ndjson = match &args.ndjson {
@@ -217,7 +234,7 @@ fn show(
     let secs = (i.end_unix_ns - i.start_unix_ns) as f64 / 1e9;
     let title = format!("interval {} ({secs:.2} s)", i.seq);
     match screen {
-        Screen::Live(tui) => {
+        Screen::Live(tui, _) => {
             let run = run_so_far(session, run_start_ns, i);
             let interval = Snapshot {
                 title,
@@ -302,7 +319,7 @@ fn on_event(
     ctx: &view::Context<'_>,
     e: crossterm::event::Event,
 ) -> Option<EndReason> {
-    let Screen::Live(tui) = screen else {
+    let Screen::Live(tui, _) = screen else {
         return None;
     };
     match tui.handle(e) {
@@ -361,6 +378,9 @@ async fn sample_loop(
         let now = SystemTime::now();
         seq += 1;
         let record = Record::Interval(interval(session, &mut tracker, seq, period_start, now)?);
+        for line in session.kernel_log() {
+            screen.say(line);
+        }
         output_closed |= emit(ndjson, &record)?;
         if let Record::Interval(i) = &record {
             output_closed |= show(screen, ctx, session, unix_ns(run_start), i);

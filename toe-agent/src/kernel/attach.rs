@@ -3,7 +3,12 @@
 //!
 //! Dropping [`Probes`] detaches and unloads everything (aya closes the link
 //! and program file descriptors), which is how every exit path cleans up.
-use std::{collections::BTreeMap, os::fd::AsFd, path::Path};
+use std::{
+    collections::BTreeMap,
+    os::fd::AsFd,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use anyhow::Context as _;
 use aya::{
@@ -91,16 +96,56 @@ pub(crate) fn coverage(status: &[ProbeStatus]) -> Coverage {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
     pub classic_only: bool,
     /// Leave out the per-segment hooks ([`Spec::per_segment`]).
     pub per_skb: bool,
+    /// The programs' diagnostics at this level and above (`--log-level`).
+    pub log_level: log::LevelFilter,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            classic_only: false,
+            per_skb: false,
+            log_level: log::LevelFilter::Warn,
+        }
+    }
+}
+
+/// The programs' diagnostics (`toe-agent-ebpf/src/diag.rs`), as aya-log
+/// hands them over: kept as lines until the agent shows them.
+#[derive(Clone, Default)]
+struct KernelLog(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for KernelLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        // The kernel side only emits what the level lets through.
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!(
+            "kernel: {}: {}",
+            record.level().as_str().to_lowercase(),
+            record.args()
+        );
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(line);
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 pub(crate) struct Probes {
     ebpf: Ebpf,
+    /// Reads the programs' diagnostics; None when aya-log could not start.
+    logger: Option<aya_log::EbpfLogger<KernelLog>>,
+    log: KernelLog,
     pub status: Vec<ProbeStatus>,
     /// What the attached probes can see, from `status` once attached.
     pub coverage: Coverage,
@@ -246,7 +291,11 @@ impl Probes {
                 .map_err(|e| e.to_string())
         };
         let cfg = config(iface, offsets.as_ref().map(|r| r.off).unwrap_or_default());
-        let mut ebpf = load(&cfg)?;
+        let mut ebpf = load(&cfg, opts.log_level)?;
+        // aya-log takes the programs' AYA_LOGS ring buffer; without it they
+        // still count, and only their diagnostics are lost.
+        let log = KernelLog::default();
+        let logger = aya_log::EbpfLogger::init_with_logger(&mut ebpf, log.clone()).ok();
         let btf = offsets.and_then(|r| Ok((r, Btf::from_sys_fs().map_err(|e| e.to_string())?)));
         let mut tracefs = None;
         let mut status = Vec::new();
@@ -280,6 +329,8 @@ impl Probes {
         unsafe { libc::malloc_trim(0) };
         Ok(Probes {
             ebpf,
+            logger,
+            log,
             coverage: coverage(&status),
             status,
             attached,
@@ -296,6 +347,18 @@ impl Probes {
                 crate::kernel::overhead::program_stats(fd.as_fd())
             })
             .sum()
+    }
+
+    /// The programs' diagnostics since the last call, one line each.
+    pub(crate) fn kernel_log(&mut self) -> Vec<String> {
+        if let Some(l) = &mut self.logger {
+            l.flush();
+        }
+        self.log
+            .0
+            .lock()
+            .map(|mut lines| std::mem::take(&mut *lines))
+            .unwrap_or_default()
     }
 
     /// What a user should hear about the attachment: one line for the
@@ -339,9 +402,14 @@ impl Probes {
 /// their own to find their attach points. Each parse of vmlinux BTF takes
 /// ~10 MiB: the loader is a temporary, so its copy is gone before the
 /// second one is made.
-fn load(cfg: &Config) -> Result<Ebpf, ProbeError> {
+fn load(cfg: &Config, log_level: log::LevelFilter) -> Result<Ebpf, ProbeError> {
+    // aya-log's level is a constant to the verifier too: the diagnostics
+    // of a level that is off are removed from the programs. Its numbers
+    // are log's (aya-log-common: Error = 1 ... Trace = 5; Off = 0).
+    let level = log_level as u8;
     EbpfLoader::new()
         .override_global("CONFIG", cfg, true)
+        .override_global(aya_log::LEVEL, &level, true)
         .load(OBJECT)
         .map_err(anyhow::Error::from)
         .map_err(|e| {

@@ -20,7 +20,6 @@ impl Session {
         let probes = Probes::attach(&iface, opts)?;
         let collector = Collector::new(&mut probes.source())
             .map_err(|e| ProbeError::Other(e.context("reading the probes' first counts")))?;
-        release_freed_memory();
         Ok(Session {
             iface,
             probes,
@@ -31,6 +30,11 @@ impl Session {
     /// What the probes counted since the previous reading.
     pub(crate) fn interval(&mut self) -> anyhow::Result<Totals> {
         self.collector.interval(&mut self.probes.source())
+    }
+
+    /// The programs' diagnostics since the last call.
+    pub(crate) fn kernel_log(&mut self) -> Vec<String> {
+        self.probes.kernel_log()
     }
 
     /// What they counted since the session began, up to the last reading.
@@ -47,18 +51,5 @@ impl Session {
     /// back is another device, with another index).
     pub(crate) fn present(&self) -> bool {
         iface::index_of(&self.iface.name) == Some(self.iface.index)
-    }
-}
-
-/// Attaching reads the kernel's BTF (megabytes) and frees it again. glibc
-/// keeps freed memory of a thread's own arena (serve re-attaches from its
-/// sampler thread), so without this serve's resident memory doubled with
-/// its first re-attachment and stayed there (the soak, docs/cli.md);
-/// malloc_trim(3) hands the free pages of every arena back.
-fn release_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases memory no allocation uses.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -40,6 +40,11 @@ pub(crate) fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::R
 
 /// `ip ...`, with its stderr in the error.
 pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// `ip ...`: its stdout, or an error with its stderr.
+fn ip_output(args: &[&str]) -> io::Result<String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -51,7 +56,14 @@ pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What a command run inside namespace `ns` printed.
+pub(crate) fn output(ns: &str, args: &[&str]) -> io::Result<String> {
+    let mut full = vec!["netns", "exec", ns];
+    full.extend_from_slice(args);
+    ip_output(&full)
 }
 
 /// Run a command inside namespace `ns` with `ip netns exec`, which also

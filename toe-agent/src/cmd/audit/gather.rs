@@ -48,6 +48,54 @@ pub(crate) fn parse_softnet(text: &str) -> Vec<Softnet> {
         .collect()
 }
 
+/// The counters the rules read, of the stack's SNMP tables
+/// (include/uapi/linux/snmp.h; net/ipv4/proc.c prints them).
+pub(crate) const SNMP: &[&str] = &[
+    // Received with a bad checksum, dropped (tcp_v4_rcv() → csum_error,
+    // __udp4_lib_rcv(), icmp_rcv()).
+    "Tcp.InCsumErrors",
+    "Udp.InCsumErrors",
+    "Icmp.InCsumErrors",
+    // Too big to forward: ip_forward() → ip_exceeds_mtu() counts FragFails
+    // and drops (what LRO's merged frames become on a forwarding path).
+    "Ip.FragFails",
+    "Ip.ForwDatagrams",
+    "Ip.InDiscards",
+    "Ip.OutDiscards",
+];
+
+/// `Group.Name` → value for the names in [`SNMP`], from the text of
+/// /proc/net/snmp or /proc/net/netstat: each group is a line of names and
+/// a line of values, both starting with `Group:`.
+pub(crate) fn parse_snmp(text: &str) -> BTreeMap<String, u64> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = BTreeMap::new();
+    for pair in lines.chunks_exact(2) {
+        let (Some((group, names)), Some((group2, values))) =
+            (pair[0].split_once(':'), pair[1].split_once(':'))
+        else {
+            continue;
+        };
+        if group != group2 {
+            continue;
+        }
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            let key = format!("{group}.{name}");
+            if let (true, Ok(v)) = (SNMP.contains(&key.as_str()), value.parse()) {
+                out.insert(key, v);
+            }
+        }
+    }
+    out
+}
+
+fn snmp() -> BTreeMap<String, u64> {
+    ["/proc/net/snmp", "/proc/net/netstat"]
+        .iter()
+        .flat_map(|p| parse_snmp(&read(p).unwrap_or_default()))
+        .collect()
+}
+
 pub(crate) fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
     text.lines()
         .filter_map(|l| {
@@ -234,6 +282,7 @@ fn interface(name: &str) -> io::Result<Interface> {
 pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
     let softnet_0 = parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default());
     let ticks_0 = parse_proc_stat(&read("/proc/stat").unwrap_or_default());
+    let snmp_0 = snmp();
     let mut interfaces = names
         .iter()
         .map(|n| interface(n))
@@ -268,6 +317,10 @@ pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot>
         softnet: Sampled {
             first: softnet_0,
             second: parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default()),
+        },
+        snmp: Sampled {
+            first: snmp_0,
+            second: snmp(),
         },
         cpu_ticks: Sampled {
             first: ticks_0,
@@ -308,6 +361,18 @@ mod tests {
             }
         );
         assert_eq!(s[1].cpu, 1);
+    }
+
+    #[test]
+    fn parses_the_snmp_tables() {
+        let text = "Ip: Forwarding DefaultTTL InDiscards FragFails\nIp: 1 64 3 7\n\
+                    Tcp: RtoAlgorithm InCsumErrors\nTcp: 1 12\nUdp: InCsumErrors\n";
+        let got = parse_snmp(text);
+        assert_eq!(got.get("Ip.FragFails"), Some(&7));
+        assert_eq!(got.get("Ip.InDiscards"), Some(&3));
+        assert_eq!(got.get("Tcp.InCsumErrors"), Some(&12));
+        // Not among the names read, and a group without its values.
+        assert!(!got.contains_key("Ip.DefaultTTL") && !got.contains_key("Udp.InCsumErrors"));
     }
 
     #[test]

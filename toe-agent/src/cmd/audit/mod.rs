@@ -424,6 +424,53 @@ mod tests {
             .unwrap_or_else(|| panic!("no {id} in {:?}", ids(r)))
     }
 
+    /// The stack's own drop counters over the sample make two findings
+    /// stronger: bad checksums the CPU found, and LRO frames too big to
+    /// forward.
+    #[test]
+    fn the_stacks_drop_counters_strengthen_findings() {
+        let mut snap = fixture("ice").snapshot;
+        let counters = |csum: u64, frag: u64| {
+            std::collections::BTreeMap::from([
+                ("Tcp.InCsumErrors".to_string(), csum),
+                ("Ip.FragFails".to_string(), frag),
+            ])
+        };
+        // Before: no rise, no checksum finding, the LRO finding as it was.
+        let quiet = Report::new(snap.clone());
+        assert!(!ids(&quiet).iter().any(|(id, _)| *id == "checksum_errors"));
+        assert!(!get(&quiet, "lro_forwarding").evidence.contains("too big"));
+
+        snap.host.snmp.first = counters(10, 0);
+        snap.host.snmp.second = counters(25, 4);
+        let i = &mut snap.interfaces[0];
+        i.features.retain(|f| f.name != "rx-checksum");
+        i.features.push(crate::sys::ethtool::Feature {
+            name: "rx-checksum".into(),
+            available: true,
+            requested: false,
+            active: false,
+            never_changed: false,
+        });
+        let r = Report::new(snap);
+        let csum = get(&r, "checksum_errors");
+        assert!(
+            csum.evidence
+                .contains("dropped 15 packets with bad checksums")
+                && csum.evidence.contains("Tcp InCsumErrors +15")
+                && csum.evidence.contains("rx-checksum is off on"),
+            "{}",
+            csum.evidence
+        );
+        assert!(
+            get(&r, "lro_forwarding")
+                .evidence
+                .contains("dropped 4 packets too big to forward"),
+            "{}",
+            get(&r, "lro_forwarding").evidence
+        );
+    }
+
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");

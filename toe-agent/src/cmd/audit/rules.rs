@@ -2,6 +2,8 @@
 //! a severity (the manual's 1-10 impact scale), the evidence read from the
 //! system, and the command that would fix it. Pure functions: tested on
 //! recorded snapshots (tests/fixtures).
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{Host, Interface, Sampled, Snapshot, Softnet};
@@ -196,12 +198,20 @@ fn lro_forwarding(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
         None
     };
     if let Some(why) = why {
+        // What it costs now: merged frames too big for the way out are
+        // dropped (ip_forward() → ip_exceeds_mtu(), counted in FragFails).
+        let too_big = match snmp_rise(&s.host, "Ip.FragFails") {
+            0 => String::new(),
+            n => format!(
+                "; the stack dropped {n} packets too big to forward during the sample (Ip FragFails)"
+            ),
+        };
         out.push(finding(
             "lro_forwarding",
             10,
             Some(&i.name),
             "LRO is on while packets are forwarded".into(),
-            format!("rx-lro is active and {why}: LRO merges frames that must leave as they came (it is not reversible, unlike GRO)"),
+            format!("rx-lro is active and {why}: LRO merges frames that must leave as they came (it is not reversible, unlike GRO){too_big}"),
             Some(format!("ethtool -K {} lro off", i.name)),
         ));
     }
@@ -608,8 +618,58 @@ fn rising(h: &Host, f: fn(&Softnet) -> u64) -> Vec<String> {
         .collect()
 }
 
+/// How much an SNMP counter rose during the sample (0 when unread).
+fn snmp_rise(h: &Host, name: &str) -> u64 {
+    let at = |m: &BTreeMap<String, u64>| m.get(name).copied().unwrap_or(0);
+    at(&h.snmp.second).saturating_sub(at(&h.snmp.first))
+}
+
+/// Packets the stack dropped for a bad checksum during the sample, with
+/// who verified them: the CPU where rx-checksum is off.
+fn checksum_errors(s: &Snapshot, out: &mut Vec<Finding>) {
+    let rises: Vec<(&str, u64)> = ["Tcp.InCsumErrors", "Udp.InCsumErrors", "Icmp.InCsumErrors"]
+        .into_iter()
+        .map(|k| (k, snmp_rise(&s.host, k)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if rises.is_empty() {
+        return;
+    }
+    let total: u64 = rises.iter().map(|(_, n)| n).sum();
+    let by: Vec<String> = rises
+        .iter()
+        .map(|(k, n)| format!("{} +{n}", k.replace('.', " ")))
+        .collect();
+    let cpu_verified: Vec<&str> = s
+        .interfaces
+        .iter()
+        .filter(|i| i.feature("rx-checksum").is_some_and(|f| !f.active))
+        .map(|i| i.name.as_str())
+        .collect();
+    let who = if cpu_verified.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; rx-checksum is off on {}, so the CPU verified every packet and found these",
+            cpu_verified.join(", ")
+        )
+    };
+    out.push(finding(
+        "checksum_errors",
+        6,
+        None,
+        "packets dropped for bad checksums".into(),
+        format!(
+            "the stack dropped {total} packets with bad checksums during the sample ({}){who}: corruption on the wire or a broken offload (`toe-agent trace` names the device and the drop reasons)",
+            by.join(", ")
+        ),
+        None,
+    ));
+}
+
 fn host(s: &Snapshot, out: &mut Vec<Finding>) {
     let h = &s.host;
+    checksum_errors(s, out);
     backlog(h, out);
     time_squeeze(h, out);
     softirq_share(h, out);

@@ -50,6 +50,12 @@ pub(crate) struct Host {
     pub softnet: Sampled<Vec<Softnet>>,
     pub cpu_ticks: Sampled<Vec<CpuTicks>>,
     pub kmsg: KernelLog,
+    /// The stack's own counters of this network namespace that say where
+    /// it dropped packets (/proc/net/snmp and /proc/net/netstat, as
+    /// `Group.Name`: `Tcp.InCsumErrors`, `Ip.FragFails`, ...); absent from
+    /// snapshots recorded before they were read.
+    #[serde(default)]
+    pub snmp: Sampled<BTreeMap<String, u64>>,
 }
 
 /// Kernel log lines about offload trouble, or why they could not be read.

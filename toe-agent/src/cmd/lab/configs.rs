@@ -63,12 +63,28 @@ const fn expect(mechanism: Mechanism, mismatch: bool, because: &'static str) -> 
     }
 }
 
+/// What the lab does to the traffic besides the link's settings, to show
+/// what offload costs TCP where it happens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Impair {
+    None,
+    /// An nftables rule in the receiver's namespace drops this share, in
+    /// percent, of the transfer's packets at input (`numgen random`: this
+    /// kernel has no netem). The stack counts them as NETFILTER_DROP; TCP
+    /// retransmits them.
+    Loss(u8),
+    /// The receiving application reads at most this many bytes a second
+    /// into a small receive buffer: a receiver that cannot keep up.
+    SlowReader(u64),
+}
+
 pub(crate) struct LabConfig {
     pub name: &'static str,
     pub description: &'static str,
     pub link: Link,
     /// TCP connections in the transfer (several are needed to see RSS).
     pub flows: usize,
+    pub impair: Impair,
     /// Per offload, in `Offload::ALL` order.
     pub expected: [Expect; 5],
 }
@@ -148,6 +164,41 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, true)],
         },
         flows: 1,
+        impair: Impair::None,
+        expected: [
+            expect(Def, false, VETH_TSO),
+            expect(Def, false, VETH_CSUM),
+            expect(Def, false, VETH_RX_INTACT),
+            expect(Def, false, VETH_RX_CSUM_PARTIAL),
+            expect(Off, false, ONE_QUEUE),
+        ],
+    },
+    LabConfig {
+        name: "loss",
+        description: "veth, every offload on (receiver GRO on), 1% of the packets dropped at the receiver's input: retransmits at the sender, NETFILTER_DROP at the receiver",
+        link: Link::Veth {
+            sender: &[],
+            receiver: &[(GRO, true)],
+        },
+        flows: 1,
+        impair: Impair::Loss(1),
+        expected: [
+            expect(Def, false, VETH_TSO),
+            expect(Def, false, VETH_CSUM),
+            expect(Def, false, VETH_RX_INTACT),
+            expect(Def, false, VETH_RX_CSUM_PARTIAL),
+            expect(Off, false, ONE_QUEUE),
+        ],
+    },
+    LabConfig {
+        name: "slow-reader",
+        description: "veth, every offload on (receiver GRO on), a receiving application that reads 20 MB/s from a 64 KiB buffer: TCP's flow control, and what the stack drops",
+        link: Link::Veth {
+            sender: &[],
+            receiver: &[(GRO, true)],
+        },
+        flows: 1,
+        impair: Impair::SlowReader(20_000_000),
         expected: [
             expect(Def, false, VETH_TSO),
             expect(Def, false, VETH_CSUM),
@@ -164,6 +215,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, true)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Sw, false, SW_GSO),
             expect(Def, false, VETH_CSUM),
@@ -180,6 +232,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, false)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Sw, true, SW_GSO_ALWAYS),
             expect(Def, false, VETH_CSUM),
@@ -196,6 +249,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, true)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(
                 Sw,
@@ -216,6 +270,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, false)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(
                 Sw,
@@ -236,6 +291,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, false)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Def, false, VETH_TSO),
             expect(Def, false, VETH_CSUM),
@@ -252,6 +308,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             receiver: &[(GRO, false), (RX_CSUM, false)],
         },
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Sw, true, SW_GSO_ALWAYS),
             expect(Sw, false, SW_CSUM),
@@ -273,6 +330,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             ],
         }),
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Sw, false, NIC_NO_TSO),
             expect(Sw, false, NIC_NO_CSUM),
@@ -289,6 +347,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             declares: RSS_NIC,
         }),
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Hw, false, NIC_TSO),
             expect(Hw, false, NIC_CSUM),
@@ -310,6 +369,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             ],
         }),
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Hw, false, NIC_TSO),
             expect(Hw, false, NIC_CSUM),
@@ -331,6 +391,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             ],
         }),
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Hw, false, NIC_TSO),
             expect(Hw, false, NIC_CSUM),
@@ -352,6 +413,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             ],
         }),
         flows: 1,
+        impair: Impair::None,
         expected: [
             expect(Hw, false, NIC_TSO),
             expect(Hw, false, NIC_CSUM),
@@ -368,6 +430,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             declares: RSS_NIC_HW_GRO,
         }),
         flows: 8,
+        impair: Impair::None,
         expected: RSS_EXPECTED,
     },
     LabConfig {
@@ -378,6 +441,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             declares: RSS_NIC_HW_GRO,
         }),
         flows: 16,
+        impair: Impair::None,
         expected: RSS_EXPECTED,
     },
     LabConfig {
@@ -388,6 +452,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             declares: RSS_NIC_HW_GRO,
         }),
         flows: 64,
+        impair: Impair::None,
         expected: RSS_EXPECTED,
     },
 ];

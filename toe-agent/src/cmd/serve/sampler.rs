@@ -133,7 +133,12 @@ pub(super) fn run(
         next += args.interval;
         for (k, name) in args.ifaces.iter().enumerate() {
             reattach(name, &mut attached[k], &opts, args.device_class);
-            let delta = attached[k].as_mut().map(|a| a.session.interval());
+            let delta = attached[k].as_mut().map(|a| {
+                for line in a.session.kernel_log() {
+                    eprintln!("toe-agent serve: {name}: {line}");
+                }
+                a.session.interval()
+            });
             let Ok(mut exposed) = shared.exposed.lock() else {
                 return;
             };

@@ -7,7 +7,11 @@ use aya_ebpf::{
 };
 use toe_agent_common::{DROP_REASONS, DropStats};
 
-use crate::{percpu::this_cpu, skb::Skb};
+use crate::{
+    diag::{self, diag},
+    percpu::this_cpu,
+    skb::Skb,
+};
 
 #[map]
 static DROPS: PerCpuArray<DropStats> = PerCpuArray::with_max_entries(1, 0);
@@ -26,6 +30,15 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let slot = if (reason as usize) < DROP_REASONS {
         reason as usize
     } else {
+        // A subsystem's reasons (the high 16 bits name it,
+        // include/net/dropreason.h) or a kernel with more than the table.
+        diag!(
+            Warn,
+            diag::DROP_REASON_RANGE,
+            "kfree_skb: drop reason {:x} is beyond the {} the agent counts; counted in the last",
+            reason,
+            DROP_REASONS
+        );
         DROP_REASONS - 1
     };
     if let Some(s) = this_cpu(&DROPS) {

@@ -12,6 +12,7 @@ use toe_agent_common::{
 
 use crate::{
     classic::{PASS, field, names_traced_dev},
+    diag::{self, diag},
     hist,
     percpu::this_cpu,
     skb::{NetDev, Skb},
@@ -83,6 +84,16 @@ pub fn record_handoff(h: &Handoff) {
     hist::add(&mut s.segment_len, h.len as u64);
     s.segment_csum[h.csum & 3] += 1;
     s.handoff_by_hook[h.hook] += 1;
+    diag!(
+        Debug,
+        diag::FIRST_HANDOFF + h.hook,
+        "first packet at hand-off hook {} on this CPU: len {}, gso_size {}, ip_summed {}, queue {}",
+        h.hook,
+        h.len,
+        h.gso_size,
+        h.csum,
+        h.queue
+    );
     if h.hook == HOOK_NAPI_GRO_RECEIVE || h.hook == HOOK_NAPI_GRO_FRAGS {
         // The GRO family counts what GRO does with this packet at the exit.
         crate::gro::mark(h.skb);

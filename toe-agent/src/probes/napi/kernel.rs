@@ -10,6 +10,7 @@ use toe_agent_common::{NapiIdStats, NapiStats};
 
 use crate::{
     classic::{PASS, field, names_traced_dev},
+    diag::{self, diag},
     hist,
     percpu::this_cpu,
     skb::Napi,
@@ -94,7 +95,14 @@ pub fn record_poll(work: i64, budget: i64, id: Option<u32>) {
                 budget_exhausted: exhausted,
                 budget: budget as u64,
             };
-            let _ = NAPI_BY_ID.insert(&id, &e, 0);
+            if NAPI_BY_ID.insert(&id, &e, 0).is_err() {
+                diag!(
+                    Warn,
+                    diag::NAPI_IDS_FULL,
+                    "NAPI_BY_ID is full: the polls of napi_id {} count in the totals only",
+                    id
+                );
+            }
         }
     }
 }
