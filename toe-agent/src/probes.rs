@@ -104,10 +104,3 @@ pub(crate) fn is_per_segment(hook: &str) -> bool {
 pub(crate) fn btf_hooks() -> Vec<&'static str> {
     specs().map(|(_, s)| s.name).collect()
 }
-
-/// Every program in the object, BTF and classic, by name.
-pub(crate) fn program_names() -> Vec<&'static str> {
-    specs()
-        .flat_map(|(_, s)| std::iter::once(s.name).chain(s.classic.map(|c| c.2)))
-        .collect()
-}

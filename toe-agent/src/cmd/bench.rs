@@ -5,6 +5,7 @@
 //! receiver's namespace exactly as a user would start it; the benchmark
 //! watches it from outside (/proc, the kernel's BPF statistics).
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
@@ -209,34 +210,52 @@ fn configure(name: &str) -> anyhow::Result<lab::LinkGuard> {
 
 /// Run count and total run time of one program, since it was loaded.
 struct ProgramCost {
+    id: u32,
     name: String,
     run_count: u64,
     run_time_ns: u64,
 }
 
-/// Our programs among everything loaded, by the names the kernel keeps.
+/// Our programs among everything loaded. The kernel keeps 15 characters
+/// of a name (BPF_OBJ_NAME_LEN, include/uapi/linux/bpf.h) and several of
+/// ours share them (napi_gro_receive_entry and _exit; netif_receive_skb
+/// and its _entry and _list_entry), so each is told apart by its id: the
+/// agent loads its programs in the order of the probe list, and the kernel
+/// numbers programs in the order they load (kernel/bpf/syscall.c,
+/// bpf_prog_alloc_id()).
 fn our_costs() -> Vec<ProgramCost> {
-    aya::programs::loaded_programs()
+    let hooks = crate::probes::btf_hooks();
+    let mut ours: Vec<ProgramCost> = aya::programs::loaded_programs()
         .filter_map(|p| p.ok())
         .filter_map(|info| {
-            let name = info.name_as_str()?.to_string();
-            crate::probes::program_names()
-                .iter()
-                .any(|n| n.starts_with(&name) && !name.is_empty())
-                .then(|| ProgramCost {
-                    name,
+            let short = info.name_as_str()?.to_string();
+            (!short.is_empty() && hooks.iter().any(|h| h.starts_with(&short))).then(|| {
+                ProgramCost {
+                    id: info.id(),
+                    name: short,
                     run_count: info.run_count(),
                     run_time_ns: info.run_time().as_nanos() as u64,
-                })
+                }
+            })
         })
-        .collect()
+        .collect();
+    ours.sort_by_key(|p| p.id);
+    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &mut ours {
+        let k = taken.entry(p.name.clone()).or_default();
+        if let Some(full) = hooks.iter().filter(|h| h.starts_with(&p.name)).nth(*k) {
+            p.name = full.to_string();
+        }
+        *k += 1;
+    }
+    ours
 }
 
 fn cost_delta(before: &[ProgramCost], after: &[ProgramCost], secs: f64) -> Vec<ProgramFigures> {
     after
         .iter()
         .map(|a| {
-            let b = before.iter().find(|b| b.name == a.name);
+            let b = before.iter().find(|b| b.id == a.id);
             let runs = a.run_count - b.map_or(0, |b| b.run_count);
             let time = a.run_time_ns - b.map_or(0, |b| b.run_time_ns);
             ProgramFigures {
