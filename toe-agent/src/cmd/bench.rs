@@ -611,19 +611,19 @@ fn programs(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nper program (NAPI+GRO, BPF statistics on):");
     let _ = writeln!(
         o,
-        "  {:<18} {:>12} {:>12} {:>8}",
+        "  {:<28} {:>10} {:>10} {:>8}",
         "program", "runs", "runs/s", "ns/run"
     );
     for p in &r.programs {
         let _ = writeln!(
             o,
-            "  {:<18} {:>12} {:>12.0} {:>8.1}",
+            "  {:<28} {:>10} {:>10.0} {:>8.1}",
             p.name, p.runs, p.runs_per_s, p.ns_per_run
         );
     }
     let _ = writeln!(
         o,
-        "  {:<18} {:>12} {:>12.0} {:>8.1}",
+        "  {:<28} {:>10} {:>10.0} {:>8.1}",
         "all",
         r.programs.iter().map(|p| p.runs).sum::<u64>(),
         r.events_per_s,
