@@ -11,41 +11,10 @@ pub mod hist;
 pub use hist::{HIST_BUCKETS, Hist};
 
 // Each probe family's per-CPU map value lives in the family's folder, next
-// to the programs that fill it and the userspace that reads it.
-#[path = "../../toe-agent/src/probes/after_gro/layout.rs"]
-mod after_gro;
-#[path = "../../toe-agent/src/probes/drops/layout.rs"]
-mod drops;
-#[path = "../../toe-agent/src/probes/gro/layout.rs"]
-mod gro;
-#[path = "../../toe-agent/src/probes/handoff/layout.rs"]
-mod handoff;
-#[path = "../../toe-agent/src/probes/napi/layout.rs"]
-mod napi;
-#[path = "../../toe-agent/src/probes/retransmit/layout.rs"]
-mod retransmit;
-#[path = "../../toe-agent/src/probes/softirq/layout.rs"]
-mod softirq;
-#[path = "../../toe-agent/src/probes/tcp/layout.rs"]
-mod tcp;
-#[path = "../../toe-agent/src/probes/tcp_probe/layout.rs"]
-mod tcp_probe;
-#[path = "../../toe-agent/src/probes/transmit/layout.rs"]
-mod transmit;
-
-pub use after_gro::SkbStats;
-pub use drops::{DROP_REASONS, DropStats};
-pub use gro::{
-    GRO_CONSUMED, GRO_HELD, GRO_HELD_SLOTS, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS,
-    GroHeld, GroStats,
-};
-pub use handoff::HandoffStats;
-pub use napi::{NapiIdStats, NapiStats};
-pub use retransmit::RetransmitStats;
-pub use softirq::SoftirqStats;
-pub use tcp::TcpStats;
-pub use tcp_probe::TcpProbeStats;
-pub use transmit::TxStats;
+// to the programs that fill it and the userspace that reads it
+// (toe-agent/src/probes/<family>/layout.rs): build.rs lists the folders,
+// and each family's public items are this crate's.
+include!(concat!(env!("OUT_DIR"), "/families.rs"));
 
 /// `skb->ip_summed` values, in the order of `include/linux/skbuff.h`
 /// (`CHECKSUM_NONE 0`, `CHECKSUM_UNNECESSARY 1`, `CHECKSUM_COMPLETE 2`,

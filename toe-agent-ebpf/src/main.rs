@@ -15,28 +15,9 @@ mod skb;
 
 // The programs live with their probe family, next to the userspace half
 // that attaches them and the catalogue entries they feed
-// (toe-agent/src/probes/<family>/), like the layouts they fill (compiled
-// into toe-agent-common).
-#[path = "../../toe-agent/src/probes/after_gro/kernel.rs"]
-mod after_gro;
-#[path = "../../toe-agent/src/probes/drops/kernel.rs"]
-mod drops;
-#[path = "../../toe-agent/src/probes/gro/kernel.rs"]
-mod gro;
-#[path = "../../toe-agent/src/probes/handoff/kernel.rs"]
-mod handoff;
-#[path = "../../toe-agent/src/probes/napi/kernel.rs"]
-mod napi;
-#[path = "../../toe-agent/src/probes/retransmit/kernel.rs"]
-mod retransmit;
-#[path = "../../toe-agent/src/probes/softirq/kernel.rs"]
-mod softirq;
-#[path = "../../toe-agent/src/probes/tcp/kernel.rs"]
-mod tcp;
-#[path = "../../toe-agent/src/probes/tcp_probe/kernel.rs"]
-mod tcp_probe;
-#[path = "../../toe-agent/src/probes/transmit/kernel.rs"]
-mod transmit;
+// (toe-agent/src/probes/<family>/kernel.rs), like the layouts they fill
+// (compiled into toe-agent-common): build.rs lists the folders.
+include!(concat!(env!("OUT_DIR"), "/families.rs"));
 
 use toe_agent_common::Config;
 
