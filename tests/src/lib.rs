@@ -140,7 +140,6 @@ impl Lab {
             dev_b: format!("tb{id}"),
             addr_b: format!("10.213.{}.2", n % 250),
         };
-        let subnet = n % 250;
         sh(&["ip", "netns", "add", &lab.ns_a]);
         sh(&["ip", "netns", "add", &lab.ns_b]);
         for ns in [&lab.ns_a, &lab.ns_b] {
@@ -156,35 +155,34 @@ impl Lab {
             );
             lab.exec(ns, &["ip", "link", "set", "lo", "up"]);
         }
-        sh(&[
-            "ip", "link", "add", &lab.dev_a, "netns", &lab.ns_a, "type", "veth", "peer", "name",
-            &lab.dev_b, "netns", &lab.ns_b,
-        ]);
-        lab.exec(
-            &lab.ns_a,
-            &[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.213.{subnet}.1/24"),
-                "dev",
-                &lab.dev_a,
-            ],
-        );
-        lab.exec(
-            &lab.ns_b,
-            &[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.213.{subnet}.2/24"),
-                "dev",
-                &lab.dev_b,
-            ],
-        );
-        lab.exec(&lab.ns_a, &["ip", "link", "set", &lab.dev_a, "up"]);
-        lab.exec(&lab.ns_b, &["ip", "link", "set", &lab.dev_b, "up"]);
+        lab.link();
         lab
+    }
+
+    /// The veth pair between the namespaces, addressed and up: made by
+    /// [`Lab::new`], and again by a test that deleted it.
+    pub fn link(&self) {
+        let subnet = self.addr_b.rsplit_once('.').expect("an IPv4 address").0;
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &self.dev_a,
+            "netns",
+            &self.ns_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.dev_b,
+            "netns",
+            &self.ns_b,
+        ]);
+        for (ns, dev, host) in [(&self.ns_a, &self.dev_a, 1), (&self.ns_b, &self.dev_b, 2)] {
+            let addr = format!("{subnet}.{host}/24");
+            self.exec(ns, &["ip", "addr", "add", &addr, "dev", dev]);
+            self.exec(ns, &["ip", "link", "set", dev, "up"]);
+        }
     }
 
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {

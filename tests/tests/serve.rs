@@ -223,39 +223,6 @@ fn prometheus_scrapes_serve() {
     drop(prometheus);
 }
 
-/// The lab's veth pair again, as it was, after a test deleted it.
-fn recreate(lab: &Lab) {
-    sh(&[
-        "ip", "link", "add", &lab.dev_a, "netns", &lab.ns_a, "type", "veth", "peer", "name",
-        &lab.dev_b, "netns", &lab.ns_b,
-    ]);
-    let subnet = lab.addr_b.rsplit_once('.').unwrap().0.to_string();
-    lab.exec(
-        &lab.ns_a,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{subnet}.1/24"),
-            "dev",
-            &lab.dev_a,
-        ],
-    );
-    lab.exec(
-        &lab.ns_b,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", lab.addr_b),
-            "dev",
-            &lab.dev_b,
-        ],
-    );
-    lab.exec(&lab.ns_a, &["ip", "link", "set", &lab.dev_a, "up"]);
-    lab.exec(&lab.ns_b, &["ip", "link", "set", &lab.dev_b, "up"]);
-}
-
 #[test]
 fn serve_survives_the_interface_going_away_and_back() {
     if !privileged("serve_survives_the_interface_going_away_and_back") {
@@ -292,7 +259,7 @@ fn serve_survives_the_interface_going_away_and_back() {
         .ends_with("503")
     );
 
-    recreate(&lab);
+    lab.link();
     wait_for("up again", Duration::from_secs(5), || {
         metric("toe_iface_up").as_deref() == Some("1")
     });
@@ -353,7 +320,7 @@ fn serve_on_classic_tracepoints_attaches_again_from_its_sampler_thread() {
     wait_for("down", Duration::from_secs(5), || {
         value_of(&scrape(), "toe_iface_up") == Some(0)
     });
-    recreate(&lab);
+    lab.link();
     wait_for("up again", Duration::from_secs(5), || {
         value_of(&scrape(), "toe_iface_up") == Some(1)
     });

@@ -155,57 +155,47 @@ const RSS_NIC: &[(&str, bool)] = &[
     ("rx-gro-hw", false),
 ];
 
+/// veth with every offload on, the receiver's GRO included.
+const ALL_ON_LINK: Link = Link::Veth {
+    sender: &[],
+    receiver: &[(GRO, true)],
+};
+
+/// What veth does while the sender's TSO and checksum offload are on: it
+/// defers every offload, the receiver's GRO on or off (the GSO skbs cross
+/// intact).
+const ALL_ON: [Expect; 5] = [
+    expect(Def, false, VETH_TSO),
+    expect(Def, false, VETH_CSUM),
+    expect(Def, false, VETH_RX_INTACT),
+    expect(Def, false, VETH_RX_CSUM_PARTIAL),
+    expect(Off, false, ONE_QUEUE),
+];
+
 pub(crate) const CONFIGS: &[LabConfig] = &[
     LabConfig {
         name: "all-on",
         description: "veth, every offload on (receiver GRO on)",
-        link: Link::Veth {
-            sender: &[],
-            receiver: &[(GRO, true)],
-        },
+        link: ALL_ON_LINK,
         flows: 1,
         impair: Impair::None,
-        expected: [
-            expect(Def, false, VETH_TSO),
-            expect(Def, false, VETH_CSUM),
-            expect(Def, false, VETH_RX_INTACT),
-            expect(Def, false, VETH_RX_CSUM_PARTIAL),
-            expect(Off, false, ONE_QUEUE),
-        ],
+        expected: ALL_ON,
     },
     LabConfig {
         name: "loss",
         description: "veth, every offload on (receiver GRO on), 1% of the packets dropped at the receiver's input: retransmits at the sender, NETFILTER_DROP at the receiver",
-        link: Link::Veth {
-            sender: &[],
-            receiver: &[(GRO, true)],
-        },
+        link: ALL_ON_LINK,
         flows: 1,
         impair: Impair::Loss(1),
-        expected: [
-            expect(Def, false, VETH_TSO),
-            expect(Def, false, VETH_CSUM),
-            expect(Def, false, VETH_RX_INTACT),
-            expect(Def, false, VETH_RX_CSUM_PARTIAL),
-            expect(Off, false, ONE_QUEUE),
-        ],
+        expected: ALL_ON,
     },
     LabConfig {
         name: "slow-reader",
         description: "veth, every offload on (receiver GRO on), a receiving application that reads 20 MB/s from a 64 KiB buffer: TCP's flow control, and what the stack drops",
-        link: Link::Veth {
-            sender: &[],
-            receiver: &[(GRO, true)],
-        },
+        link: ALL_ON_LINK,
         flows: 1,
         impair: Impair::SlowReader(20_000_000),
-        expected: [
-            expect(Def, false, VETH_TSO),
-            expect(Def, false, VETH_CSUM),
-            expect(Def, false, VETH_RX_INTACT),
-            expect(Def, false, VETH_RX_CSUM_PARTIAL),
-            expect(Off, false, ONE_QUEUE),
-        ],
+        expected: ALL_ON,
     },
     LabConfig {
         name: "gro-no-tso",
@@ -292,13 +282,7 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
         },
         flows: 1,
         impair: Impair::None,
-        expected: [
-            expect(Def, false, VETH_TSO),
-            expect(Def, false, VETH_CSUM),
-            expect(Def, false, VETH_RX_INTACT),
-            expect(Def, false, VETH_RX_CSUM_PARTIAL),
-            expect(Off, false, ONE_QUEUE),
-        ],
+        expected: ALL_ON,
     },
     LabConfig {
         name: "all-off",
