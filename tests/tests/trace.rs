@@ -174,6 +174,14 @@ fn receiver_counts_match_perf_and_iperf() {
     // Intervals add up to the summary.
     let sum: u64 = intervals.iter().map(|r| u(&r["rx"]["skbs"])).sum();
     assert_eq!(sum, u(&rx["skbs"]));
+    // veth keeps no queue statistics; its interface counters stand in,
+    // and count what the probes count (one per skb handed up).
+    let nic = &summary["nic"];
+    assert!(nic["qstats_error"].is_string(), "{nic}");
+    let handed = &nic["reconcile"][0];
+    assert_eq!(handed["source"], "statistics rx_packets", "{nic}");
+    assert_eq!(handed["agree"], true, "{nic}");
+    assert_eq!(u(&handed["agent"]), u(&rx["segments"]), "{nic}");
     // The kernel skipped none of the programs' runs (recursion), which the
     // equal counts above rely on; the field is there in every interval.
     for r in &intervals {
@@ -764,6 +772,19 @@ fn paravirtual_eth0_names_the_host_not_the_nic() {
     // What the host handed the guest: coalesced, checksum vouched for.
     assert!(host.contains(&"rx_coalescing".to_string()), "{host:?}");
     assert!(host.contains(&"rx_checksum".to_string()), "{host:?}");
+    // virtio_net's own count of the packets it handed up (its queue
+    // statistics) equals the probes' count of hand-offs.
+    let nic = &summary["nic"];
+    let handed = nic["reconcile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["what"] == "packets handed up")
+        .unwrap_or_else(|| panic!("no hand-off figure from the driver: {nic}"));
+    assert_eq!(handed["source"], "qstats rx-packets", "{nic}");
+    assert_eq!(handed["agree"], true, "{nic}");
+    assert!(u(&handed["nic"]) > 100, "{nic}");
+    eprintln!("eth0, the driver against the probes: {handed}");
 }
 
 /// `--device-class` overrides the driver's class: the same veth sender,

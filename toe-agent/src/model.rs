@@ -4,6 +4,7 @@
 pub(crate) mod catalogue;
 pub(crate) mod class;
 pub(crate) mod drops;
+pub(crate) mod nic;
 pub(crate) mod period;
 pub(crate) mod units;
 pub(crate) mod verdict;

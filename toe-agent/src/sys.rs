@@ -4,4 +4,5 @@ pub(crate) mod ethtool;
 pub(crate) mod host;
 pub(crate) mod iface;
 pub(crate) mod netns;
+pub(crate) mod nic;
 pub(crate) mod qstats;

@@ -35,6 +35,7 @@ pub(crate) fn render_run(run: &Run) -> String {
         overhead: &s.overhead,
         secs: secs(s),
         summary: true,
+        nic: Some(&s.nic),
     };
     let mut o = format!(
         "run of toe-agent {} on kernel {}: {} intervals of {} ms, ended by {}\n",

@@ -21,6 +21,7 @@ use crate::{
     kernel::overhead,
     kernel::session::Session,
     model::class::DeviceClass,
+    model::nic::Nic,
     model::period::{Blocks, Rates},
     model::verdict,
     sinks::ndjson::{EndReason, Header, Interval, NdjsonWriter, Record, SCHEMA_VERSION, Summary},
@@ -207,6 +208,7 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
             overhead: &summary.overhead,
             secs,
             summary: true,
+            nic: Some(&summary.nic),
         };
         let title = format!("summary over {secs:.1} s");
         let text = view::render(&ctx, &title, &period, colour);
@@ -257,6 +259,7 @@ fn show(
                 overhead: &i.overhead,
                 secs,
                 summary: false,
+                nic: Some(&i.nic),
             };
             let text = view::render(ctx, &title, &period, false);
             writeln!(std::io::stdout().lock(), "{text}").is_err()
@@ -288,6 +291,21 @@ fn emit(w: &mut Option<NdjsonWriter>, r: &Record) -> anyhow::Result<bool> {
     }
 }
 
+/// A period's verdicts and checks: the probes' judged, with what the
+/// driver's counters say where they disagree.
+fn judged(
+    blocks: &Blocks,
+    nic: &Nic,
+    device: &verdict::Device,
+    secs: f64,
+) -> (Vec<verdict::Verdict>, Vec<verdict::Check>) {
+    let mut verdicts = verdict::judge(blocks, device);
+    nic.annotate(&mut verdicts);
+    let mut checks = verdict::checks(blocks, secs);
+    checks.extend(nic.checks());
+    (verdicts, checks)
+}
+
 /// One period's record: the reading since `start`, judged.
 fn interval(
     session: &mut Session,
@@ -301,15 +319,17 @@ fn interval(
     let collect_us = collect_start.elapsed().as_micros() as u64;
     let (start_unix_ns, end_unix_ns) = (unix_ns(start), unix_ns(now).max(unix_ns(start)));
     let secs = (end_unix_ns - start_unix_ns) as f64 / 1e9;
-    let device = session.device();
+    let nic = session.nic(&blocks);
+    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
     Ok(Interval {
         seq,
         start_unix_ns,
         end_unix_ns,
-        verdicts: verdict::judge(&blocks, &device),
-        checks: verdict::checks(&blocks, secs),
+        verdicts,
+        checks,
         overhead: tracker.sample(session.probes.stats(), &blocks, collect_us),
         blocks,
+        nic,
     })
 }
 
@@ -402,16 +422,18 @@ async fn sample_loop(
         .duration_since(run_start)
         .unwrap_or_default()
         .as_secs_f64();
-    let device = session.device();
+    let nic = session.nic_run(&blocks);
+    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),
         intervals: seq,
         end_reason: reason,
-        verdicts: verdict::judge(&blocks, &device),
-        checks: verdict::checks(&blocks, secs),
+        verdicts,
+        checks,
         overhead: run_tracker.sample(session.probes.stats(), &blocks, 0),
         blocks,
+        nic,
     };
     emit(ndjson, &Record::Summary(summary.clone()))?;
     Ok((summary, reason))

@@ -4,14 +4,23 @@
 use crate::{
     kernel::attach::{Options, ProbeError, Probes},
     kernel::collect::{Collector, Totals},
-    model::verdict,
-    sys::iface::{self, Iface},
+    model::{nic::Nic, period::Blocks, verdict},
+    sys::{
+        iface::{self, Iface},
+        nic,
+    },
 };
 
 pub(crate) struct Session {
     pub(crate) iface: Iface,
     pub(crate) probes: Probes,
     collector: Collector,
+    /// The driver's counters at the baseline, at the last reading, and
+    /// their rise over the last period: read with the maps, so that both
+    /// sides cover the same time.
+    nic_start: nic::Reading,
+    nic_last: nic::Reading,
+    nic_period: nic::Reading,
 }
 
 impl Session {
@@ -20,16 +29,41 @@ impl Session {
         let probes = Probes::attach(&iface, opts)?;
         let collector = Collector::new(&mut probes.source())
             .map_err(|e| ProbeError::Other(e.context("reading the probes' first counts")))?;
+        let nic_start = nic::Reading::take(&iface.name, iface.index);
         Ok(Session {
             iface,
             probes,
             collector,
+            nic_last: nic_start.clone(),
+            nic_period: nic::Reading::default(),
+            nic_start,
         })
     }
 
     /// What the probes counted since the previous reading.
     pub(crate) fn interval(&mut self) -> anyhow::Result<Totals> {
-        self.collector.interval(&mut self.probes.source())
+        let totals = self.collector.interval(&mut self.probes.source())?;
+        let now = nic::Reading::take(&self.iface.name, self.iface.index);
+        self.nic_period = now.since(&self.nic_last);
+        self.nic_last = now;
+        Ok(totals)
+    }
+
+    /// The driver's word on the last period, beside the probes' `b`.
+    pub(crate) fn nic(&self, b: &Blocks) -> Nic {
+        let p = &self.nic_period;
+        Nic::of(
+            p.qstats.clone(),
+            p.qstats_error.clone(),
+            p.counters.clone(),
+            b,
+        )
+    }
+
+    /// The driver's word on the whole session, beside the probes' `b`.
+    pub(crate) fn nic_run(&self, b: &Blocks) -> Nic {
+        let r = self.nic_last.since(&self.nic_start);
+        Nic::of(r.qstats, r.qstats_error, r.counters, b)
     }
 
     /// The programs' diagnostics since the last call.

@@ -270,6 +270,10 @@ families! {
         "1 while the interface exists and its probes are attached.";
     PROBE_ATTACHED: "toe_probe_attached", gauge, "iface, probe, hook, state",
         "1 for each probe attached (state attached on its BTF tracepoint, degraded on its classic fallback), 0 for one left out or failed.";
+    NIC_AGREES: "toe_nic_agrees", gauge, "iface, offload, what, source",
+        "1 when the driver's own counter (source) and the probes agree on a figure in the newest reading (docs/ndjson.md, nic), 0 when they do not.";
+    NIC_RATIO: "toe_nic_ratio", gauge, "iface, offload, what, source",
+        "The driver's figure over the probes' in the newest reading.";
     DEVICE_INFO: "toe_device_info", gauge, "iface, driver, device_class",
         "Driver and device class (physical, paravirtual, virtual) the verdicts judge the device as.";
     SOFTWARE_FALLBACK: "toe_software_fallback", counter, "iface, offload",

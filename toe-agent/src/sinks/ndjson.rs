@@ -7,6 +7,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::nic::Nic;
 use crate::{
     kernel::attach::ProbeStatus,
     kernel::overhead::Overhead,
@@ -48,6 +49,10 @@ pub(crate) struct Interval {
     pub checks: Vec<Check>,
     #[serde(default)]
     pub overhead: Overhead,
+    /// The driver's own counters over the same time, and how they compare
+    /// (absent from files written before they were read).
+    #[serde(default)]
+    pub nic: Nic,
 }
 
 /// Why a run ended.
@@ -77,6 +82,10 @@ pub struct Summary {
     pub checks: Vec<Check>,
     #[serde(default)]
     pub overhead: Overhead,
+    /// The driver's own counters over the same time, and how they compare
+    /// (absent from files written before they were read).
+    #[serde(default)]
+    pub nic: Nic,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +203,12 @@ mod tests {
             ),
             checks: vec![],
             overhead: Overhead::default(),
+            nic: Nic::of(
+                [("rx-packets".to_string(), 42)].into(),
+                None,
+                Default::default(),
+                &blocks,
+            ),
         });
         let summary = Record::Summary(Summary {
             start_unix_ns: 1,
@@ -204,6 +219,7 @@ mod tests {
             verdicts: vec![],
             checks: vec![],
             overhead: Overhead::default(),
+            nic: Nic::default(),
         });
         for r in [&header, &interval, &summary] {
             w.write(r).unwrap();
@@ -218,6 +234,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(v["type"], "interval");
         assert_eq!(v["rx"]["segments"], 42);
+        assert_eq!(v["nic"]["qstats"]["rx-packets"], 42);
+        assert_eq!(v["nic"]["reconcile"][0]["source"], "qstats rx-packets");
+        assert_eq!(v["nic"]["reconcile"][0]["agree"], true);
         assert_eq!(v["verdicts"][0]["offload"], "tx_segmentation");
         assert_eq!(v["verdicts"][0]["mechanism"], "not_exercised");
         assert!(v["overhead"]["bpf_ns_per_event"].is_null());

@@ -17,6 +17,7 @@ use prometheus_client::{
 };
 
 use crate::kernel::attach::ProbeStatus;
+use crate::model::nic::Reconciled;
 use crate::model::{
     catalogue::{self, MetricFamily, Quantity, Scope, Value},
     class::DeviceClass,
@@ -39,6 +40,8 @@ pub(crate) struct ExposedIface {
     pub(crate) device: Option<(String, DeviceClass)>,
     /// How each probe of the last attachment is attached.
     pub(crate) probes: Vec<ProbeStatus>,
+    /// The driver's figures against the probes', newest period.
+    pub(crate) nic: Vec<Reconciled>,
 }
 
 /// The agent's own cost.
@@ -101,11 +104,14 @@ where
 }
 
 /// A gauge family declared in the catalogue.
-fn gauges(
+fn gauges<V: Copy>(
     enc: &mut DescriptorEncoder,
     f: &MetricFamily,
-    series: &[(Labels, i64)],
-) -> std::fmt::Result {
+    series: &[(Labels, V)],
+) -> std::fmt::Result
+where
+    ConstGauge<V>: EncodeMetric,
+{
     debug_assert!(!f.counter, "{} is declared a counter", f.metric);
     family(
         enc,
@@ -244,6 +250,7 @@ impl Collector for Metrics {
         let up: Vec<Up> = all.into_iter().filter(|(_, i)| i.up).collect();
         device(enc, &up)?;
         probes(enc, &up)?;
+        nic(enc, &up)?;
         quantities(enc, &up)?;
         fallbacks(enc, &up)?;
         verdicts(enc, &up)?;
@@ -285,6 +292,27 @@ fn probes(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
         })
         .collect();
     gauges(enc, &catalogue::PROBE_ATTACHED, &series)
+}
+
+/// Where the driver's own counters and the probes describe the same
+/// packets (model::nic): whether they agree, and the ratio.
+fn nic(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
+    let mut agree = Vec::new();
+    let mut ratio = Vec::new();
+    for (n, i) in up {
+        for r in &i.nic {
+            let labels = vec![
+                ("iface", n.to_string()),
+                ("offload", r.offload.name().to_string()),
+                ("what", r.what.clone()),
+                ("source", r.source.clone()),
+            ];
+            agree.push((labels.clone(), r.agree as i64));
+            ratio.push((labels, r.ratio));
+        }
+    }
+    gauges(enc, &catalogue::NIC_AGREES, &agree)?;
+    gauges(enc, &catalogue::NIC_RATIO, &ratio)
 }
 
 fn fallbacks(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
@@ -414,6 +442,21 @@ mod tests {
     }
 
     #[test]
+    fn the_nics_word_is_exported_beside_the_probes() {
+        let text = text(exposed(Blocks::default(), Coverage::default()));
+        let labels = r#"{iface="eth0",offload="rx_coalescing",what="packets handed up",source="qstats rx-packets"}"#;
+        for line in [
+            format!("toe_nic_agrees{labels} 0"),
+            format!("toe_nic_ratio{labels} 0.9"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+
+    #[test]
     fn each_probe_says_which_hook_it_is_on() {
         let text = text(exposed(Blocks::default(), Coverage::default()));
         for line in [
@@ -439,6 +482,15 @@ mod tests {
                     fallbacks: BTreeMap::from([("rx_checksum", 5)]),
                     verdicts: verdict::judge(&Blocks::default(), &verdict::Device::default()),
                     device: Some(("virtio_net".into(), DeviceClass::Paravirtual)),
+                    nic: vec![Reconciled {
+                        what: "packets handed up".into(),
+                        offload: crate::model::verdict::Offload::RxCoalescing,
+                        source: "qstats rx-packets".into(),
+                        nic: 90,
+                        agent: 100,
+                        ratio: 0.9,
+                        agree: false,
+                    }],
                     probes: vec![
                         ProbeStatus {
                             name: "napi_poll".into(),

@@ -180,6 +180,7 @@ fn every_quantity_is_in_the_view() {
         overhead: &Overhead::default(),
         secs: 1.0,
         summary: true,
+        nic: None,
     };
     let text = view::render(&ctx, "test", &period, false);
     for q in crate::probes::quantities() {

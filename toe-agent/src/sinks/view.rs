@@ -1,6 +1,7 @@
 //! Text rendering of a period's measurements, bcc-histogram style.
 use std::fmt::Write as _;
 
+use crate::model::nic::Nic;
 use crate::{
     kernel::overhead::Overhead,
     model::catalogue::Value,
@@ -200,6 +201,8 @@ pub(crate) struct Period<'a> {
     /// A run's summary: with the table of every count, which intervals
     /// leave out to stay short.
     pub summary: bool,
+    /// The driver's counters over the same time, when they were read.
+    pub nic: Option<&'a Nic>,
 }
 
 /// The agent's own cost, one line.
@@ -243,6 +246,9 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
     // gso_segs of the skbs instead, and what only those hooks see is marked.
     let cov = crate::kernel::attach::coverage(ctx.probes);
     rate_lines(&mut o, p.blocks, cov, p.secs);
+    if let Some(line) = p.nic.and_then(nic_line) {
+        let _ = writeln!(o, "{line}");
+    }
     cpu_lines(&mut o, p.blocks, p.secs);
     let _ = writeln!(o, "{}", overhead_line(p.overhead, p.secs));
     o.push('\n');
@@ -334,6 +340,29 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
             rate(tx_other, secs),
         );
     }
+}
+
+/// The driver's figures beside the probes' (✓ where they agree), or why
+/// the driver gives none.
+fn nic_line(nic: &Nic) -> Option<String> {
+    if nic.reconcile.is_empty() {
+        let err = nic.qstats_error.as_deref()?;
+        return Some(format!("NIC  no queue statistics from the driver ({err})"));
+    }
+    let pairs: Vec<String> = nic
+        .reconcile
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} (probes {}) {}",
+                r.what,
+                group(r.nic),
+                group(r.agent),
+                if r.agree { "✓" } else { "✗" }
+            )
+        })
+        .collect();
+    Some(format!("NIC says  {}", pairs.join("  ")))
 }
 
 /// NET_RX / NET_TX softirq time per CPU, and NAPI polls.

@@ -182,22 +182,6 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
         expected: ALL_ON,
     },
     LabConfig {
-        name: "loss",
-        description: "veth, every offload on (receiver GRO on), 1% of the packets dropped at the receiver's input: retransmits at the sender, NETFILTER_DROP at the receiver",
-        link: ALL_ON_LINK,
-        flows: 1,
-        impair: Impair::Loss(1),
-        expected: ALL_ON,
-    },
-    LabConfig {
-        name: "slow-reader",
-        description: "veth, every offload on (receiver GRO on), a receiving application that reads 20 MB/s from a 64 KiB buffer: TCP's flow control, and what the stack drops",
-        link: ALL_ON_LINK,
-        flows: 1,
-        impair: Impair::SlowReader(20_000_000),
-        expected: ALL_ON,
-    },
-    LabConfig {
         name: "gro-no-tso",
         description: "veth, sender TSO off, receiver GRO on: software GSO, then software GRO on the NAPI path",
         link: Link::Veth {
@@ -300,6 +284,22 @@ pub(crate) const CONFIGS: &[LabConfig] = &[
             expect(Sw, false, RX_CSUM_NONE_OFF),
             expect(Off, false, ONE_QUEUE),
         ],
+    },
+    LabConfig {
+        name: "loss",
+        description: "veth, every offload on (receiver GRO on), 1% of the packets dropped at the receiver's input: retransmits at the sender, NETFILTER_DROP at the receiver",
+        link: ALL_ON_LINK,
+        flows: 1,
+        impair: Impair::Loss(1),
+        expected: ALL_ON,
+    },
+    LabConfig {
+        name: "slow-reader",
+        description: "veth, every offload on (receiver GRO on), a receiving application that reads 20 MB/s from a 64 KiB buffer: TCP's flow control, and what the stack drops",
+        link: ALL_ON_LINK,
+        flows: 1,
+        impair: Impair::SlowReader(20_000_000),
+        expected: ALL_ON,
     },
     LabConfig {
         name: "nic-no-offload",

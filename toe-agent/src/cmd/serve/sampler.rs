@@ -91,6 +91,7 @@ fn fold(
     a.window.iter().for_each(|d| judged.add(d));
     e.verdicts = verdict::judge(&Blocks::from_totals(&judged), &a.session.device());
     let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
+    e.nic = a.session.nic(&newest).reconcile;
     for (o, n) in fallback_counts(&newest, &e.verdicts) {
         *e.fallbacks.entry(o).or_default() += n;
     }
