@@ -329,24 +329,50 @@ pub(crate) fn driver_info(ifname: &str) -> io::Result<DriverInfo> {
     })
 }
 
-/// Link speed (Mb/s) and duplex, from the legacy ETHTOOL_GSET
-/// (`struct ethtool_cmd`): `None` for an unknown speed (link down).
-pub(crate) fn link(ifname: &str) -> io::Result<(Option<u32>, Option<String>)> {
-    // cmd, supported, advertising, then speed u16 @12, duplex u8 @14, ...,
-    // speed_hi u16 @22; 44 bytes in all.
+/// Speed, duplex and autonegotiation of the link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LinkSettings {
+    /// Mb/s; None for an unknown speed (link down).
+    pub speed: Option<u32>,
+    pub duplex: Option<String>,
+    pub autoneg: Option<bool>,
+}
+
+/// [`LinkSettings`] from the legacy ETHTOOL_GSET (`struct ethtool_cmd`,
+/// include/uapi/linux/ethtool.h): the kernel fills it from the driver's
+/// link_ksettings for every driver.
+pub(crate) fn link(ifname: &str) -> io::Result<LinkSettings> {
+    // cmd, supported, advertising, then speed u16 @12, duplex u8 @14,
+    // port, phy_address, transceiver, autoneg u8 @18, mdio_support,
+    // maxtxpkt u32 @20, maxrxpkt u32 @24, speed_hi u16 @28; 44 bytes in all.
     let mut words = [0u32; 11];
     words[0] = ETHTOOL_GSET;
     ethtool_words(ifname, &mut words)?;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    Ok(link_settings(&bytes))
+}
+
+fn link_settings(bytes: &[u8]) -> LinkSettings {
     let speed = u16::from_ne_bytes([bytes[12], bytes[13]]) as u32
-        | (u16::from_ne_bytes([bytes[22], bytes[23]]) as u32) << 16;
-    let speed = (speed != 0 && speed != u32::MAX && speed != u16::MAX as u32).then_some(speed);
+        | (u16::from_ne_bytes([bytes[28], bytes[29]]) as u32) << 16;
+    // SPEED_UNKNOWN is -1 in the u32 (include/uapi/linux/ethtool.h).
+    let speed = (speed != 0 && speed != u32::MAX).then_some(speed);
     let duplex = match bytes[14] {
         0 => Some("half".to_string()),
         1 => Some("full".to_string()),
         _ => None,
     };
-    Ok((speed, duplex))
+    // AUTONEG_DISABLE 0, AUTONEG_ENABLE 1.
+    let autoneg = match bytes[18] {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    };
+    LinkSettings {
+        speed,
+        duplex,
+        autoneg,
+    }
 }
 
 /// `ethtool -g`: ring sizes.
@@ -524,6 +550,31 @@ mod tests {
         // Grew past it: an error, never a parse of what was not written.
         assert!(written(room(10) as u32 + 1, 10, room(10)).is_err());
         assert!(room(0) >= 64 && room(1000) >= 1500);
+    }
+
+    /// A 100 Gb/s link: 100000 Mb/s needs speed_hi (@28), which an
+    /// earlier reading took from maxtxpkt's upper half (@22) and so
+    /// reported 34464.
+    #[test]
+    fn link_settings_read_speed_hi_and_autoneg() {
+        let mut b = [0u8; 44];
+        let speed: u32 = 100_000;
+        b[12..14].copy_from_slice(&(speed as u16).to_ne_bytes());
+        b[28..30].copy_from_slice(&((speed >> 16) as u16).to_ne_bytes());
+        b[14] = 1;
+        b[18] = 1;
+        b[22] = 0xff; // maxtxpkt's upper half: not the speed
+        let l = link_settings(&b);
+        assert_eq!(l.speed, Some(100_000));
+        assert_eq!(l.duplex.as_deref(), Some("full"));
+        assert_eq!(l.autoneg, Some(true));
+        // Link down: SPEED_UNKNOWN and DUPLEX_UNKNOWN.
+        let mut b = [0u8; 44];
+        b[12..14].copy_from_slice(&u16::MAX.to_ne_bytes());
+        b[28..30].copy_from_slice(&u16::MAX.to_ne_bytes());
+        b[14] = 0xff;
+        let l = link_settings(&b);
+        assert_eq!((l.speed, l.duplex, l.autoneg), (None, None, Some(false)));
     }
 
     #[test]

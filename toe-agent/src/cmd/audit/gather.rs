@@ -223,7 +223,8 @@ fn interface(name: &str) -> io::Result<Interface> {
     };
     let ifindex = crate::sys::iface::index_of(name).ok_or_else(gone)?;
     let sys = format!("/sys/class/net/{name}");
-    let (speed_mbps, duplex) = ethtool::link(name).unwrap_or((None, None));
+    let link = ethtool::link(name).unwrap_or_default();
+    let carrier_changes = read(format!("{sys}/carrier_changes")).and_then(|v| v.parse().ok());
     let qstats = crate::sys::qstats::queue_stats(ifindex);
     let uppers = fs::read_dir(&sys)
         .into_iter()
@@ -249,8 +250,16 @@ fn interface(name: &str) -> io::Result<Interface> {
         driver: ethtool::driver_info(name).unwrap_or_default(),
         physical: is_physical(name),
         sriov_vf: Path::new(&format!("{sys}/device/physfn")).exists(),
-        speed_mbps,
-        duplex,
+        speed_mbps: link.speed,
+        duplex: link.duplex,
+        autoneg: link.autoneg,
+        operstate: read(format!("{sys}/operstate")),
+        // Reading carrier of a device that is down fails (EINVAL).
+        carrier: read(format!("{sys}/carrier")).map(|v| v == "1"),
+        carrier_changes: Sampled {
+            first: carrier_changes.unwrap_or(0),
+            second: carrier_changes.unwrap_or(0),
+        },
         mtu: ethtool::mtu(name).map_err(|_| gone())?,
         master: fs::read_link(format!("{sys}/master"))
             .ok()
@@ -300,6 +309,11 @@ pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot>
             i.qstats.second = crate::sys::qstats::queue_stats(i.ifindex).unwrap_or_default();
         }
         i.counters.second = counters(&i.name);
+        if let Some(n) =
+            read(format!("/sys/class/net/{}/carrier_changes", i.name)).and_then(|v| v.parse().ok())
+        {
+            i.carrier_changes.second = n;
+        }
     }
     let host = Host {
         hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),

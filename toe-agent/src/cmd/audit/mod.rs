@@ -471,6 +471,147 @@ mod tests {
         );
     }
 
+    /// The manual's kernel parameters: a backlog below 5000 and a tcp_rmem
+    /// below 4096 87380 16777216 in any of its three parts are findings,
+    /// with fixes that survive a reboot; the manual's values are silent.
+    #[test]
+    fn kernel_parameters_as_the_manual_states_them() {
+        let mut snap = fixture("virtio").snapshot;
+        let mut set = |k: &str, v: &str| {
+            snap.host.sysctls.insert(k.to_string(), v.to_string());
+        };
+        set("net.core.netdev_max_backlog", "2000");
+        set("net.ipv4.tcp_rmem", "4096\t65536\t33554432");
+        let r = Report::new(snap.clone());
+        let backlog = get(&r, "backlog_small");
+        assert!(
+            backlog.evidence.contains("= 2000, below 5000"),
+            "{}",
+            backlog.evidence
+        );
+        assert_eq!(
+            backlog.fix.as_deref(),
+            Some(
+                "echo 'net.core.netdev_max_backlog = 5000' >> /etc/sysctl.d/90-network-offload.conf && sysctl -p /etc/sysctl.d/90-network-offload.conf"
+            )
+        );
+        let rmem = |r: &Report| {
+            r.findings
+                .iter()
+                .find(|f| f.title.starts_with("net.ipv4.tcp_rmem"))
+                .cloned()
+        };
+        let found = rmem(&r).expect("a tcp_rmem finding");
+        assert_eq!(
+            found.evidence,
+            "net.ipv4.tcp_rmem = 4096 65536 33554432 has its default below the manual's 4096 87380 16777216"
+        );
+        assert!(
+            found
+                .fix
+                .unwrap()
+                .starts_with("echo 'net.ipv4.tcp_rmem = 4096 87380 16777216' >> /etc/sysctl.d/")
+        );
+
+        let mut snap = fixture("virtio").snapshot;
+        snap.host
+            .sysctls
+            .insert("net.core.netdev_max_backlog".into(), "5000".into());
+        snap.host
+            .sysctls
+            .insert("net.ipv4.tcp_rmem".into(), "4096\t87380\t16777216".into());
+        let r = Report::new(snap);
+        assert!(!ids(&r).iter().any(|(id, _)| *id == "backlog_small"));
+        assert!(rmem(&r).is_none());
+    }
+
+    fn set_feature(i: &mut snapshot::Interface, name: &str, available: bool, active: bool) {
+        i.features.retain(|f| f.name != name);
+        i.features.push(crate::sys::ethtool::Feature {
+            name: name.into(),
+            available,
+            requested: active,
+            active,
+            never_changed: false,
+        });
+    }
+
+    /// The physical layer: no carrier, a link that flapped during the
+    /// sample, forced speed; and silence on a healthy link.
+    #[test]
+    fn the_physical_layer_is_audited() {
+        let mut snap = fixture("ice").snapshot;
+        let i = &mut snap.interfaces[0];
+        i.operstate = Some("down".into());
+        i.carrier = Some(false);
+        i.carrier_changes = snapshot::Sampled {
+            first: 3,
+            second: 5,
+        };
+        i.autoneg = Some(false);
+        let r = Report::new(snap.clone());
+        assert_eq!(get(&r, "no_carrier").severity, 8);
+        assert!(
+            get(&r, "no_carrier")
+                .evidence
+                .starts_with("operstate down, carrier off")
+        );
+        assert!(
+            get(&r, "link_flapping")
+                .evidence
+                .starts_with("carrier_changes rose by 2 in")
+        );
+        assert_eq!(
+            get(&r, "autoneg_off").fix.as_deref(),
+            Some("ethtool -s ens1f0 autoneg on")
+        );
+
+        let i = &mut snap.interfaces[0];
+        i.operstate = Some("up".into());
+        i.carrier = Some(true);
+        i.carrier_changes = snapshot::Sampled {
+            first: 5,
+            second: 5,
+        };
+        i.autoneg = Some(true);
+        let quiet_report = Report::new(snap);
+        let quiet = ids(&quiet_report);
+        for id in ["no_carrier", "link_flapping", "autoneg_off"] {
+            assert!(!quiet.iter().any(|(f, _)| *f == id), "{id} in {quiet:?}");
+        }
+    }
+
+    /// TX checksum offload off on its own (TSO not wanted) is a finding;
+    /// offloads off and fixed are the hardware's limits, not settings.
+    #[test]
+    fn tx_checksum_off_and_hardware_limits() {
+        let mut snap = fixture("ice").snapshot;
+        let i = &mut snap.interfaces[0];
+        for c in [
+            "tx-checksum-ipv4",
+            "tx-checksum-ipv6",
+            "tx-checksum-ip-generic",
+        ] {
+            set_feature(i, c, true, false);
+        }
+        set_feature(i, "tx-tcp-segmentation", true, false);
+        set_feature(i, "tls-hw-tx-offload", false, false);
+        let r = Report::new(snap);
+        assert_eq!(get(&r, "tx_csum_off").severity, 5);
+        assert!(!ids(&r).iter().any(|(id, _)| *id == "csum_off_tso_wanted"));
+        let limits = get(&r, "hardware_limits");
+        assert!(
+            limits.evidence.contains("tls-hw-tx-offload"),
+            "{}",
+            limits.evidence
+        );
+        assert!(
+            !limits.evidence.contains("tx-checksum"),
+            "{}",
+            limits.evidence
+        );
+    }
+
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");
@@ -591,7 +732,7 @@ mod tests {
         assert!(text.contains("       fix: ethtool -K ens1f0 lro off"));
         assert!(
             text.trim_end()
-                .ends_with("20 findings: 1 critical, 5 high, 7 medium, 4 low, 3 info"),
+                .ends_with("21 findings: 1 critical, 5 high, 7 medium, 4 low, 4 info"),
             "{text}"
         );
     }

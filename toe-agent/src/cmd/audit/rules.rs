@@ -144,6 +144,17 @@ fn features(i: &Interface, out: &mut Vec<Finding>) {
             Some(format!("ethtool -K {} tx on", i.name)),
         ));
     }
+    if i.physical && !tso_wanted && !csum_on && has_csum {
+        out.push(finding(
+            "tx_csum_off",
+            5,
+            n,
+            "TX checksum offload is off".into(),
+            "every tx-checksum feature is off although the device offers one: the CPU computes every checksum before the driver (skb_checksum_help(), net/core/dev.c)".into(),
+            Some(format!("ethtool -K {} tx on", i.name)),
+        ));
+    }
+    hardware_limits(i, out);
     if i.physical {
         for (feature, severity, what) in [
             (
@@ -172,6 +183,50 @@ fn features(i: &Interface, out: &mut Vec<Finding>) {
                 ));
             }
         }
+    }
+}
+
+/// Offloads the device cannot do: off and `[fixed]`. Not a setting to
+/// change, but what the hardware (or its driver) lacks.
+fn hardware_limits(i: &Interface, out: &mut Vec<Finding>) {
+    const OFFLOADS: &[&str] = &[
+        "tx-tcp-segmentation",
+        "tx-tcp6-segmentation",
+        "tx-checksum-ipv4",
+        "tx-checksum-ipv6",
+        "tx-checksum-ip-generic",
+        "rx-checksum",
+        "rx-gro-hw",
+        "rx-lro",
+        "esp-hw-offload",
+        "tls-hw-tx-offload",
+        "tls-hw-rx-offload",
+    ];
+    if !i.physical {
+        return;
+    }
+    // The TX checksum features are alternatives (a device offers the
+    // generic one or the per-protocol ones): one active covers them all.
+    let csum_on = TX_CSUM.iter().any(|c| i.active(c));
+    let fixed_off: Vec<&str> = i
+        .features
+        .iter()
+        .filter(|f| OFFLOADS.contains(&f.name.as_str()) && !f.active && f.fixed())
+        .filter(|f| !(csum_on && TX_CSUM.contains(&f.name.as_str())))
+        .map(|f| f.name.as_str())
+        .collect();
+    if !fixed_off.is_empty() {
+        out.push(finding(
+            "hardware_limits",
+            1,
+            Some(&i.name),
+            "offloads the device cannot do".into(),
+            format!(
+                "off [fixed]: {}: the device or its driver does not offer them, so the kernel does this work on the CPU; nothing to turn on",
+                fixed_off.join(", ")
+            ),
+            None,
+        ));
     }
 }
 
@@ -484,7 +539,64 @@ fn queue_stats(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
     }
 }
 
-fn link(i: &Interface, out: &mut Vec<Finding>) {
+/// The physical layer (/sys/class/net/<if>): no carrier on a device that
+/// is up, a link that went down and up during the sample, and a physical
+/// link not autonegotiated.
+fn physical_layer(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
+    let state = i.operstate.as_deref().unwrap_or("unknown");
+    if i.carrier == Some(false) || state == "lowerlayerdown" || (i.physical && state == "down") {
+        out.push(finding(
+            "no_carrier",
+            8,
+            n,
+            "no link".into(),
+            format!(
+                "operstate {state}, carrier {}: no signal from the peer (cable, transceiver, the switch port)",
+                match i.carrier {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "unknown (device down)",
+                }
+            ),
+            Some(format!("ip link set {} up; ethtool {}", i.name, i.name)),
+        ));
+    }
+    let flaps = i
+        .carrier_changes
+        .second
+        .saturating_sub(i.carrier_changes.first);
+    if flaps > 0 {
+        out.push(finding(
+            "link_flapping",
+            7,
+            n,
+            "the link went down and up during the sample".into(),
+            format!(
+                "carrier_changes rose by {flaps} in {} ms ({} since boot): every change resets the link and drops what was in flight",
+                s.host.sample_ms, i.carrier_changes.second
+            ),
+            Some(format!("ethtool {}; ethtool -S {}  # then the cable, transceiver and switch port", i.name, i.name)),
+        ));
+    }
+    if i.physical && i.autoneg == Some(false) {
+        out.push(finding(
+            "autoneg_off",
+            3,
+            n,
+            "autonegotiation is off".into(),
+            format!(
+                "speed and duplex are forced ({}): a peer that autonegotiates falls back to half duplex",
+                i.speed_mbps
+                    .map(|s| format!("{s} Mb/s"))
+                    .unwrap_or_else(|| "unknown speed".into())
+            ),
+            Some(format!("ethtool -s {} autoneg on", i.name)),
+        ));
+    }
+}
+
+fn link(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
     let n = Some(i.name.as_str());
     let speed = i
         .speed_mbps
@@ -515,6 +627,7 @@ fn link(i: &Interface, out: &mut Vec<Finding>) {
         ),
         None,
     ));
+    physical_layer(s, i, out);
     if i.duplex.as_deref() == Some("half") {
         out.push(finding(
             "half_duplex",
@@ -687,10 +800,16 @@ fn host(s: &Snapshot, out: &mut Vec<Finding>) {
     }
 }
 
-/// Drops at the per-CPU backlog, or a backlog too small for bursts.
+/// The seed manual's netdev_max_backlog for 10G+ bursts.
+const MANUAL_BACKLOG: u64 = 5000;
+
+/// Drops at the per-CPU backlog, or a backlog below the manual's value.
 fn backlog(h: &Host, out: &mut Vec<Finding>) {
     let dropped = rising(h, |s| s.dropped);
+    let backlog = num(h, "net.core.netdev_max_backlog");
     if !dropped.is_empty() {
+        // The manual's value, or double what already overflowed.
+        let raise = backlog.map_or(MANUAL_BACKLOG, |b| (b * 2).max(MANUAL_BACKLOG));
         out.push(finding(
             "backlog_drops",
             7,
@@ -701,24 +820,35 @@ fn backlog(h: &Host, out: &mut Vec<Finding>) {
                 dropped.join(", "),
                 shown(h, "net.core.netdev_max_backlog")
             ),
-            Some(format!(
-                "sysctl -w net.core.netdev_max_backlog={}",
-                (num(h, "net.core.netdev_max_backlog").unwrap_or(1000) * 2).max(2000)
+            Some(sysctl_fix(
+                "net.core.netdev_max_backlog",
+                &raise.to_string(),
             )),
         ));
-    } else if num(h, "net.core.netdev_max_backlog").is_some_and(|b| b <= 1000) {
+    } else if backlog.is_some_and(|b| b < MANUAL_BACKLOG) {
         out.push(finding(
             "backlog_small",
             2,
             None,
             "small netdev_max_backlog".into(),
             format!(
-                "net.core.netdev_max_backlog = {} (no drops now; raise it for 10G+ bursts)",
+                "net.core.netdev_max_backlog = {}, below {MANUAL_BACKLOG} (no drops now; bursts at 10G+ can fill it)",
                 shown(h, "net.core.netdev_max_backlog")
             ),
-            Some("sysctl -w net.core.netdev_max_backlog=5000".into()),
+            Some(sysctl_fix(
+                "net.core.netdev_max_backlog",
+                &MANUAL_BACKLOG.to_string(),
+            )),
         ));
     }
+}
+
+/// A sysctl's fix as the manual writes it: a line in /etc/sysctl.d, so
+/// that it survives a reboot (`sysctl -w` alone does not), loaded now.
+fn sysctl_fix(key: &str, value: &str) -> String {
+    format!(
+        "echo '{key} = {value}' >> /etc/sysctl.d/90-network-offload.conf && sysctl -p /etc/sysctl.d/90-network-offload.conf"
+    )
 }
 
 /// The NET_RX softirq ran out of budget.
@@ -736,7 +866,10 @@ fn time_squeeze(h: &Host, out: &mut Vec<Finding>) {
                 shown(h, "net.core.netdev_budget"),
                 shown(h, "net.core.netdev_budget_usecs")
             ),
-            Some(format!("sysctl -w net.core.netdev_budget={}", num(h, "net.core.netdev_budget").unwrap_or(300) * 2)),
+            Some(sysctl_fix(
+                "net.core.netdev_budget",
+                &(num(h, "net.core.netdev_budget").unwrap_or(300) * 2).to_string(),
+            )),
         ));
     }
 }
@@ -773,17 +906,17 @@ fn softirq_share(h: &Host, out: &mut Vec<Finding>) {
 
 /// Socket buffer limits too small for a fast flow's window.
 fn socket_buffers(h: &Host, out: &mut Vec<Finding>) {
-    for (key, min) in [
-        ("net.core.rmem_max", 16u64 << 20),
-        ("net.core.wmem_max", 16 << 20),
-        ("net.ipv4.tcp_rmem", 16 << 20),
-        ("net.ipv4.tcp_wmem", 16 << 20),
+    for key in [
+        "net.core.rmem_max",
+        "net.core.wmem_max",
+        "net.ipv4.tcp_wmem",
     ] {
+        let min = 16u64 << 20;
         if let Some(v) = num(h, key).filter(|v| *v < min) {
-            let fix = if key.starts_with("net.ipv4") {
-                format!("sysctl -w {key}='4096 131072 {min}'")
+            let value = if key == "net.ipv4.tcp_wmem" {
+                format!("4096 16384 {min}")
             } else {
-                format!("sysctl -w {key}={min}")
+                min.to_string()
             };
             out.push(finding(
                 "socket_buffers_small",
@@ -791,9 +924,45 @@ fn socket_buffers(h: &Host, out: &mut Vec<Finding>) {
                 None,
                 format!("{key} limits a TCP window"),
                 format!("{key} maximum is {v} bytes; a 10 Gbit/s flow at 1 ms RTT needs about 1.25 MB, at 10 ms 12.5 MB"),
-                Some(fix),
+                Some(sysctl_fix(key, &value)),
             ));
         }
+    }
+    // tcp_rmem as a whole, against the manual's triple: the minimum, the
+    // default a new socket starts with, and the autotuning maximum.
+    const MANUAL_RMEM: [u64; 3] = [4096, 87380, 16 << 20];
+    let rmem: Vec<u64> = h
+        .sysctls
+        .get("net.ipv4.tcp_rmem")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let below: Vec<&str> = ["minimum", "default", "maximum"]
+        .into_iter()
+        .zip(rmem.iter().zip(MANUAL_RMEM))
+        .filter(|(_, (v, want))| **v < *want)
+        .map(|(name, _)| name)
+        .collect();
+    if rmem.len() == 3 && !below.is_empty() {
+        let manual = MANUAL_RMEM.map(|n| n.to_string()).join(" ");
+        out.push(finding(
+            "socket_buffers_small",
+            3,
+            None,
+            "net.ipv4.tcp_rmem limits a TCP window".into(),
+            format!(
+                "net.ipv4.tcp_rmem = {} has its {} below the manual's {manual}",
+                rmem.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                below.join(" and ")
+            ),
+            Some(sysctl_fix("net.ipv4.tcp_rmem", &manual)),
+        ));
     }
 }
 
@@ -833,7 +1002,7 @@ fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
 pub(crate) fn findings(s: &Snapshot) -> Vec<Finding> {
     let mut out = Vec::new();
     for i in &s.interfaces {
-        link(i, &mut out);
+        link(s, i, &mut out);
         features(i, &mut out);
         lro_forwarding(s, i, &mut out);
         rings(s, i, &mut out);

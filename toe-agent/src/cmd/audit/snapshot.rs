@@ -76,6 +76,18 @@ pub(crate) struct Interface {
     pub sriov_vf: bool,
     pub speed_mbps: Option<u32>,
     pub duplex: Option<String>,
+    /// Physical layer, from /sys/class/net/<if> (absent from snapshots
+    /// recorded before it was read): autonegotiation (ethtool), operstate
+    /// (`up`, `down`, `lowerlayerdown`, ...), carrier, and the count of
+    /// carrier changes at the two readings.
+    #[serde(default)]
+    pub autoneg: Option<bool>,
+    #[serde(default)]
+    pub operstate: Option<String>,
+    #[serde(default)]
+    pub carrier: Option<bool>,
+    #[serde(default)]
+    pub carrier_changes: Sampled<u64>,
     pub mtu: u32,
     /// Bridge, bond or team this device is a port of.
     pub master: Option<String>,
