@@ -50,6 +50,10 @@ pub struct AuditCmd {
     /// Seconds between the two readings of counters (drops, errors, softnet).
     #[arg(long, default_value = "1", value_parser = positive_seconds)]
     pub sample: Duration,
+    /// Kernel log lines older than this many seconds (or from before the
+    /// interface's last link-up) are history, not findings.
+    #[arg(long, default_value = "86400", value_parser = positive_seconds)]
+    pub log_since: Duration,
     /// Judge a report or snapshot saved earlier (--json output) instead of this host.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["iface", "all"])]
     pub from: Option<PathBuf>,

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             json: a.json,
             fail_on: a.fail_on,
             sample: a.sample,
+            log_since: a.log_since,
             from: a.from,
             diff: a.diff.map(|d| (d[0].clone(), d[1].clone())),
         }),

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, fs, io, path::Path, time::Duration};
 
 use super::snapshot::{
-    CpuTicks, Host, Interface, KernelLog, SNAPSHOT_VERSION, Sampled, Snapshot, Softnet,
+    CpuTicks, Host, Interface, KernelLog, KmsgLine, SNAPSHOT_VERSION, Sampled, Snapshot, Softnet,
 };
 use crate::sys::ethtool;
 
@@ -112,33 +112,69 @@ pub(crate) fn parse_proc_stat(text: &str) -> Vec<CpuTicks> {
         .collect()
 }
 
-/// Kernel log lines that speak of offload trouble.
-pub(crate) fn offload_lines(log: &str) -> Vec<String> {
-    const PATTERNS: &[&str] = &[
-        "dependent on",
-        "Dropping NETIF_F",
-        "features changed",
-        "hw csum failure",
-        "Operation not supported",
-        "tx timeout",
-        "TSO",
-        "GRO",
-        "LRO",
-    ];
+/// Phrases of offload trouble, matched without regard to case.
+const TROUBLE: &[&str] = &[
+    "offload",
+    "dependent on",
+    "dropping netif_f",
+    "features changed",
+    "hw csum failure",
+    "checksum",
+    "operation not supported",
+    "tx timeout",
+    "transmit queue timed out",
+];
+
+/// Offload names matched as whole words ("gro" must not match "group").
+const TROUBLE_WORDS: &[&str] = &["tso", "gso", "gro", "lro", "csum"];
+
+/// How drivers say the link came up ("NIC Link is Up 25 Gbps", "link up").
+const LINK_UP: &[&str] = &["link is up", "link up"];
+
+/// The lines of /dev/kmsg records (`prio,seq,usec,flags;message`) that
+/// speak of offload trouble, and the link-up lines of the audited
+/// interfaces; `uptime_s` dates them, and each names the interface of
+/// `ifaces` (name, driver) it mentions.
+pub(crate) fn kmsg_lines(log: &str, uptime_s: f64, ifaces: &[(String, String)]) -> Vec<KmsgLine> {
     log.lines()
-        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
-        .map(|l| {
-            l.split_once(';')
-                .map(|(_, m)| m)
-                .unwrap_or(l)
-                .trim()
-                .to_string()
+        .filter_map(|record| {
+            let (prefix, text) = record.split_once(';')?;
+            let usec: f64 = prefix.split(',').nth(2)?.parse().ok()?;
+            let lower = text.to_lowercase();
+            let words: Vec<&str> = lower
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .collect();
+            let named = |n: &str| words.contains(&n.to_lowercase().as_str());
+            let iface = ifaces
+                .iter()
+                .find(|(name, _)| named(name))
+                .or_else(|| {
+                    ifaces
+                        .iter()
+                        .find(|(_, driver)| !driver.is_empty() && named(driver))
+                })
+                .map(|(name, _)| name.clone());
+            let trouble = TROUBLE.iter().any(|p| lower.contains(p))
+                || TROUBLE_WORDS.iter().any(|w| words.contains(w));
+            let kind = if trouble {
+                "offload"
+            } else if iface.is_some() && LINK_UP.iter().any(|p| lower.contains(p)) {
+                "link_up"
+            } else {
+                return None;
+            };
+            Some(KmsgLine {
+                age_s: (uptime_s - usec / 1e6).max(0.0) as u64,
+                iface,
+                kind: kind.into(),
+                text: text.trim().to_string(),
+            })
         })
         .collect()
 }
 
 /// Everything already in the kernel ring buffer, without blocking.
-fn read_kmsg() -> Result<Vec<String>, String> {
+fn read_kmsg() -> Result<String, String> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = fs::OpenOptions::new()
@@ -159,7 +195,40 @@ fn read_kmsg() -> Result<Vec<String>, String> {
             Err(e) => return Err(format!("reading /dev/kmsg: {e}")),
         }
     }
-    Ok(offload_lines(&out))
+    Ok(out)
+}
+
+/// The kernel log's offload lines, dated and attributed to `interfaces`.
+fn kernel_log(interfaces: &[Interface], window_s: u64) -> KernelLog {
+    // /dev/kmsg stamps records with the monotonic clock since boot, as
+    // /proc/uptime counts (kernel/printk/printk.c, local_clock()).
+    let uptime = read("/proc/uptime")
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let ifaces: Vec<(String, String)> = interfaces
+        .iter()
+        .map(|i| (i.name.clone(), i.driver.driver.clone()))
+        .collect();
+    match read_kmsg() {
+        Ok(log) => {
+            let entries = kmsg_lines(&log, uptime, &ifaces);
+            KernelLog {
+                lines: entries
+                    .iter()
+                    .filter(|e| e.kind == "offload")
+                    .map(|e| e.text.clone())
+                    .collect(),
+                entries,
+                window_s,
+                error: None,
+            }
+        }
+        Err(e) => KernelLog {
+            window_s,
+            error: Some(e),
+            ..KernelLog::default()
+        },
+    }
 }
 
 fn in_initial_netns() -> bool {
@@ -288,7 +357,11 @@ fn interface(name: &str) -> io::Result<Interface> {
 }
 
 /// Read the host and `names`, wait `sample`, read the counters again.
-pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot> {
+pub(crate) fn gather(
+    names: &[String],
+    sample: Duration,
+    log_window_s: u64,
+) -> io::Result<Snapshot> {
     let softnet_0 = parse_softnet(&read("/proc/net/softnet_stat").unwrap_or_default());
     let ticks_0 = parse_proc_stat(&read("/proc/stat").unwrap_or_default());
     let snmp_0 = snmp();
@@ -340,13 +413,7 @@ pub(crate) fn gather(names: &[String], sample: Duration) -> io::Result<Snapshot>
             first: ticks_0,
             second: parse_proc_stat(&read("/proc/stat").unwrap_or_default()),
         },
-        kmsg: match read_kmsg() {
-            Ok(lines) => KernelLog { lines, error: None },
-            Err(e) => KernelLog {
-                lines: Vec::new(),
-                error: Some(e),
-            },
-        },
+        kmsg: kernel_log(&interfaces, log_window_s),
     };
     Ok(Snapshot {
         snapshot_version: SNAPSHOT_VERSION,
@@ -413,13 +480,32 @@ mod tests {
 
     #[test]
     fn finds_offload_lines_in_the_kernel_log() {
-        let log = "6,1,2,-;eth0: Dropping NETIF_F_SG since no checksum feature.\n6,2,3,-;usb 1-1: new device\n4,3,4,-;eth1: hw csum failure\n";
+        let log = "6,1,2000000,-;ice 0000:3b:00.0 ens1f0: Dropping NETIF_F_SG since no checksum feature.\n\
+                   6,2,3000000,-;usb 1-1: new device\n\
+                   6,3,4000000,-;Built 1 zonelists, mobility grouping on.\n\
+                   4,4,5000000,-;eth1: hw csum failure\n\
+                   4,5,6000000,-;TCP: sil-b: Driver has suspect GRO implementation\n\
+                   6,6,9000000,-;ice 0000:3b:00.0 ens1f0: NIC Link is up 25 Gbps Full Duplex\n\
+                   6,7,9500000,-;eth1: IPsec OFFLOAD unavailable\n";
+        let ifaces = [("ens1f0".to_string(), "ice".to_string())];
+        let got = kmsg_lines(log, 10.0, &ifaces);
+        let seen: Vec<(u64, Option<&str>, &str)> = got
+            .iter()
+            .map(|e| (e.age_s, e.iface.as_deref(), e.kind.as_str()))
+            .collect();
         assert_eq!(
-            offload_lines(log),
+            seen,
             vec![
-                "eth0: Dropping NETIF_F_SG since no checksum feature.",
-                "eth1: hw csum failure"
+                (8, Some("ens1f0"), "offload"),
+                (5, None, "offload"),
+                (4, None, "offload"),
+                (1, Some("ens1f0"), "link_up"),
+                (0, None, "offload"),
             ]
+        );
+        assert_eq!(
+            got[0].text,
+            "ice 0000:3b:00.0 ens1f0: Dropping NETIF_F_SG since no checksum feature."
         );
     }
 }

@@ -27,6 +27,8 @@ pub struct AuditArgs {
     pub json: bool,
     pub fail_on: Option<u8>,
     pub sample: Duration,
+    /// `--log-since`: kernel log lines older than this are history.
+    pub log_since: Duration,
     pub from: Option<PathBuf>,
     pub diff: Option<(PathBuf, PathBuf)>,
 }
@@ -143,7 +145,8 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::BadInput(e.to_string()))?;
             }
             Report::new(
-                gather::gather(&names, args.sample).map_err(|e| Failure::Runtime(e.to_string()))?,
+                gather::gather(&names, args.sample, args.log_since.as_secs())
+                    .map_err(|e| Failure::Runtime(e.to_string()))?,
             )
         }
     };
@@ -610,6 +613,53 @@ mod tests {
             "{}",
             limits.evidence
         );
+    }
+
+    /// Kernel log lines: current ones are a finding; one older than the
+    /// window, or followed by its interface's link-up, is history.
+    #[test]
+    fn old_kernel_log_lines_are_history() {
+        let mut snap = fixture("ice").snapshot;
+        let line = |age_s, kind: &str, text: &str| snapshot::KmsgLine {
+            age_s,
+            iface: Some("ens1f0".into()),
+            kind: kind.into(),
+            text: text.into(),
+        };
+        snap.host.kmsg.window_s = 3600;
+        snap.host.kmsg.entries = vec![
+            line(5000, "offload", "ens1f0: Dropping NETIF_F_SG (boot)"),
+            line(
+                300,
+                "offload",
+                "ens1f0: hw csum failure (before the link came up)",
+            ),
+            line(200, "link_up", "ens1f0: NIC Link is up 25 Gbps"),
+            line(10, "offload", "ens1f0: tx timeout"),
+        ];
+        let r = Report::new(snap.clone());
+        let now = get(&r, "kernel_log");
+        assert_eq!(now.severity, 6);
+        assert_eq!(now.iface.as_deref(), Some("ens1f0"));
+        assert_eq!(now.evidence, "[10 s ago] ens1f0: tx timeout");
+        let old = get(&r, "kernel_log_history");
+        assert_eq!(old.severity, 1);
+        assert!(
+            old.evidence
+                .contains("[83 min ago] ens1f0: Dropping NETIF_F_SG (boot)"),
+            "{}",
+            old.evidence
+        );
+        assert!(
+            old.evidence.contains("[5 min ago] ens1f0: hw csum failure"),
+            "{}",
+            old.evidence
+        );
+
+        // Only history: no finding above information.
+        snap.host.kmsg.entries.pop();
+        let r = Report::new(snap);
+        assert!(!ids(&r).iter().any(|(id, _)| *id == "kernel_log"));
     }
 
     #[test]

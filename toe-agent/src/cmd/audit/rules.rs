@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{Host, Interface, Sampled, Snapshot, Softnet};
+use super::snapshot::{Host, Interface, KmsgLine, Sampled, Snapshot, Softnet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Finding {
@@ -966,9 +966,13 @@ fn socket_buffers(h: &Host, out: &mut Vec<Finding>) {
     }
 }
 
-/// What the kernel logged about offloads.
+/// What the kernel logged about offloads. A line is current when it is
+/// younger than the window and no later link-up of its interface
+/// followed it; older ones are history, so that a boot-time message does
+/// not stay a finding for ever.
 fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
-    if let Some(e) = &h.kmsg.error {
+    let log = &h.kmsg;
+    if let Some(e) = &log.error {
         out.push(finding(
             "kernel_log_unreadable",
             1,
@@ -977,24 +981,87 @@ fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
             e.clone(),
             None,
         ));
-    } else if !h.kmsg.lines.is_empty() {
-        let last: Vec<&str> = h
-            .kmsg
-            .lines
+        return;
+    }
+    let fix = Some("dmesg -T | grep -iE 'offload|NETIF_F|csum|tso|gro|lro'".to_string());
+    if log.entries.is_empty() {
+        // A snapshot from before the lines were dated.
+        if !log.lines.is_empty() {
+            let last: Vec<&str> = log
+                .lines
+                .iter()
+                .rev()
+                .take(10)
+                .rev()
+                .map(String::as_str)
+                .collect();
+            out.push(finding(
+                "kernel_log",
+                6,
+                None,
+                "the kernel logged offload trouble".into(),
+                last.join(" | "),
+                fix,
+            ));
+        }
+        return;
+    }
+    let link_up_since = |e: &KmsgLine| {
+        log.entries.iter().any(|l| {
+            l.kind == "link_up" && l.iface.is_some() && l.iface == e.iface && l.age_s < e.age_s
+        })
+    };
+    let (current, history): (Vec<&KmsgLine>, Vec<&KmsgLine>) = log
+        .entries
+        .iter()
+        .filter(|e| e.kind == "offload")
+        .partition(|e| e.age_s <= log.window_s && !link_up_since(e));
+    let shown = |lines: &[&KmsgLine]| {
+        lines
             .iter()
             .rev()
             .take(10)
             .rev()
-            .map(String::as_str)
-            .collect();
+            .map(|e| format!("[{} ago] {}", age(e.age_s), e.text))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    if !current.is_empty() {
+        let mut ifaces: Vec<&str> = current.iter().filter_map(|e| e.iface.as_deref()).collect();
+        ifaces.sort_unstable();
+        ifaces.dedup();
         out.push(finding(
             "kernel_log",
             6,
-            None,
+            (ifaces.len() == 1).then(|| ifaces[0]),
             "the kernel logged offload trouble".into(),
-            last.join(" | "),
-            Some("dmesg | grep -iE 'NETIF_F|csum|offload'".into()),
+            shown(&current),
+            fix,
         ));
+    }
+    if !history.is_empty() {
+        out.push(finding(
+            "kernel_log_history",
+            1,
+            None,
+            format!("{} older offload messages in the kernel log", history.len()),
+            format!(
+                "logged more than {} ago or before the interface's last link-up: {}",
+                age(log.window_s),
+                shown(&history)
+            ),
+            None,
+        ));
+    }
+}
+
+/// Seconds as "42 s", "17 min", "5 h", "3 d".
+fn age(s: u64) -> String {
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
     }
 }
 

@@ -62,7 +62,34 @@ pub(crate) struct Host {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct KernelLog {
     pub lines: Vec<String>,
+    /// The same lines with their age, the interface they name, and the
+    /// audited interfaces' link-up lines (absent from older snapshots).
+    #[serde(default)]
+    pub entries: Vec<KmsgLine>,
+    /// Lines older than this many seconds are history (`audit --log-since`).
+    #[serde(default = "default_log_window")]
+    pub window_s: u64,
     pub error: Option<String>,
+}
+
+/// A day: a boot-time message is history after it.
+pub(crate) const LOG_WINDOW_S: u64 = 24 * 3600;
+
+fn default_log_window() -> u64 {
+    LOG_WINDOW_S
+}
+
+/// One kernel log line the audit kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KmsgLine {
+    /// Seconds before the audit that the kernel logged it.
+    pub age_s: u64,
+    /// The audited interface it names, by name or by its driver's.
+    pub iface: Option<String>,
+    /// `offload` (trouble), or `link_up` (the interface's link came up:
+    /// its older trouble is history).
+    pub kind: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
