@@ -334,6 +334,10 @@ fn interface(name: &str) -> io::Result<Interface> {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
         uppers,
+        forwarding: ["ipv4", "ipv6"]
+            .iter()
+            .map(|v| sysctl(&format!("net.{v}.conf.{name}.forwarding")))
+            .try_fold(false, |any, v| Some(any || v? == "1")),
         features: ethtool::features(name).map(|f| f.0).unwrap_or_default(),
         rings: ethtool::rings(name).ok(),
         channels: ethtool::channels(name).ok(),

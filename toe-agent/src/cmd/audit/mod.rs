@@ -662,6 +662,27 @@ mod tests {
         assert!(!ids(&r).iter().any(|(id, _)| *id == "kernel_log"));
     }
 
+    /// LRO is a finding only where the device forwards: its own
+    /// forwarding sysctl or a bridge port, not a VLAN stacked on it.
+    #[test]
+    fn lro_counts_only_where_the_device_forwards() {
+        let mut snap = fixture("ice").snapshot;
+        let i = &mut snap.interfaces[0];
+        i.uppers = vec!["ens1f0.100".into()];
+        i.forwarding = Some(false);
+        let has = |snap: &Snapshot| {
+            ids(&Report::new(snap.clone()))
+                .iter()
+                .any(|(id, _)| *id == "lro_forwarding")
+        };
+        assert!(!has(&snap), "a VLAN on top, forwarding off on the device");
+        snap.interfaces[0].forwarding = Some(true);
+        assert!(has(&snap));
+        snap.interfaces[0].forwarding = Some(false);
+        snap.interfaces[0].master = Some("br0".into());
+        assert!(has(&snap));
+    }
+
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");

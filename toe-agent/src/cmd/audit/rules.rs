@@ -230,11 +230,15 @@ fn hardware_limits(i: &Interface, out: &mut Vec<Finding>) {
     }
 }
 
+/// LRO where the device forwards: a port of a bridge, bond or team, or a
+/// device whose own forwarding sysctl is on (the host-wide ones stand in
+/// for snapshots without it). A VLAN or macvlan on top does not forward
+/// by itself, so it is no reason here.
 fn lro_forwarding(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
     if !i.active("rx-lro") {
         return;
     }
-    let forwarding = s
+    let host_forwards = s
         .host
         .sysctls
         .get("net.ipv4.ip_forward")
@@ -245,10 +249,11 @@ fn lro_forwarding(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
             .is_some_and(|v| v == "1");
     let why = if let Some(m) = &i.master {
         Some(format!("{} is a port of {m}", i.name))
-    } else if !i.uppers.is_empty() {
-        Some(format!("{} carries {}", i.name, i.uppers.join(", ")))
-    } else if forwarding {
-        Some("the host forwards packets (ip_forward=1)".into())
+    } else if i.forwarding.unwrap_or(host_forwards) {
+        Some(format!(
+            "{} forwards packets (its forwarding sysctl is 1)",
+            i.name
+        ))
     } else {
         None
     };

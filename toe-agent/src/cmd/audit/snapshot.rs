@@ -120,6 +120,11 @@ pub(crate) struct Interface {
     pub master: Option<String>,
     /// Devices stacked on this one (macvlan, vlan, ...).
     pub uppers: Vec<String>,
+    /// The device forwards: `net.ipv4.conf.<if>.forwarding` or
+    /// `net.ipv6.conf.<if>.forwarding` is 1 (absent from older snapshots:
+    /// the host-wide settings stand in).
+    #[serde(default)]
+    pub forwarding: Option<bool>,
     pub features: Vec<Feature>,
     pub rings: Option<Rings>,
     pub channels: Option<Channels>,
