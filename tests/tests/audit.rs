@@ -158,6 +158,31 @@ fn audit_diff_shows_what_differs_between_hosts() {
         text.contains(&format!("{} feature rx-gro: off | on", lab.dev_a)),
         "{text}"
     );
+    // Three hosts: each against the baseline, then each setting with the
+    // hosts where it differs.
+    let three = Command::new(agent_bin().unwrap())
+        .args(["audit", "--diff"])
+        .args([&a, &b, &a, &b])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&three.stdout);
+    assert_eq!(three.status.code(), Some(1), "{text}");
+    let setting = format!(
+        "  {} feature rx-gro: {}, {}",
+        lab.dev_a,
+        b.display(),
+        b.display()
+    );
+    assert!(
+        text.contains(&format!("where each setting differs from {}:", a.display()))
+            && text.lines().any(|l| l == setting),
+        "{text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&three.stderr).contains("across 3 hosts"),
+        "{}",
+        String::from_utf8_lossy(&three.stderr)
+    );
     let same = Command::new(agent_bin().unwrap())
         .args(["audit", "--diff"])
         .arg(&a)

@@ -57,8 +57,10 @@ pub struct AuditCmd {
     /// Judge a report or snapshot saved earlier (--json output) instead of this host.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["iface", "all"])]
     pub from: Option<PathBuf>,
-    /// Show what differs between two hosts' --json reports.
-    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["iface", "all", "from"])]
+    /// Show what differs between hosts' --json reports: each host against
+    /// the first (the baseline), then each setting with the hosts where it
+    /// differs.
+    #[arg(long, num_args = 2.., value_names = ["BASELINE", "HOST"], conflicts_with_all = ["iface", "all", "from"])]
     pub diff: Option<Vec<PathBuf>>,
 }
 

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             sample: a.sample,
             log_since: a.log_since,
             from: a.from,
-            diff: a.diff.map(|d| (d[0].clone(), d[1].clone())),
+            diff: a.diff,
         }),
         Command::Serve(s) => serve(ServeArgs {
             ifaces: s.iface,

@@ -30,7 +30,8 @@ pub struct AuditArgs {
     /// `--log-since`: kernel log lines older than this are history.
     pub log_since: Duration,
     pub from: Option<PathBuf>,
-    pub diff: Option<(PathBuf, PathBuf)>,
+    /// `--diff BASELINE HOST...`.
+    pub diff: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,19 +112,63 @@ pub(crate) fn parse(text: &str, name: &dyn std::fmt::Display) -> Result<Report, 
     Ok(Report::new(snapshot))
 }
 
-pub fn run(args: AuditArgs) -> Result<(), Failure> {
-    if let Some((a, b)) = &args.diff {
-        let (ra, rb) = (load(a)?, load(b)?);
-        let lines = diff(&ra, &rb);
+/// `--diff BASELINE HOST...`: what differs on each host from the first,
+/// then each setting with the hosts where it differs. Exit 1 when
+/// anything does.
+fn compare(files: &[PathBuf]) -> Result<(), Failure> {
+    let reports = files
+        .iter()
+        .map(|f| load(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (Some(base), Some(base_file)) = (reports.first(), files.first()) else {
+        return Err(Failure::BadInput("--diff needs two files or more".into()));
+    };
+    let name = |f: &PathBuf| f.display().to_string();
+    let mut by_setting: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut total = 0;
+    for (file, r) in files.iter().zip(&reports).skip(1) {
+        let lines = diff(base, r);
         if lines.is_empty() {
-            println!("no differences between {} and {}", a.display(), b.display());
-            return Ok(());
+            println!(
+                "no differences between {} and {}",
+                name(base_file),
+                name(file)
+            );
+            continue;
         }
-        println!("--- {}\n+++ {}", a.display(), b.display());
+        println!("--- {}\n+++ {}", name(base_file), name(file));
         for l in &lines {
             println!("{l}");
+            let setting = l.split_once(": ").map_or(l.as_str(), |(k, _)| k);
+            by_setting
+                .entry(setting.to_string())
+                .or_default()
+                .push(name(file));
         }
-        return Err(Failure::Runtime(format!("{} differences", lines.len())));
+        total += lines.len();
+    }
+    if files.len() > 2 && !by_setting.is_empty() {
+        println!("\nwhere each setting differs from {}:", name(base_file));
+        for (setting, hosts) in &by_setting {
+            println!("  {setting}: {}", hosts.join(", "));
+        }
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    let hosts = match files.len() - 1 {
+        1 => String::new(),
+        n => format!(" across {n} hosts"),
+    };
+    Err(Failure::Runtime(format!(
+        "{total} differences from {}{hosts}",
+        name(base_file)
+    )))
+}
+
+pub fn run(args: AuditArgs) -> Result<(), Failure> {
+    if let Some(files) = &args.diff {
+        return compare(files);
     }
     let report = match &args.from {
         Some(path) => load(path)?,
