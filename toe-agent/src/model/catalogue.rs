@@ -270,6 +270,10 @@ families! {
         "1 while the interface exists and its probes are attached.";
     PROBE_ATTACHED: "toe_probe_attached", gauge, "iface, probe, hook, state",
         "1 for each probe attached (state attached on its BTF tracepoint, degraded on its classic fallback), 0 for one left out or failed.";
+    FEATURE_INFO: "toe_feature_info", gauge, "iface, feature, active, requested, fixed",
+        "1 for each offload feature of the device with its state, for comparing hosts (count by (active) (toe_feature_info{feature=\"rx-gro\"})).";
+    SYSCTL_INFO: "toe_sysctl_info", gauge, "name, value",
+        "1 for each offload-related sysctl with its value, for comparing hosts.";
     NIC_AGREES: "toe_nic_agrees", gauge, "iface, offload, what, source",
         "1 when the driver's own counter (source) and the probes agree on a figure in the newest reading (docs/ndjson.md, nic), 0 when they do not.";
     NIC_RATIO: "toe_nic_ratio", gauge, "iface, offload, what, source",

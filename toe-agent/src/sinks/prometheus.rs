@@ -24,6 +24,7 @@ use crate::model::{
     period::{Blocks, HistSummary},
     verdict::{Coverage, Verdict},
 };
+use crate::sys::ethtool::{Feature, OFFLOAD_FEATURES};
 
 /// What one traced interface exposes.
 #[derive(Debug, Default)]
@@ -42,6 +43,8 @@ pub(crate) struct ExposedIface {
     pub(crate) probes: Vec<ProbeStatus>,
     /// The driver's figures against the probes', newest period.
     pub(crate) nic: Vec<Reconciled>,
+    /// The device's features at the newest reading.
+    pub(crate) features: Vec<Feature>,
 }
 
 /// The agent's own cost.
@@ -59,6 +62,8 @@ pub(crate) struct AgentCost {
 #[derive(Debug, Default)]
 pub(crate) struct Exposed {
     pub(crate) kernel: String,
+    /// The host's offload-related sysctls (sys::host::SYSCTLS), by name.
+    pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) ifaces: BTreeMap<String, ExposedIface>,
     pub(crate) agent: AgentCost,
 }
@@ -241,6 +246,12 @@ impl Collector for Metrics {
         let version = env!("CARGO_PKG_VERSION").to_string();
         let build = vec![("version", version), ("kernel", s.kernel.clone())];
         gauges(enc, &catalogue::BUILD_INFO, &[(build, 1i64)])?;
+        let sysctls: Vec<(Labels, i64)> = s
+            .sysctls
+            .iter()
+            .map(|(n, v)| (vec![("name", n.clone()), ("value", v.clone())], 1))
+            .collect();
+        gauges(enc, &catalogue::SYSCTL_INFO, &sysctls)?;
         let all: Vec<Up> = s.ifaces.iter().collect();
         let up_flags: Vec<(Labels, i64)> = all
             .iter()
@@ -250,6 +261,7 @@ impl Collector for Metrics {
         let up: Vec<Up> = all.into_iter().filter(|(_, i)| i.up).collect();
         device(enc, &up)?;
         probes(enc, &up)?;
+        features(enc, &up)?;
         nic(enc, &up)?;
         quantities(enc, &up)?;
         fallbacks(enc, &up)?;
@@ -292,6 +304,31 @@ fn probes(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
         })
         .collect();
     gauges(enc, &catalogue::PROBE_ATTACHED, &series)
+}
+
+/// Each offload feature's state, so that a fleet can be asked which hosts
+/// differ (`count by (active) (toe_feature_info{feature="rx-gro"})`).
+fn features(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
+    let on = |b: bool| if b { "on" } else { "off" }.to_string();
+    let series: Vec<(Labels, i64)> = up
+        .iter()
+        .flat_map(|(n, i)| {
+            i.features
+                .iter()
+                .filter(|f| OFFLOAD_FEATURES.contains(&f.name.as_str()))
+                .map(move |f| {
+                    let labels = vec![
+                        ("iface", n.to_string()),
+                        ("feature", f.name.clone()),
+                        ("active", on(f.active)),
+                        ("requested", on(f.requested)),
+                        ("fixed", f.fixed().to_string()),
+                    ];
+                    (labels, 1)
+                })
+        })
+        .collect();
+    gauges(enc, &catalogue::FEATURE_INFO, &series)
 }
 
 /// Where the driver's own counters and the probes describe the same
@@ -448,6 +485,8 @@ mod tests {
         for line in [
             format!("toe_nic_agrees{labels} 0"),
             format!("toe_nic_ratio{labels} 0.9"),
+            r#"toe_feature_info{iface="eth0",feature="rx-gro",active="on",requested="on",fixed="false"} 1"#.to_string(),
+            r#"toe_sysctl_info{name="net.core.netdev_max_backlog",value="1000"} 1"#.to_string(),
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -482,6 +521,13 @@ mod tests {
                     fallbacks: BTreeMap::from([("rx_checksum", 5)]),
                     verdicts: verdict::judge(&Blocks::default(), &verdict::Device::default()),
                     device: Some(("virtio_net".into(), DeviceClass::Paravirtual)),
+                    features: vec![Feature {
+                        name: "rx-gro".into(),
+                        available: true,
+                        requested: true,
+                        active: true,
+                        never_changed: false,
+                    }],
                     nic: vec![Reconciled {
                         what: "packets handed up".into(),
                         offload: crate::model::verdict::Offload::RxCoalescing,
@@ -514,6 +560,7 @@ mod tests {
                 },
             )]),
             kernel: "6.18".into(),
+            sysctls: vec![("net.core.netdev_max_backlog".into(), "1000".into())],
             ..Exposed::default()
         }
     }

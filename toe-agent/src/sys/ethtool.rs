@@ -139,6 +139,28 @@ impl Features {
     }
 }
 
+/// The offload features: what the audit reports as the hardware's limits
+/// when they are off and fixed, and what serve exports for a fleet's
+/// comparison (`toe_feature_info`).
+pub(crate) const OFFLOAD_FEATURES: &[&str] = &[
+    "tx-scatter-gather",
+    "tx-checksum-ipv4",
+    "tx-checksum-ipv6",
+    "tx-checksum-ip-generic",
+    "tx-tcp-segmentation",
+    "tx-tcp6-segmentation",
+    "tx-generic-segmentation",
+    "tx-udp-segmentation",
+    "rx-checksum",
+    "rx-gro",
+    "rx-gro-hw",
+    "rx-lro",
+    "rx-hashing",
+    "esp-hw-offload",
+    "tls-hw-tx-offload",
+    "tls-hw-rx-offload",
+];
+
 /// Room for `count` entries and more: ETHTOOL_GSTRINGS and ETHTOOL_GSTATS
 /// write the kernel's count at the time of the call, not the caller's
 /// (net/ethtool/ioctl.c, `ethtool_get_strings()` sets `gstrings.len` from

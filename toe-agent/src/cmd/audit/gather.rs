@@ -5,27 +5,10 @@ use std::{collections::BTreeMap, fs, io, path::Path, time::Duration};
 use super::snapshot::{
     CpuTicks, Host, Interface, KernelLog, KmsgLine, SNAPSHOT_VERSION, Sampled, Snapshot, Softnet,
 };
-use crate::sys::ethtool;
-
-/// Sysctls the rules look at (Documentation/admin-guide/sysctl/net.rst).
-pub(crate) const SYSCTLS: &[&str] = &[
-    "net.core.netdev_max_backlog",
-    "net.core.netdev_budget",
-    "net.core.netdev_budget_usecs",
-    "net.core.rmem_max",
-    "net.core.wmem_max",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_wmem",
-    "net.ipv4.ip_forward",
-    "net.ipv6.conf.all.forwarding",
-];
+use crate::sys::{ethtool, host};
 
 fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
-}
-
-pub(crate) fn sysctl(name: &str) -> Option<String> {
-    read(format!("/proc/sys/{}", name.replace('.', "/")))
 }
 
 pub(crate) fn parse_softnet(text: &str) -> Vec<Softnet> {
@@ -336,7 +319,7 @@ fn interface(name: &str) -> io::Result<Interface> {
         uppers,
         forwarding: ["ipv4", "ipv6"]
             .iter()
-            .map(|v| sysctl(&format!("net.{v}.conf.{name}.forwarding")))
+            .map(|v| host::sysctl(&format!("net.{v}.conf.{name}.forwarding")))
             .try_fold(false, |any, v| Some(any || v? == "1")),
         features: ethtool::features(name).map(|f| f.0).unwrap_or_default(),
         rings: ethtool::rings(name).ok(),
@@ -400,9 +383,9 @@ pub(crate) fn gather(
             .unwrap_or(1),
         hypervisor: hypervisor(),
         container: !in_initial_netns(),
-        sysctls: SYSCTLS
+        sysctls: host::SYSCTLS
             .iter()
-            .filter_map(|n| Some((n.to_string(), sysctl(n)?)))
+            .filter_map(|n| Some((n.to_string(), host::sysctl(n)?)))
             .collect(),
         sample_ms: sample.as_millis() as u64,
         softnet: Sampled {

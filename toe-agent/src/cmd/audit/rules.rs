@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sys::ethtool;
+
 use super::snapshot::{Host, Interface, KmsgLine, Sampled, Snapshot, Softnet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,19 +191,6 @@ fn features(i: &Interface, out: &mut Vec<Finding>) {
 /// Offloads the device cannot do: off and `[fixed]`. Not a setting to
 /// change, but what the hardware (or its driver) lacks.
 fn hardware_limits(i: &Interface, out: &mut Vec<Finding>) {
-    const OFFLOADS: &[&str] = &[
-        "tx-tcp-segmentation",
-        "tx-tcp6-segmentation",
-        "tx-checksum-ipv4",
-        "tx-checksum-ipv6",
-        "tx-checksum-ip-generic",
-        "rx-checksum",
-        "rx-gro-hw",
-        "rx-lro",
-        "esp-hw-offload",
-        "tls-hw-tx-offload",
-        "tls-hw-rx-offload",
-    ];
     if !i.physical {
         return;
     }
@@ -211,7 +200,7 @@ fn hardware_limits(i: &Interface, out: &mut Vec<Finding>) {
     let fixed_off: Vec<&str> = i
         .features
         .iter()
-        .filter(|f| OFFLOADS.contains(&f.name.as_str()) && !f.active && f.fixed())
+        .filter(|f| ethtool::OFFLOAD_FEATURES.contains(&f.name.as_str()) && !f.active && f.fixed())
         .filter(|f| !(csum_on && TX_CSUM.contains(&f.name.as_str())))
         .map(|f| f.name.as_str())
         .collect();

@@ -16,7 +16,7 @@ use crate::{
         verdict::{self, Mechanism, Offload, Verdict},
     },
     sinks::prometheus::ExposedIface,
-    sys::iface,
+    sys::{host, iface},
 };
 
 /// Packets that one period's verdicts say the CPU handled, per offload.
@@ -89,7 +89,9 @@ fn fold(
     }
     let mut judged = Totals::default();
     a.window.iter().for_each(|d| judged.add(d));
-    e.verdicts = verdict::judge(&Blocks::from_totals(&judged), &a.session.device());
+    let device = a.session.device();
+    e.verdicts = verdict::judge(&Blocks::from_totals(&judged), &device);
+    e.features = device.features.map(|f| f.0).unwrap_or_default();
     let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
     e.nic = a.session.nic(&newest).reconcile;
     for (o, n) in fallback_counts(&newest, &e.verdicts) {
@@ -159,7 +161,12 @@ pub(super) fn run(
             .flatten()
             .map(|a| a.session.probes.stats())
             .sum();
+        let sysctls = host::SYSCTLS
+            .iter()
+            .filter_map(|n| Some((n.to_string(), host::sysctl(n)?)))
+            .collect();
         if let Ok(mut exposed) = shared.exposed.lock() {
+            exposed.sysctls = sysctls;
             let agent = &mut exposed.agent;
             agent.cpu_ns = overhead::process_cpu_ns();
             agent.rss = overhead::rss_bytes("self").0;
