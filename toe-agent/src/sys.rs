@@ -3,6 +3,7 @@
 pub(crate) mod ethtool;
 pub(crate) mod host;
 pub(crate) mod iface;
+pub(crate) mod netlink;
 pub(crate) mod netns;
 pub(crate) mod nic;
 pub(crate) mod qstats;
