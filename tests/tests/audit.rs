@@ -281,6 +281,20 @@ fn audit_of_this_machines_first_interface_and_unreadable_kmsg() {
         text.contains(&format!("{first}: device")) && text.contains("findings:"),
         "{text}"
     );
+    // As root the kernel answers the IPsec SA dump (xfrm netlink), and
+    // the kernel log's lines are dated.
+    let out = Command::new(agent_bin().unwrap())
+        .args(["audit", "--iface", &first, "--sample", "0.2", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let host = &report["snapshot"]["host"];
+    assert!(host["xfrm"]["error"].is_null(), "{}", host["xfrm"]);
+    assert!(host["xfrm"]["sas"].is_array(), "{}", host["xfrm"]);
+    assert_eq!(host["kmsg"]["window_s"], 86400);
+    for e in host["kmsg"]["entries"].as_array().unwrap() {
+        assert!(e["age_s"].is_u64() && e["kind"].is_string(), "{e}");
+    }
 
     // As nobody (no CAP_SYSLOG): /dev/kmsg cannot be read; the audit says
     // so and goes on.
@@ -296,6 +310,16 @@ fn audit_of_this_machines_first_interface_and_unreadable_kmsg() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Without CAP_NET_ADMIN the SAs cannot be read: said, not fatal.
+    let xfrm = &report["snapshot"]["host"]["xfrm"];
+    assert!(
+        xfrm["error"]
+            .as_str()
+            .unwrap()
+            .contains("Operation not permitted"),
+        "{xfrm}"
+    );
+    assert!(ids(&report).contains(&"xfrm_unreadable".to_string()));
     if std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|v| v.trim() == "1") {
         assert!(
             report["snapshot"]["host"]["kmsg"]["error"]

@@ -7,3 +7,4 @@ pub(crate) mod netlink;
 pub(crate) mod netns;
 pub(crate) mod nic;
 pub(crate) mod qstats;
+pub(crate) mod xfrm;

@@ -4,6 +4,7 @@ use std::{collections::BTreeMap, fs, io, path::Path, time::Duration};
 
 use super::snapshot::{
     CpuTicks, Host, Interface, KernelLog, KmsgLine, SNAPSHOT_VERSION, Sampled, Snapshot, Softnet,
+    Xfrm,
 };
 use crate::sys::{ethtool, host};
 
@@ -401,6 +402,13 @@ pub(crate) fn gather(
             second: parse_proc_stat(&read("/proc/stat").unwrap_or_default()),
         },
         kmsg: kernel_log(&interfaces, log_window_s),
+        xfrm: match crate::sys::xfrm::states() {
+            Ok(sas) => Xfrm { sas, error: None },
+            Err(e) => Xfrm {
+                sas: Vec::new(),
+                error: Some(format!("IPsec SAs not read (xfrm netlink): {e}")),
+            },
+        },
     };
     Ok(Snapshot {
         snapshot_version: SNAPSHOT_VERSION,

@@ -728,6 +728,63 @@ mod tests {
         assert!(has(&snap));
     }
 
+    /// IPsec on the CPU beside a NIC that offers ESP offload, SAs in
+    /// hardware, crypto offloads left off; silent without SAs on a device
+    /// that cannot do them.
+    #[test]
+    fn ipsec_and_tls_offload_are_audited() {
+        use crate::sys::xfrm::{Sa, SaOffload};
+        let quiet = fixture("ice");
+        for id in [
+            "ipsec_in_software",
+            "ipsec_offloaded",
+            "crypto_offload_off",
+            "xfrm_unreadable",
+        ] {
+            assert!(!ids(&quiet).iter().any(|(f, _)| *f == id), "{id}");
+        }
+        let mut snap = fixture("ice").snapshot;
+        let esp = |spi, offload| Sa {
+            spi,
+            proto: "esp".into(),
+            family: "ipv4".into(),
+            offload,
+        };
+        snap.host.xfrm.sas = vec![
+            esp(0x100, None),
+            esp(
+                0x101,
+                Some(SaOffload {
+                    ifindex: 4,
+                    inbound: true,
+                    packet: false,
+                }),
+            ),
+        ];
+        let i = &mut snap.interfaces[0];
+        set_feature(i, "esp-hw-offload", true, false);
+        set_feature(i, "tls-hw-tx-offload", true, false);
+        let r = Report::new(snap.clone());
+        let sw = get(&r, "ipsec_in_software");
+        assert_eq!(sw.severity, 5);
+        assert_eq!(
+            sw.evidence,
+            "1 ESP SAs without offload (spi 0x00000100); ens1f0 offers esp-hw-offload"
+        );
+        assert!(
+            get(&r, "ipsec_offloaded")
+                .evidence
+                .starts_with("1 of 2 SAs")
+        );
+        assert_eq!(
+            get(&r, "crypto_offload_off").fix.as_deref(),
+            Some("ethtool -K ens1f0 esp-hw-offload on tls-hw-tx-offload on")
+        );
+        snap.host.xfrm.error =
+            Some("IPsec SAs not read (xfrm netlink): Operation not permitted (os error 1)".into());
+        assert_eq!(get(&Report::new(snap), "xfrm_unreadable").severity, 1);
+    }
+
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");

@@ -774,8 +774,93 @@ fn checksum_errors(s: &Snapshot, out: &mut Vec<Finding>) {
     ));
 }
 
+/// IPsec and TLS: SAs whose crypto the CPU does on a host whose NIC
+/// offers ESP offload, and offload features left off.
+fn ipsec_tls(s: &Snapshot, out: &mut Vec<Finding>) {
+    let x = &s.host.xfrm;
+    if let Some(e) = &x.error {
+        out.push(finding(
+            "xfrm_unreadable",
+            1,
+            None,
+            "IPsec SAs not read".into(),
+            e.clone(),
+            None,
+        ));
+    }
+    let offers = |i: &&Interface, f: &str| i.feature(f).is_some_and(|f| f.active || !f.fixed());
+    let esp_nics: Vec<&str> = s
+        .interfaces
+        .iter()
+        .filter(|i| offers(i, "esp-hw-offload"))
+        .map(|i| i.name.as_str())
+        .collect();
+    let software: Vec<String> = x
+        .sas
+        .iter()
+        .filter(|sa| sa.proto == "esp" && sa.offload.is_none())
+        .map(|sa| format!("spi 0x{:08x}", sa.spi))
+        .collect();
+    if !software.is_empty() && !esp_nics.is_empty() {
+        out.push(finding(
+            "ipsec_in_software",
+            5,
+            (esp_nics.len() == 1).then(|| esp_nics[0]),
+            "IPsec runs on the CPU although the NIC offers ESP offload".into(),
+            format!(
+                "{} ESP SAs without offload ({}); {} offers esp-hw-offload",
+                software.len(),
+                software.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                esp_nics.join(", ")
+            ),
+            Some(format!(
+                "ethtool -K {} esp-hw-offload on; then add the SAs with: ip xfrm state add ... offload dev {} dir out|in",
+                esp_nics[0], esp_nics[0]
+            )),
+        ));
+    }
+    let offloaded = x.sas.iter().filter(|sa| sa.offload.is_some()).count();
+    if offloaded > 0 {
+        out.push(finding(
+            "ipsec_offloaded",
+            1,
+            None,
+            "IPsec SAs in hardware".into(),
+            format!(
+                "{offloaded} of {} SAs are offloaded to a device (XFRMA_OFFLOAD_DEV)",
+                x.sas.len()
+            ),
+            None,
+        ));
+    }
+    for i in s.interfaces.iter().filter(|i| i.physical) {
+        let off: Vec<&str> = ["esp-hw-offload", "tls-hw-tx-offload", "tls-hw-rx-offload"]
+            .into_iter()
+            .filter(|f| i.feature(f).is_some_and(|f| !f.active && !f.fixed()))
+            .collect();
+        if !off.is_empty() {
+            out.push(finding(
+                "crypto_offload_off",
+                2,
+                Some(&i.name),
+                "IPsec/TLS offload available but off".into(),
+                format!(
+                    "{} off although the device supports it: IPsec (xfrm) and kernel TLS traffic on it is encrypted by the CPU",
+                    off.join(", ")
+                ),
+                Some(format!(
+                    "ethtool -K {} {}",
+                    i.name,
+                    off.iter().map(|f| format!("{f} on")).collect::<Vec<_>>().join(" ")
+                )),
+            ));
+        }
+    }
+}
+
 fn host(s: &Snapshot, out: &mut Vec<Finding>) {
     let h = &s.host;
+    ipsec_tls(s, out);
     checksum_errors(s, out);
     backlog(h, out);
     time_squeeze(h, out);

@@ -56,6 +56,17 @@ pub(crate) struct Host {
     /// snapshots recorded before they were read.
     #[serde(default)]
     pub snmp: Sampled<BTreeMap<String, u64>>,
+    /// IPsec SAs of this network namespace and where their crypto is
+    /// done (absent from older snapshots).
+    #[serde(default)]
+    pub xfrm: Xfrm,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Xfrm {
+    pub sas: Vec<crate::sys::xfrm::Sa>,
+    /// Why they could not be read (xfrm netlink needs CAP_NET_ADMIN).
+    pub error: Option<String>,
 }
 
 /// Kernel log lines about offload trouble, or why they could not be read.
