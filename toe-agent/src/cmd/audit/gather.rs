@@ -103,7 +103,11 @@ const TROUBLE: &[&str] = &[
     "dropping netif_f",
     "features changed",
     "hw csum failure",
-    "checksum",
+    // Not "checksum" alone: "table checksum verification", "checksumming
+    // function" are boot lines about other things.
+    "bad checksum",
+    "checksum error",
+    "checksum fail",
     "operation not supported",
     "tx timeout",
     "transmit queue timed out",
@@ -481,7 +485,8 @@ mod tests {
                    4,4,5000000,-;eth1: hw csum failure\n\
                    4,5,6000000,-;TCP: sil-b: Driver has suspect GRO implementation\n\
                    6,6,9000000,-;ice 0000:3b:00.0 ens1f0: NIC Link is up 25 Gbps Full Duplex\n\
-                   6,7,9500000,-;eth1: IPsec OFFLOAD unavailable\n";
+                   6,7,9500000,-;eth1: IPsec OFFLOAD unavailable\n\
+                   6,8,9600000,-;ACPI: Early table checksum verification disabled\n";
         let ifaces = [("ens1f0".to_string(), "ice".to_string())];
         let got = kmsg_lines(log, 10.0, &ifaces);
         let seen: Vec<(u64, Option<&str>, &str)> = got

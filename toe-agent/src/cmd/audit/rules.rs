@@ -573,7 +573,12 @@ fn physical_layer(s: &Snapshot, i: &Interface, out: &mut Vec<Finding>) {
             Some(format!("ethtool {}; ethtool -S {}  # then the cable, transceiver and switch port", i.name, i.name)),
         ));
     }
-    if i.physical && i.autoneg == Some(false) {
+    // Only silicon negotiates: a paravirtual or virtual device reports
+    // autoneg off with nothing to negotiate (virtio_net, veth).
+    let silicon = i.physical
+        && crate::model::class::DeviceClass::of_driver(&i.driver.driver)
+            == crate::model::class::DeviceClass::Physical;
+    if silicon && i.autoneg == Some(false) {
         out.push(finding(
             "autoneg_off",
             3,
