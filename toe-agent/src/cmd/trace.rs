@@ -245,6 +245,7 @@ fn show(
                 checks: i.checks.clone(),
                 overhead: i.overhead.clone(),
                 secs,
+                nic: i.nic.clone(),
             };
             let cov = crate::kernel::attach::coverage(ctx.probes);
             let rates = Rates::of(&i.blocks, secs, cov.driver_xmit);
@@ -272,13 +273,16 @@ fn show(
 fn run_so_far(session: &Session, run_start_ns: u64, i: &Interval) -> Snapshot {
     let blocks = Blocks::from_totals(&session.run_total());
     let secs = i.end_unix_ns.saturating_sub(run_start_ns) as f64 / 1e9;
+    let nic = session.nic_run(&blocks);
+    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
     Snapshot {
         title: format!("run {secs:.1} s"),
-        verdicts: verdict::judge(&blocks, &session.device()),
-        checks: verdict::checks(&blocks, secs),
+        verdicts,
+        checks,
         overhead: i.overhead.clone(),
         blocks,
         secs,
+        nic,
     }
 }
 

@@ -247,14 +247,14 @@ impl Nic {
             .collect();
         let dropped = self.dropped_before_cpu();
         if !dropped.is_empty() {
-            let total: u64 = dropped.iter().map(|(_, n)| n).max().copied().unwrap_or(0);
+            let largest = dropped.iter().map(|(_, n)| *n).max().unwrap_or(0);
             let by: Vec<String> = dropped
                 .iter()
                 .map(|(name, n)| format!("{name} +{}", group(*n)))
                 .collect();
             out.push(Check {
                 check: "nic_dropped".into(),
-                value: total as f64,
+                value: largest as f64,
                 threshold: 0.0,
                 message: format!(
                     "the NIC dropped packets before the CPU saw them: {}",

@@ -344,7 +344,7 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
 
 /// The driver's figures beside the probes' (✓ where they agree), or why
 /// the driver gives none.
-fn nic_line(nic: &Nic) -> Option<String> {
+pub(crate) fn nic_line(nic: &Nic) -> Option<String> {
     if nic.reconcile.is_empty() {
         let err = nic.qstats_error.as_deref()?;
         return Some(format!("NIC  no queue statistics from the driver ({err})"));

@@ -477,7 +477,7 @@ mod tests {
     /// forward.
     #[test]
     fn the_stacks_drop_counters_strengthen_findings() {
-        let mut snap = fixture("ice").snapshot;
+        let mut snap = with_lro(fixture("ice").snapshot);
         let counters = |csum: u64, frag: u64| {
             std::collections::BTreeMap::from([
                 ("Tcp.InCsumErrors".to_string(), csum),
@@ -582,6 +582,13 @@ mod tests {
             active,
             never_changed: false,
         });
+    }
+
+    /// The ice fixture on an LRO-capable port (ixgbe's RSC, mlx5): ice
+    /// itself has no LRO.
+    fn with_lro(mut snap: Snapshot) -> Snapshot {
+        set_feature(&mut snap.interfaces[0], "rx-lro", true, true);
+        snap
     }
 
     /// The physical layer: no carrier, a link that flapped during the
@@ -711,7 +718,7 @@ mod tests {
     /// forwarding sysctl or a bridge port, not a VLAN stacked on it.
     #[test]
     fn lro_counts_only_where_the_device_forwards() {
-        let mut snap = fixture("ice").snapshot;
+        let mut snap = with_lro(fixture("ice").snapshot);
         let i = &mut snap.interfaces[0];
         i.uppers = vec!["ens1f0.100".into()];
         i.forwarding = Some(false);
@@ -788,15 +795,20 @@ mod tests {
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");
+        // ice has no LRO: nothing to turn off, and the NIC's limit.
+        assert!(!ids(&r).iter().any(|(id, _)| *id == "lro_forwarding"));
+        assert!(get(&r, "hardware_limits").evidence.contains("rx-lro"));
+        // The same host on an LRO port: the most severe finding of all.
+        let lro = Report::new(with_lro(r.snapshot.clone()));
         assert_eq!(
-            r.findings[0].id,
+            lro.findings[0].id,
             "lro_forwarding",
             "most severe first: {:?}",
-            ids(&r)
+            ids(&lro)
         );
-        assert_eq!(r.findings[0].severity, 10);
+        assert_eq!(lro.findings[0].severity, 10);
         assert_eq!(
-            r.findings[0].fix.as_deref(),
+            lro.findings[0].fix.as_deref(),
             Some("ethtool -K ens1f0 lro off")
         );
         let ring = get(&r, "nic_buffer_exhaustion");
@@ -895,7 +907,7 @@ mod tests {
 
     #[test]
     fn report_groups_by_severity() {
-        let text = render(&fixture("ice"));
+        let text = render(&Report::new(with_lro(fixture("ice").snapshot)));
         let pos = |s: &str| {
             text.find(s)
                 .unwrap_or_else(|| panic!("{s} missing:\n{text}"))
@@ -912,7 +924,10 @@ mod tests {
 
     #[test]
     fn diff_shows_configuration_differences() {
-        let (a, b) = (fixture("ice"), fixture("veth"));
+        let (a, b) = (
+            Report::new(with_lro(fixture("ice").snapshot)),
+            fixture("veth"),
+        );
         assert!(diff(&a, &a).is_empty());
         let d = diff(&a, &b);
         assert!(

@@ -137,9 +137,10 @@ fn top_lines(
     let mut extra = vec![
         Line::raw(fit(&rx_items(p, &rates, cov), width)),
         Line::raw(fit(&tx_items(p, &rates, cov), width)),
-        Line::raw(fit(&cpu_items(p), width)),
-        Line::raw(fit(&cost_items(p), width)),
     ];
+    extra.extend(crate::sinks::view::nic_line(&p.nic).map(|l| Line::raw(fit(&[l], width))));
+    extra.push(Line::raw(fit(&cpu_items(p), width)));
+    extra.push(Line::raw(fit(&cost_items(p), width)));
     let mut check = p.checks.first().map(|c| {
         let more = match p.checks.len() {
             1 => String::new(),
@@ -150,8 +151,8 @@ fn top_lines(
             Style::default().fg(Color::Yellow),
         )
     });
-    // Short of room, leave out the check, then cost, CPU and rates, in
-    // that order: the verdicts stay.
+    // Short of room, leave out the check, then cost, CPU, the NIC's word
+    // and rates, in that order: the verdicts stay.
     let room = height.saturating_sub(1 + verdicts.len());
     if room <= extra.len() {
         check = None;

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use crate::model::nic::Nic;
 use crate::{
     kernel::overhead::Overhead,
     model::period::{Blocks, Rates},
@@ -22,6 +23,8 @@ pub(crate) struct Snapshot {
     pub checks: Vec<Check>,
     pub overhead: Overhead,
     pub secs: f64,
+    /// The driver's own counters over the same time.
+    pub nic: Nic,
 }
 
 /// How many intervals the trend pane keeps: five minutes at the default
@@ -219,6 +222,7 @@ mod tests {
             checks: vec![],
             overhead: Overhead::default(),
             secs: 1.0,
+            nic: Nic::default(),
         }
     }
 

@@ -33,6 +33,7 @@ fn snapshot(i: &Interval) -> Snapshot {
         checks: i.checks.clone(),
         overhead: i.overhead.clone(),
         secs,
+        nic: i.nic.clone(),
     }
 }
 
@@ -106,6 +107,25 @@ fn no_line_is_wider_than_the_screen() {
             assert!(l.width() <= width, "{} > {width}: {l}", l.width());
         }
     }
+}
+
+/// The NIC's own word has its line under the rates, with ✓ or ✗.
+#[test]
+fn the_nics_word_is_on_the_screen() {
+    let (h, intervals) = recorded();
+    let ctx = Context::of(&h);
+    let mut live = live(&intervals);
+    if let Some((i, _)) = live.shown.as_mut() {
+        let mut b = i.blocks.clone();
+        b.rx.segments = 1_000;
+        let qstats = [("rx-packets".to_string(), 1_000u64)].into();
+        i.nic = crate::model::nic::Nic::of(qstats, None, Default::default(), &b);
+    }
+    let text = screen(&ctx, &live, 80, 24).join("\n");
+    assert!(
+        text.contains("NIC says  packets handed up 1,000 (probes 1,000) ✓"),
+        "{text}"
+    );
 }
 
 #[test]
