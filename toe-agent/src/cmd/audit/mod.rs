@@ -792,6 +792,129 @@ mod tests {
         assert_eq!(get(&Report::new(snap), "xfrm_unreadable").severity, 1);
     }
 
+    /// The snapshots the rules are tested on: the three fixtures, and the
+    /// variants the tests above build from them.
+    fn every_variant() -> Vec<Report> {
+        let mut out = vec![fixture("ice"), fixture("veth"), fixture("virtio")];
+        let ice = || fixture("ice").snapshot;
+        let mut trouble = with_lro(ice());
+        {
+            let i = &mut trouble.interfaces[0];
+            i.operstate = Some("down".into());
+            i.carrier = Some(false);
+            i.carrier_changes = snapshot::Sampled {
+                first: 3,
+                second: 5,
+            };
+            i.autoneg = Some(false);
+            for c in [
+                "tx-checksum-ipv4",
+                "tx-checksum-ipv6",
+                "tx-checksum-ip-generic",
+            ] {
+                set_feature(i, c, true, false);
+            }
+            set_feature(i, "tx-tcp-segmentation", true, false);
+            set_feature(i, "esp-hw-offload", true, false);
+        }
+        trouble.host.snmp.first = [("Tcp.InCsumErrors".to_string(), 1)].into();
+        trouble.host.snmp.second = [("Tcp.InCsumErrors".to_string(), 9)].into();
+        trouble.host.xfrm.sas = vec![
+            crate::sys::xfrm::Sa {
+                spi: 1,
+                proto: "esp".into(),
+                family: "ipv4".into(),
+                offload: None,
+            },
+            crate::sys::xfrm::Sa {
+                spi: 2,
+                proto: "esp".into(),
+                family: "ipv4".into(),
+                offload: Some(crate::sys::xfrm::SaOffload::default()),
+            },
+        ];
+        trouble.host.kmsg.entries = vec![snapshot::KmsgLine {
+            age_s: 10 * 86_400,
+            iface: None,
+            kind: "offload".into(),
+            text: "eth9: tx timeout".into(),
+        }];
+        out.push(Report::new(trouble));
+        // The same port with other quirks and quiet counters, in a
+        // container whose socket buffers follow the manual.
+        let mut quirks = ice();
+        {
+            let i = &mut quirks.interfaces[0];
+            i.duplex = Some("half".into());
+            i.mtu = 9216;
+            i.sriov_vf = true;
+            set_feature(i, "rx-checksum", true, false);
+            if let Some(rss) = i.rss.as_mut() {
+                rss.key_bytes = 0;
+                rss.indirection = (0..128u32)
+                    .map(|e| if e < 64 { 0 } else { 1 + e % 3 })
+                    .collect();
+            }
+            i.counters.second = i.counters.first.clone();
+            i.qstats.second = i.qstats.first.clone();
+            i.nic_stats.second = i.nic_stats.first.clone();
+        }
+        quirks.host.container = true;
+        for (k, v) in [
+            ("net.core.rmem_max", "16777216"),
+            ("net.core.wmem_max", "16777216"),
+            ("net.ipv4.tcp_wmem", "4096\t16384\t16777216"),
+            ("net.ipv4.tcp_rmem", "4096\t87380\t16777216"),
+        ] {
+            quirks.host.sysctls.insert(k.into(), v.into());
+        }
+        out.push(Report::new(quirks));
+        let mut blind = ice();
+        blind.host.kmsg.error = Some("cannot read /dev/kmsg: Operation not permitted".into());
+        blind.host.xfrm.error =
+            Some("IPsec SAs not read (xfrm netlink): Operation not permitted".into());
+        out.push(Report::new(blind));
+        out
+    }
+
+    /// Every rule in docs/audit.md's table fires on some snapshot and
+    /// stays silent on another: no rule is untested either way.
+    #[test]
+    fn every_rule_fires_somewhere_and_is_silent_somewhere() {
+        let doc = include_str!("../../../../docs/audit.md");
+        let table = &doc[doc.find("## Findings").unwrap()..doc.find("## JSON").unwrap()];
+        let rules: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                l.split('|')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+            })
+            .collect();
+        assert!(rules.len() > 40, "{rules:?}");
+        let reports = every_variant();
+        let fired = |id: &str| {
+            reports
+                .iter()
+                .filter(|r| r.findings.iter().any(|f| f.id == id))
+                .count()
+        };
+        let never: Vec<&&str> = rules.iter().filter(|id| fired(id) == 0).collect();
+        // `device` describes every interface: information, not a rule.
+        let always: Vec<&&str> = rules
+            .iter()
+            .filter(|id| **id != "device" && fired(id) == reports.len())
+            .collect();
+        assert!(
+            never.is_empty() && always.is_empty(),
+            "never fire: {never:?}; always fire: {always:?}"
+        );
+    }
+
     #[test]
     fn multiqueue_nic_in_trouble() {
         let r = fixture("ice");
