@@ -63,7 +63,7 @@ impl Session {
     /// The driver's word on the whole session, beside the probes' `b`.
     pub(crate) fn nic_run(&self, b: &Blocks) -> Nic {
         let r = self.nic_last.since(&self.nic_start);
-        Nic::of(r.qstats, r.qstats_error, r.counters, b)
+        Nic::of(r.qstats, r.qstats_error, r.counters, b).with_ring(r.rx_ring)
     }
 
     /// The programs' diagnostics since the last call.

@@ -29,6 +29,15 @@ pub struct Nic {
     pub counters: BTreeMap<String, u64>,
     /// The figures both sides have.
     pub reconcile: Vec<Reconciled>,
+    /// The RX ring's size and its maximum, when the driver says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_ring: Option<Ring>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ring {
+    pub rx: u32,
+    pub rx_max: u32,
 }
 
 /// One figure the driver and the agent both have.
@@ -82,9 +91,16 @@ impl Nic {
             qstats_error,
             counters,
             reconcile: Vec::new(),
+            rx_ring: None,
         };
         nic.reconcile = nic.pairs(b);
         nic
+    }
+
+    /// With the RX ring's size and maximum, `(rx, rx_max)`.
+    pub(crate) fn with_ring(mut self, ring: Option<(u32, u32)>) -> Nic {
+        self.rx_ring = ring.map(|(rx, rx_max)| Ring { rx, rx_max });
+        self
     }
 
     fn q(&self, name: &str) -> Option<u64> {
@@ -252,12 +268,20 @@ impl Nic {
                 .iter()
                 .map(|(name, n)| format!("{name} +{}", group(*n)))
                 .collect();
+            let ring = match self.rx_ring {
+                Some(r) if r.rx < r.rx_max => format!(
+                    "; RX ring {} of a possible {}: a larger ring absorbs longer bursts",
+                    r.rx, r.rx_max
+                ),
+                Some(r) => format!("; RX ring {} (its maximum)", r.rx),
+                None => String::new(),
+            };
             out.push(Check {
                 check: "nic_dropped".into(),
                 value: largest as f64,
                 threshold: 0.0,
                 message: format!(
-                    "the NIC dropped packets before the CPU saw them: {}",
+                    "the NIC dropped packets before the CPU saw them: {}{ring}",
                     by.join(", ")
                 ),
             });
@@ -383,7 +407,8 @@ mod tests {
             ("rx_dropped", 0),
         ]);
         let err = Some("Operation not supported (os error 95)".to_string());
-        let nic = Nic::of(BTreeMap::new(), err, counters, &blocks(500, 0, 0));
+        let nic = Nic::of(BTreeMap::new(), err, counters, &blocks(500, 0, 0))
+            .with_ring(Some((512, 4096)));
         assert_eq!(nic.reconcile[0].source, "statistics rx_packets");
         assert!(nic.reconcile[0].agree);
         let checks = nic.checks();
@@ -395,6 +420,52 @@ mod tests {
                 .contains("statistics rx_missed_errors +12"),
             "{}",
             checks[0].message
+        );
+    }
+
+    /// The transmit pairs and the checksum states: a NIC that says it
+    /// segmented and checksummed what the probes saw leave as TSO agrees;
+    /// one whose checksum count is short disagrees, on that figure only.
+    #[test]
+    fn transmit_and_checksum_figures_are_paired() {
+        let mut b = blocks(1_000, 0, 900);
+        b.tx.xmit_skbs = 110;
+        b.tx.wire_segments = 10 + 100 * 44;
+        b.tx.segs_per_xmit = HistSummary {
+            count: 110,
+            buckets: vec![(1, 10), (47, 100)],
+            ..HistSummary::default()
+        };
+        b.tx.csum.partial = 110;
+        let qstats = map(&[
+            ("rx-csum-unnecessary", 900),
+            ("rx-csum-none", 100),
+            ("tx-hw-gso-packets", 100),
+            ("tx-hw-gso-wire-packets", 4_400),
+            ("tx-needs-csum", 60),
+        ]);
+        let nic = Nic::of(qstats, None, BTreeMap::new(), &b);
+        let by: BTreeMap<&str, bool> = nic
+            .reconcile
+            .iter()
+            .map(|r| (r.source.as_str(), r.agree))
+            .collect();
+        assert_eq!(
+            by,
+            BTreeMap::from([
+                ("qstats rx-csum-none", true),
+                ("qstats rx-csum-unnecessary", true),
+                ("qstats tx-hw-gso-packets", true),
+                ("qstats tx-hw-gso-wire-packets", true),
+                ("qstats tx-needs-csum", false),
+            ])
+        );
+        let checks = nic.checks();
+        assert_eq!(checks.len(), 1);
+        assert!(
+            checks[0]
+                .message
+                .starts_with("skbs the NIC checksummed: the driver reports 60")
         );
     }
 

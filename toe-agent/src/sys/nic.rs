@@ -4,7 +4,7 @@
 //! and a few sysfs reads per period.
 use std::collections::BTreeMap;
 
-use crate::sys::qstats;
+use crate::sys::{ethtool, qstats};
 
 /// The interface counters read (include/uapi/linux/if_link.h, struct
 /// rtnl_link_stats64, exposed by net/core/net-sysfs.c).
@@ -33,6 +33,9 @@ pub(crate) struct Reading {
     /// Why there are no qstats (the first error seen).
     pub qstats_error: Option<String>,
     pub counters: BTreeMap<String, u64>,
+    /// The RX ring's size and its maximum (`ethtool -g`), when the driver
+    /// says: what a drop before the CPU is judged against.
+    pub rx_ring: Option<(u32, u32)>,
 }
 
 impl Reading {
@@ -66,6 +69,7 @@ impl Reading {
             qstats,
             qstats_error,
             counters,
+            rx_ring: ethtool::rings(name).ok().map(|r| (r.rx, r.rx_max)),
         }
     }
 
@@ -81,6 +85,7 @@ impl Reading {
             qstats: rise(&self.qstats, &earlier.qstats),
             qstats_error: self.qstats_error.clone(),
             counters: rise(&self.counters, &earlier.counters),
+            rx_ring: self.rx_ring,
         }
     }
 }
