@@ -292,14 +292,27 @@ impl Nic {
     /// Each verdict whose figures the driver contradicts says so, with
     /// which side each figure comes from.
     pub(crate) fn annotate(&self, verdicts: &mut [Verdict]) {
-        for r in self.reconcile.iter().filter(|r| !r.agree) {
-            if let Some(v) = verdicts.iter_mut().find(|v| v.offload == r.offload) {
+        for r in &self.reconcile {
+            let Some(v) = verdicts.iter_mut().find(|v| v.offload == r.offload) else {
+                continue;
+            };
+            if !r.agree {
                 v.evidence.push_str(&format!(
                     "; the NIC disagrees on {}: the driver reports {} ({}), the probes saw {}",
                     r.what,
                     group(r.nic),
                     r.source,
                     group(r.agent)
+                ));
+            } else if r.nic > 0 && r.what != "packets handed up" {
+                // Work done after the hooks (a NIC's TSO, its checksum
+                // fill-in) the probes cannot see: the figure is the
+                // driver's, and says so.
+                v.evidence.push_str(&format!(
+                    "; the driver's own count agrees: {} {} ({})",
+                    group(r.nic),
+                    r.what,
+                    r.source
                 ));
             }
         }

@@ -354,10 +354,11 @@ pub(crate) fn nic_line(nic: &Nic) -> Option<String> {
         .iter()
         .map(|r| {
             format!(
-                "{} {} (probes {}) {}",
+                "{} {} (probes {}, ratio {:.2}) {}",
                 r.what,
                 group(r.nic),
                 group(r.agent),
+                r.ratio,
                 if r.agree { "✓" } else { "✗" }
             )
         })

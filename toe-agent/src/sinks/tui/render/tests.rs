@@ -123,7 +123,7 @@ fn the_nics_word_is_on_the_screen() {
     }
     let text = screen(&ctx, &live, 80, 24).join("\n");
     assert!(
-        text.contains("NIC says  packets handed up 1,000 (probes 1,000) ✓"),
+        text.contains("NIC says  packets handed up 1,000 (probes 1,000, ratio 1.00) ✓"),
         "{text}"
     );
 }
