@@ -71,7 +71,6 @@ pub(crate) fn agree(nic: u64, agent: u64) -> bool {
 const DROPPED_BEFORE_CPU: &[&str] = &[
     "statistics rx_missed_errors",
     "statistics rx_fifo_errors",
-    "statistics rx_dropped",
     "qstats rx-hw-drops",
     "qstats rx-hw-drop-overruns",
     "qstats rx-alloc-fail",
@@ -286,6 +285,21 @@ impl Nic {
                 ),
             });
         }
+        // rx_dropped is not the NIC's alone: drivers count buffers they
+        // could not get, and the core counts frames no protocol took
+        // (net/core/dev.c, __netif_receive_skb_core(): dev_core_stats_
+        // rx_dropped_inc()), an LLDP frame on most hosts.
+        if let Some(&n) = self.counters.get("rx_dropped").filter(|n| **n > 0) {
+            out.push(Check {
+                check: "rx_dropped".into(),
+                value: n as f64,
+                threshold: 0.0,
+                message: format!(
+                    "rx_dropped +{}: dropped by the driver (no buffer) or by the stack (no protocol for the frame); the stack's own drops by reason are in drops",
+                    group(n)
+                ),
+            });
+        }
         out
     }
 
@@ -417,7 +431,7 @@ mod tests {
         let counters = map(&[
             ("rx_packets", 500),
             ("rx_missed_errors", 12),
-            ("rx_dropped", 0),
+            ("rx_dropped", 3),
         ]);
         let err = Some("Operation not supported (os error 95)".to_string());
         let nic = Nic::of(BTreeMap::new(), err, counters, &blocks(500, 0, 0))
@@ -425,8 +439,13 @@ mod tests {
         assert_eq!(nic.reconcile[0].source, "statistics rx_packets");
         assert!(nic.reconcile[0].agree);
         let checks = nic.checks();
-        assert_eq!(checks.len(), 1);
+        assert_eq!(checks.len(), 2);
         assert_eq!(checks[0].check, "nic_dropped");
+        assert!(
+            checks[1]
+                .message
+                .starts_with("rx_dropped +3: dropped by the driver")
+        );
         assert!(
             checks[0]
                 .message
