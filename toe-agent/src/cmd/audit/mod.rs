@@ -584,6 +584,15 @@ mod tests {
         });
     }
 
+    /// Every TX checksum feature off though offered, and TSO not wanted:
+    /// `tx_csum_off` rather than `csum_off_tso_wanted`.
+    fn tx_checksum_off_tso_unwanted(i: &mut snapshot::Interface) {
+        for c in super::rules::TX_CSUM {
+            set_feature(i, c, true, false);
+        }
+        set_feature(i, "tx-tcp-segmentation", true, false);
+    }
+
     /// The ice fixture on an LRO-capable port (ixgbe's RSC, mlx5): ice
     /// itself has no LRO.
     fn with_lro(mut snap: Snapshot) -> Snapshot {
@@ -642,14 +651,7 @@ mod tests {
     fn tx_checksum_off_and_hardware_limits() {
         let mut snap = fixture("ice").snapshot;
         let i = &mut snap.interfaces[0];
-        for c in [
-            "tx-checksum-ipv4",
-            "tx-checksum-ipv6",
-            "tx-checksum-ip-generic",
-        ] {
-            set_feature(i, c, true, false);
-        }
-        set_feature(i, "tx-tcp-segmentation", true, false);
+        tx_checksum_off_tso_unwanted(i);
         set_feature(i, "tls-hw-tx-offload", false, false);
         let r = Report::new(snap);
         assert_eq!(get(&r, "tx_csum_off").severity, 5);
@@ -807,14 +809,7 @@ mod tests {
                 second: 5,
             };
             i.autoneg = Some(false);
-            for c in [
-                "tx-checksum-ipv4",
-                "tx-checksum-ipv6",
-                "tx-checksum-ip-generic",
-            ] {
-                set_feature(i, c, true, false);
-            }
-            set_feature(i, "tx-tcp-segmentation", true, false);
+            tx_checksum_off_tso_unwanted(i);
             set_feature(i, "esp-hw-offload", true, false);
         }
         trouble.host.snmp.first = [("Tcp.InCsumErrors".to_string(), 1)].into();

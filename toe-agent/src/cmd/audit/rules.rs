@@ -90,7 +90,7 @@ fn short_name(feature: &str) -> &str {
     }
 }
 
-const TX_CSUM: &[&str] = &[
+pub(super) const TX_CSUM: &[&str] = &[
     "tx-checksum-ip-generic",
     "tx-checksum-ipv4",
     "tx-checksum-ipv6",
