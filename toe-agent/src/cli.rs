@@ -84,8 +84,13 @@ pub struct ServeCmd {
     /// Attach only the hooks that fire once per skb, not per wire segment:
     /// much cheaper at high packet rates, but the verdicts that need the
     /// driver hand-off or net_dev_start_xmit become not_measured.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sample")]
     pub per_skb: bool,
+    /// The share of time the per-segment hooks (driver hand-off, GRO's
+    /// outcome, net_dev_start_xmit) run: 0.1 is 100 ms in every second, 1
+    /// always. Verdicts are judged on the sampled windows (docs/sampling.md).
+    #[arg(long, default_value = "0.1", value_parser = fraction)]
+    pub sample: f64,
     /// Use classic tracepoints only (the fallback for kernels without BTF).
     #[arg(long)]
     pub classic: bool,
@@ -140,6 +145,9 @@ pub struct LabCmd {
     /// Seconds of TCP transfer per configuration.
     #[arg(long, default_value = "2", value_parser = positive_seconds)]
     pub duration: Duration,
+    /// The share of time the per-segment hooks run, as in trace.
+    #[arg(long, default_value = "0.1", value_parser = fraction)]
+    pub sample: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,8 +183,13 @@ pub struct TraceCmd {
     /// Attach only the hooks that fire once per skb, not per wire segment:
     /// much cheaper at high packet rates, but the verdicts that need the
     /// driver hand-off or net_dev_start_xmit become not_measured.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sample")]
     pub per_skb: bool,
+    /// The share of time the per-segment hooks (driver hand-off, GRO's
+    /// outcome, net_dev_start_xmit) run: 0.1 is 100 ms in every second, 1
+    /// always. Verdicts are judged on the sampled windows (docs/sampling.md).
+    #[arg(long, default_value = "0.1", value_parser = fraction)]
+    pub sample: f64,
     /// Judge the device as this class instead of the one its driver implies
     /// (docs/device-classes.md): physical, paravirtual or virtual.
     #[arg(long, value_name = "CLASS")]
@@ -187,6 +200,20 @@ pub struct TraceCmd {
 /// The longest time argument: a year. Beyond it, deadlines computed from
 /// `Instant::now()` could overflow (`--duration 1e19` did, with a panic).
 pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A share of time in (0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!(
+            "must be more than 0 and at most 1 (the share of time), got {s}"
+        ));
+    }
+    Ok(v)
+}
 
 fn log_level(s: &str) -> Result<log::LevelFilter, String> {
     s.parse()

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             log_level: t.log_level,
             self_stats: t.self_stats,
             per_skb: t.per_skb,
+            sample: t.sample,
             device_class: t.device_class,
         }),
         Command::Audit(a) => audit(AuditArgs {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             window: s.window as usize,
             self_stats: s.self_stats,
             per_skb: s.per_skb,
+            sample: s.sample,
             classic_only: s.classic,
             log_level: s.log_level,
             device_class: s.device_class,
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             json: l.json,
             list: l.list,
             duration: l.duration,
+            sample: l.sample,
         }),
     };
     match result {

@@ -24,7 +24,7 @@ use crate::{
     kernel::attach::Options,
     kernel::session::Session,
     model::class::DeviceClass,
-    model::period::Blocks,
+    model::period::Sampling,
     model::verdict::{self, Configured, Mechanism, Offload, Verdict},
     sys::ethtool,
     sys::iface::Iface,
@@ -67,6 +67,8 @@ pub struct LabArgs {
     pub json: bool,
     pub list: bool,
     pub duration: Duration,
+    /// `--sample`: the share of time the per-segment hooks run.
+    pub sample: f64,
 }
 
 #[derive(Serialize)]
@@ -105,6 +107,9 @@ pub(crate) struct ConfigResult {
     pub silicon: Option<SiliconReport>,
     /// Retransmits and drops: what the transfer cost TCP.
     pub tcp: impair::TcpReport,
+    /// How the receiver's per-segment probes were sampled (the sender's
+    /// windows are alike).
+    pub sample: Sampling,
     pub verdicts: Vec<Row>,
     pub as_expected: bool,
 }
@@ -162,7 +167,7 @@ pub fn run(args: LabArgs) -> Result<(), Failure> {
                 args.duration.as_secs_f64()
             );
         }
-        let result = run_config(config, args.duration, &stop)
+        let result = run_config(config, args.duration, args.sample, &stop)
             .map_err(|e| runtime(format!("lab {}: {e:#}", config.name)))?;
         if stop.load(Ordering::Relaxed) {
             return Err(runtime("interrupted; the lab's namespaces were removed"));
@@ -392,6 +397,7 @@ fn transfer_to(
 fn run_config(
     config: &LabConfig,
     secs: Duration,
+    sample: f64,
     stop: &AtomicBool,
 ) -> anyhow::Result<ConfigResult> {
     let link = set_up(config)?;
@@ -402,8 +408,12 @@ fn run_config(
     };
     let sender = iface_in(NS_TX, DEV_TX, class)?;
     let receiver = iface_in(NS_RX, DEV_RX, class)?;
-    let mut tx_session = Session::attach(sender.clone(), &Options::default())?;
-    let mut rx_session = Session::attach(receiver.clone(), &Options::default())?;
+    let opts = Options {
+        sample,
+        ..Options::default()
+    };
+    let mut tx_session = Session::attach(sender.clone(), &opts)?;
+    let mut rx_session = Session::attach(receiver.clone(), &opts)?;
     let started = Instant::now();
     let rate = match config.impair {
         configs::Impair::SlowReader(rate) => Some(rate),
@@ -411,8 +421,10 @@ fn run_config(
     };
     let bytes = transfer_to(secs, stop, config.flows, rate)?;
     let elapsed = started.elapsed().as_secs_f64();
-    let tx_blocks = Blocks::from_totals(&tx_session.interval()?);
-    let rx_blocks = Blocks::from_totals(&rx_session.interval()?);
+    // The counts as a whole for what TCP and the link did, the sampling
+    // windows' for the verdicts.
+    let (tx_blocks, tx_sampled) = tx_session.interval()?.blocks();
+    let (rx_blocks, rx_sampled) = rx_session.interval()?.blocks();
     drop((tx_session, rx_session));
     let silicon = link.silicon.as_ref().map(|s| silicon_report(s, elapsed));
     let tcp = impair::TcpReport::of(&tx_blocks, &rx_blocks, impair::nft_dropped(config.impair)?);
@@ -420,8 +432,8 @@ fn run_config(
     let tx_dev = device_in(NS_TX, &sender, &config.link)?;
     let rx_dev = device_in(NS_RX, &receiver, &config.link)?;
     drop(link);
-    let tx_verdicts = verdict::judge(&tx_blocks, &tx_dev);
-    let rx_verdicts = verdict::judge(&rx_blocks, &rx_dev);
+    let tx_verdicts = verdict::judge(&tx_sampled, &tx_dev);
+    let rx_verdicts = verdict::judge(&rx_sampled, &rx_dev);
     let verdicts: Vec<Row> = Offload::ALL
         .iter()
         .zip(&config.expected)
@@ -451,6 +463,7 @@ fn run_config(
         throughput_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
         silicon,
         tcp,
+        sample: rx_blocks.sample,
         as_expected: verdicts.iter().all(|v| v.as_expected),
         verdicts,
     })

@@ -41,6 +41,8 @@ pub struct ServeArgs {
     pub self_stats: bool,
     /// Leave out the per-segment hooks (`--per-skb`).
     pub per_skb: bool,
+    /// `--sample`: the share of time the per-segment hooks run.
+    pub sample: f64,
     /// `--classic`: classic tracepoints only.
     pub classic_only: bool,
     /// `--log-level`: the programs' diagnostics shown.
@@ -57,6 +59,8 @@ impl ServeArgs {
             per_skb: self.per_skb,
             classic_only: self.classic_only,
             log_level: self.log_level,
+            sample: self.sample,
+            cycle: crate::cmd::trace::cycle(self.interval),
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct TraceArgs {
     pub self_stats: bool,
     /// Leave out the per-segment hooks.
     pub per_skb: bool,
+    /// `--sample`: the share of time the per-segment hooks run.
+    pub sample: f64,
     /// `--device-class`: judge the device as this class.
     pub device_class: Option<DeviceClass>,
     /// `--plain`: text blocks even on a terminal.
@@ -128,7 +130,7 @@ fn header(dev: &crate::sys::iface::Iface, args: &TraceArgs, session: &Session) -
         device_class: Some(dev.class),
         mtu: dev.mtu,
         interval_ms: args.interval.as_millis() as u64,
-        probes: session.probes.status.clone(),
+        probes: session.status.clone(),
     }
 }
 
@@ -163,13 +165,15 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         classic_only: args.classic_only,
         per_skb: args.per_skb,
         log_level: args.log_level,
+        sample: args.sample,
+        cycle: cycle(args.interval),
     };
     let mut session = Session::attach(dev.clone(), &options).map_err(Failure::runtime)?;
     let mut ndjson = match &args.ndjson {
         Some(p) => Some(NdjsonWriter::create(p).map_err(|e| cannot_write(p, e))?),
         None => None,
     };
-    for line in session.probes.problems() {
+    for line in session.problems() {
         eprintln!("toe-agent: {line}");
     }
     let header = header(&dev, &args, &session);
@@ -269,12 +273,18 @@ fn show(
     }
 }
 
+/// The sampling cycle for readings every `interval`: a window in every
+/// interval, and at least one a second (docs/sampling.md).
+pub(crate) fn cycle(interval: Duration) -> Duration {
+    interval.min(Duration::from_secs(1))
+}
+
 /// The run up to the end of interval `i`, judged, for the live view.
 fn run_so_far(session: &Session, run_start_ns: u64, i: &Interval) -> Snapshot {
-    let blocks = Blocks::from_totals(&session.run_total());
+    let (blocks, sampled) = session.run_total().blocks();
     let secs = i.end_unix_ns.saturating_sub(run_start_ns) as f64 / 1e9;
-    let nic = session.nic_run(&blocks);
-    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
+    let nic = session.nic_run(&sampled);
+    let (verdicts, checks) = judged(&blocks, &sampled, &nic, &session.device(), secs);
     Snapshot {
         title: format!("run {secs:.1} s"),
         verdicts,
@@ -295,15 +305,17 @@ fn emit(w: &mut Option<NdjsonWriter>, r: &Record) -> anyhow::Result<bool> {
     }
 }
 
-/// A period's verdicts and checks: the probes' judged, with what the
-/// driver's counters say where they disagree.
+/// A period's verdicts and checks: the verdicts judged on what its sampling
+/// windows saw (`sampled`), with what the driver's counters over the same
+/// windows say where they disagree; the thresholds on the whole period.
 fn judged(
     blocks: &Blocks,
+    sampled: &Blocks,
     nic: &Nic,
     device: &verdict::Device,
     secs: f64,
 ) -> (Vec<verdict::Verdict>, Vec<verdict::Check>) {
-    let mut verdicts = verdict::judge(blocks, device);
+    let mut verdicts = verdict::judge(sampled, device);
     nic.annotate(&mut verdicts);
     let mut checks = verdict::checks(blocks, secs);
     checks.extend(nic.checks());
@@ -319,19 +331,19 @@ fn interval(
     now: SystemTime,
 ) -> anyhow::Result<Interval> {
     let collect_start = Instant::now();
-    let blocks = Blocks::from_totals(&session.interval()?);
+    let (blocks, sampled) = session.interval()?.blocks();
     let collect_us = collect_start.elapsed().as_micros() as u64;
     let (start_unix_ns, end_unix_ns) = (unix_ns(start), unix_ns(now).max(unix_ns(start)));
     let secs = (end_unix_ns - start_unix_ns) as f64 / 1e9;
-    let nic = session.nic(&blocks);
-    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
+    let nic = session.nic(&sampled);
+    let (verdicts, checks) = judged(&blocks, &sampled, &nic, &session.device(), secs);
     Ok(Interval {
         seq,
         start_unix_ns,
         end_unix_ns,
         verdicts,
         checks,
-        overhead: tracker.sample(session.probes.stats(), &blocks, collect_us),
+        overhead: tracker.sample(session.stats(), &blocks, collect_us),
         blocks,
         nic,
     })
@@ -364,8 +376,8 @@ async fn sample_loop(
     ndjson: &mut Option<NdjsonWriter>,
     early_stop: &AtomicBool,
 ) -> anyhow::Result<(Summary, EndReason)> {
-    let mut tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
-    let mut run_tracker = overhead::Tracker::new(session.probes.stats(), args.self_stats);
+    let mut tracker = overhead::Tracker::new(session.stats(), args.self_stats);
+    let mut run_tracker = overhead::Tracker::new(session.stats(), args.self_stats);
     let mut output_closed = emit(ndjson, &Record::Header(header.clone()))?;
     let run_start = SystemTime::now();
     let mut period_start = run_start;
@@ -421,13 +433,13 @@ async fn sample_loop(
         }
     };
 
-    let blocks = Blocks::from_totals(&session.run_total());
+    let (blocks, sampled) = session.run_total().blocks();
     let secs = period_start
         .duration_since(run_start)
         .unwrap_or_default()
         .as_secs_f64();
-    let nic = session.nic_run(&blocks);
-    let (verdicts, checks) = judged(&blocks, &nic, &session.device(), secs);
+    let nic = session.nic_run(&sampled);
+    let (verdicts, checks) = judged(&blocks, &sampled, &nic, &session.device(), secs);
     let summary = Summary {
         start_unix_ns: unix_ns(run_start),
         end_unix_ns: unix_ns(period_start),
@@ -435,7 +447,7 @@ async fn sample_loop(
         end_reason: reason,
         verdicts,
         checks,
-        overhead: run_tracker.sample(session.probes.stats(), &blocks, 0),
+        overhead: run_tracker.sample(session.stats(), &blocks, 0),
         blocks,
         nic,
     };

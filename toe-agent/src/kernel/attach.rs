@@ -14,7 +14,11 @@ use anyhow::Context as _;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{PerCpuArray, PerCpuHashMap, PerCpuValues},
-    programs::{BtfTracePoint, Program, TracePoint},
+    programs::{
+        BtfTracePoint, Program, TracePoint,
+        tp_btf::{BtfTracePointLink, BtfTracePointLinkId},
+        trace_point::{TracePointLink, TracePointLinkId},
+    },
 };
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{
@@ -96,6 +100,10 @@ pub(crate) fn coverage(status: &[ProbeStatus]) -> Coverage {
     }
 }
 
+/// The share of time the per-segment programs run unless told otherwise:
+/// 100 ms in every second.
+pub(crate) const DEFAULT_SAMPLE: f64 = 0.1;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     /// Skip BTF tracepoints and use classic tracepoints only.
@@ -104,6 +112,10 @@ pub(crate) struct Options {
     pub per_skb: bool,
     /// The programs' diagnostics at this level and above (`--log-level`).
     pub log_level: log::LevelFilter,
+    /// The share of time the per-segment programs run (`--sample`), and
+    /// the cycle a window opens in (docs/sampling.md).
+    pub sample: f64,
+    pub cycle: std::time::Duration,
 }
 
 impl Default for Options {
@@ -112,6 +124,8 @@ impl Default for Options {
             classic_only: false,
             per_skb: false,
             log_level: log::LevelFilter::Warn,
+            sample: DEFAULT_SAMPLE,
+            cycle: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -149,8 +163,23 @@ pub(crate) struct Probes {
     pub status: Vec<ProbeStatus>,
     /// What the attached probes can see, from `status` once attached.
     pub coverage: Coverage,
-    /// Names (in the object) of the programs attached.
-    attached: Vec<&'static str>,
+    /// The programs attached, by name in the object.
+    attached: Vec<Attached>,
+}
+
+/// A program attached: what to detach it by, and where to attach it again.
+struct Attached {
+    prog: &'static str,
+    /// `(group, event)` when it is on its classic tracepoint.
+    classic: Option<(&'static str, &'static str)>,
+    per_segment: bool,
+    /// None while a sampling window is closed.
+    link: Option<Link>,
+}
+
+enum Link {
+    Btf(BtfTracePointLinkId),
+    Classic(TracePointLinkId),
 }
 
 /// ` (missing CAP_X)` for the error message, when known.
@@ -233,7 +262,7 @@ fn fall_back(
     spec: &Spec,
     tracefs: &Result<(), String>,
     btf_err: &anyhow::Error,
-    attached: &mut Vec<&'static str>,
+    attached: &mut Vec<Attached>,
 ) -> ProbeStatus {
     let failed = |reason: String| ProbeStatus {
         name: spec.name.into(),
@@ -249,8 +278,13 @@ fn fall_back(
         .map_err(anyhow::Error::msg)
         .and_then(|()| attach_classic(ebpf, prog, group, event));
     match fallback {
-        Ok(()) => {
-            attached.push(prog);
+        Ok(link) => {
+            attached.push(Attached {
+                prog,
+                classic: Some((group, event)),
+                per_segment: spec.per_segment,
+                link: Some(link),
+            });
             ProbeStatus {
                 name: spec.name.into(),
                 hook: format!("tracepoint/{group}/{event}"),
@@ -342,8 +376,8 @@ impl Probes {
     pub(crate) fn stats(&self) -> crate::kernel::overhead::ProgramStats {
         self.attached
             .iter()
-            .filter_map(|name| {
-                let fd = self.ebpf.program(name)?.fd().ok()?;
+            .filter_map(|a| {
+                let fd = self.ebpf.program(a.prog)?.fd().ok()?;
                 crate::kernel::overhead::program_stats(fd.as_fd())
             })
             .sum()
@@ -390,6 +424,44 @@ impl Probes {
                 )
             });
         fell_back.into_iter().chain(failed).collect()
+    }
+
+    /// Open a sampling window: attach the per-segment programs again.
+    /// Every program is tried; the first failure is returned.
+    pub(crate) fn open_window(&mut self) -> anyhow::Result<()> {
+        let mut first_err = None;
+        for a in self.attached.iter_mut().filter(|a| a.per_segment) {
+            if a.link.is_none() {
+                match relink(&mut self.ebpf, a.prog, a.classic) {
+                    Ok(l) => a.link = Some(l),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Close a sampling window: take the per-segment programs' links, for
+    /// the caller to drop. Dropping one unregisters its program from the
+    /// tracepoint at once, then waits for an RCU grace period before it
+    /// returns (kernel/bpf/syscall.c bpf_raw_tp_link_release(),
+    /// kernel/trace/bpf_trace.c bpf_probe_unregister(), 10 to 150 ms each
+    /// here): the caller does it without holding up the readings.
+    pub(crate) fn close_window(&mut self) -> anyhow::Result<Vec<Detached>> {
+        let mut taken = Vec::new();
+        for a in self.attached.iter_mut().filter(|a| a.per_segment) {
+            if let Some(link) = a.link.take() {
+                taken.push(take(&mut self.ebpf, a.prog, link)?);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Are there programs a sampling window attaches and detaches?
+    pub(crate) fn has_windowed(&self) -> bool {
+        self.attached.iter().any(|a| a.per_segment)
     }
 
     pub(crate) fn source(&self) -> KernelSource<'_> {
@@ -445,7 +517,7 @@ struct Attaching<'a> {
     ebpf: &'a mut Ebpf,
     btf: &'a Result<(Resolved, Btf), String>,
     tracefs: &'a mut Option<Result<(), String>>,
-    attached: &'a mut Vec<&'static str>,
+    attached: &'a mut Vec<Attached>,
 }
 
 impl Attaching<'_> {
@@ -462,8 +534,13 @@ impl Attaching<'_> {
             Err(e) => Err(anyhow::anyhow!("no usable kernel BTF: {e}")),
         };
         match primary {
-            Ok(()) => {
-                self.attached.push(spec.name);
+            Ok(link) => {
+                self.attached.push(Attached {
+                    prog: spec.name,
+                    classic: None,
+                    per_segment: spec.per_segment,
+                    link: Some(link),
+                });
                 Ok(ProbeStatus {
                     name: spec.name.into(),
                     hook: format!("tp_btf/{}", spec.name),
@@ -489,23 +566,60 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Program
         .with_context(|| format!("program {name} missing from the eBPF object"))
 }
 
-fn attach_btf(ebpf: &mut Ebpf, name: &str, btf: &Btf) -> anyhow::Result<()> {
+fn attach_btf(ebpf: &mut Ebpf, name: &str, btf: &Btf) -> anyhow::Result<Link> {
     let p: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
     p.load(name, btf)
         .with_context(|| format!("loading tp_btf/{name}"))?;
-    p.attach()
-        .with_context(|| format!("attaching tp_btf/{name}"))?;
-    Ok(())
+    relink(ebpf, name, None)
 }
 
-fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyhow::Result<()> {
+fn attach_classic(ebpf: &mut Ebpf, prog: &str, group: &str, event: &str) -> anyhow::Result<Link> {
     crate::kernel::classic::check_layout(group, event)?;
     let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
     p.load()
         .with_context(|| format!("loading tracepoint/{group}/{event}"))?;
-    p.attach(group, event)
-        .with_context(|| format!("attaching tracepoint/{group}/{event}"))?;
-    Ok(())
+    relink(ebpf, prog, Some((group, event)))
+}
+
+/// Attach the loaded program `prog` to its tp_btf hook, or to the classic
+/// tracepoint `(group, event)`.
+fn relink(ebpf: &mut Ebpf, prog: &str, classic: Option<(&str, &str)>) -> anyhow::Result<Link> {
+    Ok(match classic {
+        None => {
+            let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
+            Link::Btf(
+                p.attach()
+                    .with_context(|| format!("attaching tp_btf/{prog}"))?,
+            )
+        }
+        Some((group, event)) => {
+            let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
+            Link::Classic(
+                p.attach(group, event)
+                    .with_context(|| format!("attaching tracepoint/{group}/{event}"))?,
+            )
+        }
+    })
+}
+
+/// A link taken from its program: dropping it detaches the program.
+pub(crate) enum Detached {
+    Btf(#[expect(dead_code, reason = "held to be dropped")] BtfTracePointLink),
+    Classic(#[expect(dead_code, reason = "held to be dropped")] TracePointLink),
+}
+
+/// Take the link `link` of `prog` out of aya's keeping.
+fn take(ebpf: &mut Ebpf, prog: &str, link: Link) -> anyhow::Result<Detached> {
+    Ok(match link {
+        Link::Btf(id) => {
+            let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
+            Detached::Btf(p.take_link(id)?)
+        }
+        Link::Classic(id) => {
+            let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
+            Detached::Classic(p.take_link(id)?)
+        }
+    })
 }
 
 /// Reads the kernel maps: one syscall per map per interval.

@@ -190,11 +190,17 @@ impl Collector {
     }
 
     /// What happened since the previous call.
+    #[cfg(test)]
     pub(crate) fn interval(&mut self, source: &mut impl Source) -> anyhow::Result<Totals> {
-        let now = source.read()?;
+        Ok(self.advance(source.read()?))
+    }
+
+    /// What happened from the previous reading to `now`, a reading taken
+    /// by the caller.
+    pub(crate) fn advance(&mut self, now: Totals) -> Totals {
         let delta = now.delta(&self.last);
         self.last = now;
-        Ok(delta)
+        delta
     }
 
     /// What happened since `new`, up to the last `interval` reading.

@@ -278,6 +278,10 @@ families! {
         "1 when the driver's own counter (source) and the probes agree on a figure in the newest reading (docs/ndjson.md, nic), 0 when they do not.";
     NIC_RATIO: "toe_nic_ratio", gauge, "iface, offload, what, source",
         "The driver's figure over the probes' in the newest reading.";
+    SAMPLE_FRACTION: "toe_sample_fraction", gauge, "iface",
+        "The share of time the per-segment probes run (--sample; 0 with --per-skb): the counters fed by the driver hand-off, GRO's outcome and net_dev_start_xmit count only the sampling windows (docs/sampling.md).";
+    SAMPLED_SECONDS: "toe_sampled_seconds", counter, "iface",
+        "Time the sampling windows were open: the per-segment counters' rate within the windows is their increase over this one's.";
     DEVICE_INFO: "toe_device_info", gauge, "iface, driver, device_class",
         "Driver and device class (physical, paravirtual, virtual) the verdicts judge the device as.";
     SOFTWARE_FALLBACK: "toe_software_fallback", counter, "iface, offload",

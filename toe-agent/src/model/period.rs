@@ -309,6 +309,16 @@ pub struct Rx {
     pub ip_fragments: u64,
 }
 
+impl Rx {
+    /// Packets the driver handed up, from the skbs after GRO and the
+    /// segments they carry (`gso_segs`): whole even when the hand-off is
+    /// sampled. The hand-off count where it is larger (classic
+    /// tracepoints have no gso_segs).
+    pub(crate) fn whole_segments(&self) -> u64 {
+        self.segs_per_skb.sum.max(self.segments)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tx {
     pub queued_skbs: u64,
@@ -332,6 +342,15 @@ pub struct Tx {
     pub gso_queued: GsoClasses,
     #[serde(default)]
     pub gso_xmit: GsoClasses,
+}
+
+impl Tx {
+    /// Segments the stack asked for at net_dev_queue (`gso_segs`): whole
+    /// even when net_dev_start_xmit is sampled. The driver's count where
+    /// it is larger (classic tracepoints have no gso_segs at the queue).
+    pub(crate) fn whole_segments(&self) -> u64 {
+        self.segs_per_queued.sum.max(self.wire_segments)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -393,6 +412,10 @@ pub struct Blocks {
     /// TCP's own account of the device's traffic (absent from earlier files).
     #[serde(default)]
     pub tcp: Tcp,
+    /// How much of the period the per-segment programs ran (absent from
+    /// earlier files, which counted every packet).
+    #[serde(default)]
+    pub sample: Sampling,
 }
 
 /// TCP retransmissions of sockets routed over the device, and the state of
@@ -409,6 +432,37 @@ pub struct Tcp {
     pub srtt_us: HistSummary,
     #[serde(default)]
     pub cwnd: HistSummary,
+}
+
+/// How much of a period the per-segment programs ran (docs/sampling.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// The share of time asked for (`--sample`): 1 always, 0 never
+    /// (`--per-skb`, or no per-segment probe attached).
+    pub fraction: f64,
+    /// Seconds the sampling windows were open in the period, and how many
+    /// closed in it (a window open across a reading counts where it
+    /// closes; with a fraction of 1 none ever does).
+    pub secs: f64,
+    pub windows: u32,
+}
+
+impl Default for Sampling {
+    /// Files written before sampling existed counted every packet.
+    fn default() -> Self {
+        Sampling {
+            fraction: 1.0,
+            secs: 0.0,
+            windows: 0,
+        }
+    }
+}
+
+impl Sampling {
+    /// Does the period hold per-segment counts only from windows?
+    pub(crate) fn partial(&self) -> bool {
+        self.fraction < 1.0
+    }
 }
 
 fn softirq_vec(t: &Totals, v: usize) -> SoftirqVec {
@@ -517,6 +571,7 @@ impl Blocks {
                     })
                     .collect(),
             },
+            sample: Sampling::default(),
         }
     }
 }
@@ -550,7 +605,9 @@ impl Rates {
         let busiest = b.softirq.net_rx.per_cpu.iter().map(|c| c.time_ns).max();
         Rates {
             rx_gbps: gbps(b.rx.bytes),
-            tx_gbps: gbps(if driver_xmit {
+            // The driver's bytes only when every packet reached the
+            // program that counts them.
+            tx_gbps: gbps(if driver_xmit && !b.sample.partial() {
                 b.tx.bytes
             } else {
                 b.tx.queued_len.sum

@@ -352,14 +352,31 @@ pub(crate) use rss::rss;
 pub(crate) use rx::{rx_checksum, rx_coalescing};
 pub(crate) use tx::{tx_checksum, tx_segmentation};
 
+/// The five verdicts on `b`: the blocks of a period's sampling windows
+/// when the per-segment probes are sampled (docs/sampling.md).
 pub(crate) fn judge(b: &Blocks, dev: &Device) -> Vec<Verdict> {
-    vec![
+    let mut v = vec![
         tx_segmentation(b, dev),
         tx_checksum(b, dev),
         rx_coalescing(b, dev),
         rx_checksum(b, dev),
         rss(b, dev),
-    ]
+    ];
+    // A period no window fell in (an interval shorter than the cycle):
+    // the verdicts have nothing to go on, and "no traffic" would be untrue.
+    let s = &b.sample;
+    if s.partial() && s.fraction > 0.0 && s.secs == 0.0 {
+        for v in &mut v {
+            v.mechanism = Mechanism::NotMeasured;
+            v.mismatch = false;
+            v.evidence = format!(
+                "no sampling window fell in this period: the per-segment probes run {:.0}% of the time (--sample {})",
+                s.fraction * 100.0,
+                s.fraction
+            );
+        }
+    }
+    v
 }
 
 /// A threshold from the seed manual, crossed in a period.
@@ -375,7 +392,9 @@ pub struct Check {
 /// traffic flows, and NAPI polls that used their whole budget.
 pub(crate) fn checks(b: &Blocks, secs: f64) -> Vec<Check> {
     let mut out = Vec::new();
-    let traffic = b.rx.segments + b.tx.xmit_skbs >= MIN_PACKETS;
+    // Per-skb counts: whole even when the per-segment probes are sampled.
+    let rx = b.rx.segments.max(b.rx.segs_per_skb.sum);
+    let traffic = rx + b.tx.xmit_skbs.max(b.tx.queued_skbs) >= MIN_PACKETS;
     if traffic && secs > 0.0 {
         let busiest = b.softirq.net_rx.per_cpu.iter().max_by_key(|c| c.time_ns);
         if let Some(c) = busiest {

@@ -261,6 +261,7 @@ impl Collector for Metrics {
         let up: Vec<Up> = all.into_iter().filter(|(_, i)| i.up).collect();
         device(enc, &up)?;
         probes(enc, &up)?;
+        sampling(enc, &up)?;
         features(enc, &up)?;
         nic(enc, &up)?;
         quantities(enc, &up)?;
@@ -304,6 +305,22 @@ fn probes(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
         })
         .collect();
     gauges(enc, &catalogue::PROBE_ATTACHED, &series)
+}
+
+/// How the per-segment probes are sampled, so that their counters can be
+/// read as rates within the windows.
+fn sampling(enc: &mut DescriptorEncoder, up: &[Up]) -> std::fmt::Result {
+    let label = |n: &str| vec![("iface", n.to_string())];
+    let fraction: Vec<(Labels, f64)> = up
+        .iter()
+        .map(|(n, i)| (label(n), i.run.sample.fraction))
+        .collect();
+    let secs: Vec<(Labels, f64)> = up
+        .iter()
+        .map(|(n, i)| (label(n), i.run.sample.secs))
+        .collect();
+    gauges(enc, &catalogue::SAMPLE_FRACTION, &fraction)?;
+    counters(enc, &catalogue::SAMPLED_SECONDS, &secs)
 }
 
 /// Each offload feature's state, so that a fleet can be asked which hosts

@@ -6,7 +6,7 @@ use crate::{
     kernel::overhead::Overhead,
     model::catalogue::Value,
     model::period::Rates,
-    model::period::{Blocks, Csum, HistSummary},
+    model::period::{Blocks, Csum, HistSummary, Sampling},
     model::units::group,
     model::verdict::{Check, Coverage, Mechanism, Verdict},
 };
@@ -242,6 +242,13 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
         ctx.mtu,
         probe_summary(ctx.probes)
     );
+    if let Some(note) = sample_note(&p.blocks.sample) {
+        let _ = writeln!(
+            o,
+            "per-segment probes {note}: {:.2} s of {:.2} s in windows; verdicts judged on the windows",
+            p.blocks.sample.secs, p.secs
+        );
+    }
     // Without the per-segment hooks (--per-skb) the same rates come from
     // gso_segs of the skbs instead, and what only those hooks see is marked.
     let cov = crate::kernel::attach::coverage(ctx.probes);
@@ -260,11 +267,28 @@ pub(crate) fn render(ctx: &Context, title: &str, p: &Period, colour: bool) -> St
 
 const NOT_ATTACHED: &str = "not attached";
 
+/// "sampled 10%" when the per-segment probes ran only in windows.
+pub(crate) fn sample_note(s: &Sampling) -> Option<String> {
+    (s.partial() && s.fraction > 0.0).then(|| format!("sampled {:.0}%", s.fraction * 100.0))
+}
+
 /// Packet, skb and bit rates on receive and transmit, and what was not TCP.
 fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
     let rates = Rates::of(b, secs, cov.driver_xmit);
     let r = &b.rx;
-    let (segments, handoff_csum) = if cov.handoff {
+    // Sampled hand-offs count only the windows: the packet rate comes from
+    // gso_segs then, and the windows' checksum shares say they are sampled.
+    let sampled = sample_note(&b.sample);
+    let (segments, handoff_csum) = if cov.handoff && sampled.is_some() {
+        (
+            format!("{}/s (gso_segs)", rate(r.whole_segments(), secs)),
+            format!(
+                "{} ({})",
+                csum_line(&r.csum),
+                sampled.as_deref().unwrap_or("")
+            ),
+        )
+    } else if cov.handoff {
         (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum))
     } else {
         (
@@ -280,7 +304,17 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
         rates.segs_per_skb,
     );
     let t = &b.tx;
-    let (to_driver, wire, driver_csum) = if cov.driver_xmit {
+    let (to_driver, wire, driver_csum) = if cov.driver_xmit && sampled.is_some() {
+        (
+            format!(
+                "{}/s ({})",
+                rate(t.xmit_skbs, secs),
+                sampled.as_deref().unwrap_or("")
+            ),
+            format!("{}/s (gso_segs)", rate(t.whole_segments(), secs)),
+            csum_line(&t.csum),
+        )
+    } else if cov.driver_xmit {
         (
             format!("{}/s", rate(t.xmit_skbs, secs)),
             format!("{}/s", rate(t.wire_segments, secs)),
@@ -301,7 +335,7 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
     );
     // What TCP retransmitted over the device, against what it sent.
     if b.tcp.retransmits > 0 {
-        let sent = if cov.driver_xmit {
+        let sent = if cov.driver_xmit && sampled.is_none() {
             t.wire_segments
         } else {
             t.segs_per_queued.sum

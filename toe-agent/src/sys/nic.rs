@@ -73,6 +73,17 @@ impl Reading {
         }
     }
 
+    /// `self + other`, for rises over periods laid end to end: the latest
+    /// error and ring stand.
+    pub(crate) fn add(&mut self, other: &Reading) {
+        add(&mut self.qstats, &other.qstats);
+        add(&mut self.counters, &other.counters);
+        if other.qstats_error.is_some() || other.rx_ring.is_some() {
+            self.qstats_error.clone_from(&other.qstats_error);
+            self.rx_ring = other.rx_ring;
+        }
+    }
+
     /// What rose from `earlier` to this reading; a counter that went back
     /// (a queue removed, a driver reset) counts as 0, not as a wrap.
     pub(crate) fn since(&self, earlier: &Reading) -> Reading {

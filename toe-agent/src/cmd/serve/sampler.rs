@@ -9,28 +9,40 @@ use std::{
 
 use super::{ServeArgs, Shared};
 use crate::{
-    kernel::{attach::Options, collect::Totals, overhead, session::Session},
+    kernel::{
+        attach::Options,
+        collect::Totals,
+        overhead,
+        session::{Period, Session},
+    },
     model::{
         class::DeviceClass,
-        period::Blocks,
+        period::{Blocks, Sampling},
         verdict::{self, Mechanism, Offload, Verdict},
     },
     sinks::prometheus::ExposedIface,
     sys::{host, iface},
 };
 
-/// Packets that one period's verdicts say the CPU handled, per offload.
-fn fallback_counts(b: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)> {
+/// Packets that one period's verdicts say the CPU handled, per offload:
+/// the period's whole packet counts (`b`), and for the checksums, their
+/// share without one in the sampling windows (`sampled`).
+fn fallback_counts(b: &Blocks, sampled: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)> {
+    let share = |part: u64, of: u64, n: u64| match of {
+        0 => 0,
+        of => (n as f64 * part as f64 / of as f64).round() as u64,
+    };
+    let (rx, tx) = (b.rx.whole_segments(), b.tx.whole_segments());
     verdicts
         .iter()
         .filter(|v| v.mechanism == Mechanism::Software)
         .map(|v| {
             let n = match v.offload {
-                Offload::TxSegmentation => b.tx.xmit_skbs,
-                Offload::TxChecksum => b.tx.csum.none,
-                Offload::RxCoalescing => b.rx.segments,
-                Offload::RxChecksum => b.rx.csum.none,
-                Offload::Rss => b.rx.segments,
+                // Software GSO hands the driver one skb per segment.
+                Offload::TxSegmentation => tx,
+                Offload::TxChecksum => share(sampled.tx.csum.none, sampled.tx.csum.total(), tx),
+                Offload::RxCoalescing | Offload::Rss => rx,
+                Offload::RxChecksum => share(sampled.rx.csum.none, sampled.rx.csum.total(), rx),
             };
             (v.offload.name(), n)
         })
@@ -40,13 +52,14 @@ fn fallback_counts(b: &Blocks, verdicts: &[Verdict]) -> Vec<(&'static str, u64)>
 /// One interface's sampling session and the window of recent periods.
 pub(super) struct Attached {
     session: Session,
-    window: VecDeque<Totals>,
+    /// The recent periods' sampling windows, judged together.
+    window: VecDeque<(Totals, Sampling)>,
 }
 
 impl Attached {
     /// Says which probes fell back or failed, as trace does.
     pub(super) fn new(session: Session) -> Attached {
-        for line in session.probes.problems() {
+        for line in session.problems() {
             eprintln!("toe-agent serve: {}: {line}", session.iface.name);
         }
         Attached {
@@ -72,29 +85,45 @@ fn attach(name: &str, opts: &Options, class: Option<DeviceClass>) -> Option<Atta
 /// window, the fallbacks of the newest period.
 fn fold(
     a: &mut Attached,
-    delta: Totals,
+    delta: Period,
     window: usize,
     cumulative: &mut Totals,
     e: &mut ExposedIface,
 ) {
     e.up = true;
     e.device = Some((a.session.iface.driver.clone(), a.session.iface.class));
-    e.coverage = a.session.probes.coverage;
-    e.probes.clone_from(&a.session.probes.status);
-    cumulative.add(&delta);
+    e.coverage = a.session.coverage;
+    e.probes.clone_from(&a.session.status);
+    cumulative.add(&delta.all);
+    let before = e.run.sample;
     e.run = Blocks::from_totals(cumulative);
-    a.window.push_back(delta);
+    e.run.sample = Sampling {
+        fraction: delta.sampling.fraction,
+        secs: before.secs + delta.sampling.secs,
+        windows: before.windows + delta.sampling.windows,
+    };
+    let (all, newest) = delta.blocks();
+    a.window.push_back((delta.sampled, delta.sampling));
     while a.window.len() > window {
         a.window.pop_front();
     }
     let mut judged = Totals::default();
-    a.window.iter().for_each(|d| judged.add(d));
+    let mut sampling = Sampling {
+        fraction: delta.sampling.fraction,
+        ..Sampling::default()
+    };
+    for (d, s) in &a.window {
+        judged.add(d);
+        sampling.secs += s.secs;
+        sampling.windows += s.windows;
+    }
     let device = a.session.device();
-    e.verdicts = verdict::judge(&Blocks::from_totals(&judged), &device);
+    let mut judged = Blocks::from_totals(&judged);
+    judged.sample = sampling;
+    e.verdicts = verdict::judge(&judged, &device);
     e.features = device.features.map(|f| f.0).unwrap_or_default();
-    let newest = Blocks::from_totals(a.window.back().unwrap_or(&Totals::default()));
     e.nic = a.session.nic(&newest).reconcile;
-    for (o, n) in fallback_counts(&newest, &e.verdicts) {
+    for (o, n) in fallback_counts(&all, &newest, &e.verdicts) {
         *e.fallbacks.entry(o).or_default() += n;
     }
 }
@@ -156,11 +185,8 @@ pub(super) fn run(
         if let Ok(mut t) = shared.last_read.lock() {
             *t = Some(Instant::now());
         }
-        let programs: overhead::ProgramStats = attached
-            .iter()
-            .flatten()
-            .map(|a| a.session.probes.stats())
-            .sum();
+        let programs: overhead::ProgramStats =
+            attached.iter().flatten().map(|a| a.session.stats()).sum();
         let sysctls = host::SYSCTLS
             .iter()
             .filter_map(|n| Some((n.to_string(), host::sysctl(n)?)))

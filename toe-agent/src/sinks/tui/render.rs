@@ -127,6 +127,7 @@ fn top_lines(
     if live.run_totals {
         flags.push("run totals (t: last interval)".to_string());
     }
+    flags.extend(view::sample_note(&p.blocks.sample));
     let head = fit(&header_items(ctx, &p.title, flags), width);
     let rates = Rates::of(&p.blocks, p.secs, cov.driver_xmit);
     let mut lines = vec![Line::styled(
@@ -183,10 +184,10 @@ fn header_items(ctx: &Context, title: &str, flags: Vec<String>) -> Vec<String> {
 
 fn rx_items(p: &Snapshot, rates: &Rates, cov: Coverage) -> Vec<String> {
     let r = &p.blocks.rx;
-    let segments = if cov.handoff {
+    let segments = if cov.handoff && !p.blocks.sample.partial() {
         r.segments
     } else {
-        r.segs_per_skb.sum
+        r.whole_segments()
     };
     vec![
         format!("RX {}/s segments", rate(segments, p.secs)),
@@ -198,10 +199,10 @@ fn rx_items(p: &Snapshot, rates: &Rates, cov: Coverage) -> Vec<String> {
 
 fn tx_items(p: &Snapshot, rates: &Rates, cov: Coverage) -> Vec<String> {
     let t = &p.blocks.tx;
-    let wire = if cov.driver_xmit {
+    let wire = if cov.driver_xmit && !p.blocks.sample.partial() {
         t.wire_segments
     } else {
-        t.segs_per_queued.sum
+        t.whole_segments()
     };
     vec![
         format!("TX {}/s skbs queued", rate(t.queued_skbs, p.secs)),
