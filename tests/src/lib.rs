@@ -230,7 +230,10 @@ impl Lab {
     }
 
     /// `toe-agent trace` on `dev` in `ns`, sampling every `interval` seconds,
-    /// NDJSON to `ndjson`, plus `extra` arguments.
+    /// NDJSON to `ndjson`, plus `extra` arguments. The per-segment probes
+    /// run all the time (`--sample 1`) unless `extra` says otherwise: most
+    /// tests compare every packet's count with perf, iperf or another
+    /// agent; the tests of sampling pass their own `--sample`.
     pub fn trace(
         &self,
         ns: &str,
@@ -249,6 +252,9 @@ impl Lab {
             "--ndjson",
             nd,
         ];
+        if !extra.iter().any(|a| *a == "--sample" || *a == "--per-skb") {
+            args.extend(["--sample", "1"]);
+        }
         args.extend_from_slice(extra);
         self.agent(ns, &args)
     }

@@ -57,19 +57,19 @@ fn traced_transfer(
     extra: &[&str],
     tag: &str,
 ) -> (Vec<Value>, PerfCounts, Value, String, u64) {
-    let (mut records, perf, iperf, mut stdout, late) = traced_by(lab, extra, tag, 1);
+    let (mut records, perf, iperf, mut stdout, late) = traced_by(lab, &[extra], tag);
     (records.remove(0), perf, iperf, stdout.remove(0), late)
 }
 
-/// [`traced_transfer`] with `agents` agents on the receiver at once: each
-/// one's records and stdout, in order.
+/// [`traced_transfer`] with one agent on the receiver per entry of
+/// `extras` (its extra arguments), all at once: each one's records and
+/// stdout, in order.
 fn traced_by(
     lab: &Lab,
-    extra: &[&str],
+    extras: &[&[&str]],
     tag: &str,
-    agents: usize,
 ) -> (Vec<Vec<Value>>, PerfCounts, Value, Vec<String>, u64) {
-    let ndjson: Vec<_> = (0..agents)
+    let ndjson: Vec<_> = (0..extras.len())
         .map(|i| scratch(&format!("{tag}-{i}.ndjson")))
         .collect();
     let perf = PerfCount::start(
@@ -84,7 +84,8 @@ fn traced_by(
     let perf_start = lab.rx_packets(&lab.ns_b, &lab.dev_b);
     let running: Vec<_> = ndjson
         .iter()
-        .map(|nd| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, extra))
+        .zip(extras)
+        .map(|(nd, extra)| lab.trace(&lab.ns_b, &lab.dev_b, "0.5", nd, extra))
         .collect();
     for nd in &ndjson {
         wait_for_lines(nd, 1, ATTACH_TIMEOUT);
@@ -915,12 +916,38 @@ fn unwritable_ndjson_fails_before_attaching() {
         done.stderr
     );
     assert!(!done.stderr.contains("panicked"));
-    for bad in [["--interval", "0"], ["--duration", "-1"]] {
+    for bad in [
+        ["--interval", "0"],
+        ["--duration", "-1"],
+        ["--sample", "0"],
+        ["--sample", "1.5"],
+        ["--sample", "NaN"],
+    ] {
         let done = lab
             .agent(&lab.ns_b, &["trace", "--iface", &lab.dev_b, bad[0], bad[1]])
             .wait(EXIT_TIMEOUT);
         assert_eq!(done.status.code(), Some(2), "{bad:?}: {}", done.stderr);
+        assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
     }
+    let done = lab
+        .agent(
+            &lab.ns_b,
+            &[
+                "trace",
+                "--iface",
+                &lab.dev_b,
+                "--sample",
+                "0.5",
+                "--per-skb",
+            ],
+        )
+        .wait(EXIT_TIMEOUT);
+    assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("cannot be used with"),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
@@ -1421,7 +1448,7 @@ fn two_agents_on_one_interface_count_the_same() {
         return;
     }
     let lab = Lab::new();
-    let (records, perf, _, _, late) = traced_by(&lab, &[], "two", 2);
+    let (records, perf, _, _, late) = traced_by(&lab, &[&[], &[]], "two");
     let rx: Vec<&Value> = records.iter().map(|r| &r.last().unwrap()["rx"]).collect();
     // Each has its own maps: neither disturbs the other's counts, and
     // both agree with perf.
@@ -1438,5 +1465,132 @@ fn two_agents_on_one_interface_count_the_same() {
         "skbs",
     );
     assert_counts_match(u(&rx[0]["segments"]), &perf, &handoffs, late, "segments");
+    assert_eq!(our_programs(), Vec::<String>::new());
+}
+
+/// The default samples the per-segment probes (10% of the time): on the
+/// NAPI+GRO path, where they fire once per wire segment, the verdicts are
+/// those of an agent that sees every packet, the per-skb counts are whole
+/// and equal perf's, and the windows are what the records say.
+#[test]
+fn sampling_keeps_the_verdicts_and_the_whole_counts() {
+    if !privileged("sampling_keeps_the_verdicts_and_the_whole_counts") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", false)]);
+    lab.offloads(&lab.ns_b, &lab.dev_b, &[("gro", true)]);
+    // The sender's side, for the transmit verdicts: the default (no
+    // --sample at all) and every packet.
+    let tx_nd = [scratch("sampled-tx.ndjson"), scratch("whole-tx.ndjson")];
+    let nd0 = tx_nd[0].to_str().unwrap();
+    let senders = [
+        lab.agent(
+            &lab.ns_a,
+            &[
+                "trace",
+                "--iface",
+                &lab.dev_a,
+                "--interval",
+                "0.5",
+                "--ndjson",
+                nd0,
+            ],
+        ),
+        lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &tx_nd[1], &["--sample", "1"]),
+    ];
+    for nd in &tx_nd {
+        wait_for_lines(nd, 1, ATTACH_TIMEOUT);
+    }
+    let (records, perf, _, _, late) = traced_by(
+        &lab,
+        &[&["--sample", "0.1"], &["--sample", "1"]],
+        "sampling",
+    );
+    for a in senders {
+        a.signal(libc::SIGTERM);
+        let done = a.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "{}", done.stderr);
+    }
+    let tx: Vec<Vec<Value>> = tx_nd.iter().map(|nd| read_ndjson(nd)).collect();
+    let rx_sum = [records[0].last().unwrap(), records[1].last().unwrap()];
+    let tx_sum = [tx[0].last().unwrap(), tx[1].last().unwrap()];
+
+    // The same verdicts, each judged on its own side.
+    let judged = |s: &Value, side: &[&str]| -> Vec<(String, String, bool)> {
+        s["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| side.contains(&v["offload"].as_str().unwrap()))
+            .map(|v| {
+                (
+                    v["offload"].as_str().unwrap().to_string(),
+                    v["mechanism"].as_str().unwrap().to_string(),
+                    v["mismatch"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let rx_side = ["rx_coalescing", "rx_checksum", "rss"];
+    let tx_side = ["tx_segmentation", "tx_checksum"];
+    assert_eq!(judged(rx_sum[0], &rx_side), judged(rx_sum[1], &rx_side));
+    assert_eq!(judged(tx_sum[0], &tx_side), judged(tx_sum[1], &tx_side));
+    let rx_verdicts = judged(rx_sum[0], &rx_side);
+    assert!(
+        rx_verdicts.contains(&("rx_coalescing".into(), "software".into(), false)),
+        "{rx_verdicts:?}"
+    );
+    let tx_verdicts = judged(tx_sum[0], &tx_side);
+    assert!(
+        tx_verdicts.contains(&("tx_segmentation".into(), "software".into(), false)),
+        "{tx_verdicts:?}"
+    );
+
+    // The records say how they were sampled: 10% of the run in windows
+    // (a 50 ms window in every 0.5 s interval), and all of it.
+    let run_secs = |s: &Value| (u(&s["end_unix_ns"]) - u(&s["start_unix_ns"])) as f64 / 1e9;
+    for s in [rx_sum[0], tx_sum[0]] {
+        let sample = &s["sample"];
+        assert_eq!(sample["fraction"].as_f64(), Some(0.1), "{sample}");
+        let share = sample["secs"].as_f64().unwrap() / run_secs(s);
+        assert!(
+            (0.07..=0.13).contains(&share),
+            "{share} of the run: {sample}"
+        );
+        assert!(u(&sample["windows"]) >= 4, "{sample}");
+    }
+    assert_eq!(rx_sum[1]["sample"]["fraction"].as_f64(), Some(1.0));
+    for r in records[0].iter().filter(|r| r["type"] == "interval") {
+        assert_eq!(r["sample"]["fraction"].as_f64(), Some(0.1), "{r}");
+    }
+
+    // The per-skb counts are whole: the same as the whole agent's, and as
+    // perf's; the segments from gso_segs are every hand-off.
+    let (sampled, whole) = (&rx_sum[0]["rx"], &rx_sum[1]["rx"]);
+    assert_counts_match(
+        u(&sampled["skbs"]),
+        &perf,
+        &["net:netif_receive_skb"],
+        late,
+        "skbs",
+    );
+    for key in ["skbs", "bytes"] {
+        assert_eq!(sampled[key], whole[key], "{key}");
+    }
+    assert_eq!(sampled["segs_per_skb"]["sum"], whole["segs_per_skb"]["sum"]);
+    assert_eq!(u(&whole["segs_per_skb"]["sum"]), u(&whole["segments"]));
+    assert_eq!(
+        tx_sum[0]["tx"]["queued_skbs"],
+        tx_sum[1]["tx"]["queued_skbs"]
+    );
+    // The hand-offs only in the windows: about a tenth of them.
+    let share = u(&sampled["segments"]) as f64 / u(&whole["segments"]) as f64;
+    assert!((0.03..=0.3).contains(&share), "hand-offs sampled: {share}");
+    let share = u(&tx_sum[0]["tx"]["xmit_skbs"]) as f64 / u(&tx_sum[1]["tx"]["xmit_skbs"]) as f64;
+    assert!(
+        (0.03..=0.3).contains(&share),
+        "driver skbs sampled: {share}"
+    );
     assert_eq!(our_programs(), Vec::<String>::new());
 }
