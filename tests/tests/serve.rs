@@ -132,22 +132,32 @@ fn prometheus_scrapes_serve() {
     assert_eq!(value(&up[0]), 1.0, "{up:?}");
 
     lab.iperf(3);
-    let segments = format!("toe_rx_segments_total{{iface=\"{}\"}}", lab.dev_b);
+    // The segments every skb after GRO carried: whole, sampled or not.
+    let whole = format!("toe_rx_segments_per_skb_sum{{iface=\"{}\"}}", lab.dev_b);
     wait_for(
         "the transfer in Prometheus",
         Duration::from_secs(20),
         || {
-            query(&lab, &segments)
+            query(&lab, &whole)
                 .first()
                 .is_some_and(|s| value(s) > 100_000.0)
         },
     );
     // One more scrape, so that every series has caught up.
     std::thread::sleep(Duration::from_millis(1500));
-    let seg = query(&lab, &segments);
+    let whole = value(&query(&lab, &whole)[0]);
     let skbs = value(&query(&lab, "toe_rx_skbs_total")[0]);
-    let per_skb = value(&seg[0]) / skbs;
+    let per_skb = whole / skbs;
     assert!(per_skb > 4.0, "software GRO merges: {per_skb}");
+    // The hand-offs are counted in the sampling windows only (10% of the
+    // time by default), and the sampling is exported with them.
+    let fraction = value(&query(&lab, "toe_sample_fraction")[0]);
+    assert_eq!(fraction, 0.1);
+    let windows = value(&query(&lab, "toe_sampled_seconds_total")[0]);
+    assert!(windows > 0.2, "{windows} s of sampling windows");
+    let handoffs = value(&query(&lab, "toe_rx_segments_total")[0]);
+    let share = handoffs / whole;
+    assert!((0.03..=0.3).contains(&share), "hand-offs sampled: {share}");
     let verdict = query(&lab, "toe_offload_verdict{offload=\"rx_coalescing\"}");
     assert_eq!(verdict.len(), 1, "{verdict:?}");
     assert_eq!(verdict[0]["metric"]["mechanism"], "software", "{verdict:?}");
@@ -412,6 +422,13 @@ fn serve_rejects_bad_input() {
     let out = run(&["--iface", &lab.dev_b, "--listen", "10.99.99.99:9469"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on 10.99.99.99:9469"));
+    let out = run(&["--iface", &lab.dev_b, "--sample", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must be more than 0 and at most 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The DaemonSet must not serve the node's address without authentication:

@@ -1547,21 +1547,32 @@ fn sampling_keeps_the_verdicts_and_the_whole_counts() {
         "{tx_verdicts:?}"
     );
 
-    // The records say how they were sampled: 10% of the run in windows
-    // (a 50 ms window in every 0.5 s interval), and all of it.
-    let run_secs = |s: &Value| (u(&s["end_unix_ns"]) - u(&s["start_unix_ns"])) as f64 / 1e9;
+    // The records say how they were sampled. Under load, a 50 ms window
+    // in every 0.5 s interval; before and after the transfer, with too
+    // few packets to judge on, the window stays open (MIN_WINDOW_PACKETS).
     for s in [rx_sum[0], tx_sum[0]] {
         let sample = &s["sample"];
         assert_eq!(sample["fraction"].as_f64(), Some(0.1), "{sample}");
-        let share = sample["secs"].as_f64().unwrap() / run_secs(s);
-        assert!(
-            (0.07..=0.13).contains(&share),
-            "{share} of the run: {sample}"
-        );
-        assert!(u(&sample["windows"]) >= 4, "{sample}");
+        assert!(u(&sample["windows"]) >= 3, "{sample}");
     }
     assert_eq!(rx_sum[1]["sample"]["fraction"].as_f64(), Some(1.0));
-    for r in records[0].iter().filter(|r| r["type"] == "interval") {
+    let intervals: Vec<&Value> = records[0]
+        .iter()
+        .filter(|r| r["type"] == "interval")
+        .collect();
+    let busy: Vec<f64> = intervals
+        .iter()
+        .filter(|r| u(&r["rx"]["segs_per_skb"]["sum"]) > 100_000)
+        .map(|r| r["sample"]["secs"].as_f64().unwrap())
+        .collect();
+    assert!(busy.len() >= 2, "{} busy intervals", busy.len());
+    for secs in &busy {
+        assert!(
+            (0.03..=0.08).contains(secs),
+            "{busy:?} s of windows in 0.5 s"
+        );
+    }
+    for r in &intervals {
         assert_eq!(r["sample"]["fraction"].as_f64(), Some(0.1), "{r}");
     }
 
