@@ -545,6 +545,7 @@ fn bench_measures_and_writes_its_figures() {
         series,
         [
             ("gro-no-tso", "agent"),
+            ("gro-no-tso", "agent-whole"),
             ("gro-no-tso", "agent-per-skb"),
             ("gro-no-tso", "empty"),
             ("gro-no-tso", "empty-per-skb"),
@@ -566,8 +567,39 @@ fn bench_measures_and_writes_its_figures() {
         napi["runs"].as_u64().unwrap() > 10_000 && napi["ns_per_run"].as_f64().unwrap() > 0.0,
         "{napi}"
     );
+    assert!(napi["per_segment"].as_bool().unwrap(), "{napi}");
+    // An skb-level program's own work is its cost above the empty one's.
+    let after_gro = programs
+        .iter()
+        .find(|p| p["name"] == "netif_receive_skb")
+        .expect("per-skb program measured");
+    let (ns, above) = (
+        after_gro["ns_per_run"].as_f64().unwrap(),
+        after_gro["ns_above_empty"].as_f64().unwrap(),
+    );
+    let floor = r["empty_program_ns_per_run"].as_f64().unwrap();
+    assert!((ns - floor - above).abs() < 0.01, "{after_gro} {floor}");
+    // Every lab configuration judged sampled and whole.
+    let verdicts = r["verdicts"].as_array().unwrap();
+    assert!(verdicts.len() >= 17, "{verdicts:?}");
+    for v in verdicts {
+        assert_eq!(v["sampled"].as_array().unwrap().len(), 5, "{v}");
+    }
     assert!(r["startup_ms"].as_f64().unwrap() > 0.0);
-    assert_eq!(r["targets"].as_array().unwrap().len(), 7);
+    let targets: Vec<&str> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "per-skb programs above empty",
+        "the same, all offloads on",
+        "verdicts sampled = whole",
+    ] {
+        assert!(targets.contains(&name), "{targets:?}");
+    }
+    assert_eq!(targets.len(), 10, "{targets:?}");
     assert!(
         text.contains("targets:") && text.contains("ns per program run"),
         "{text}"

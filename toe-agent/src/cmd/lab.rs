@@ -394,7 +394,7 @@ fn transfer_to(
     })
 }
 
-fn run_config(
+pub(crate) fn run_config(
     config: &LabConfig,
     secs: Duration,
     sample: f64,
