@@ -555,7 +555,7 @@ fn bench_measures_and_writes_its_figures() {
     // The floor's empty programs are gone with the bench.
     let left: Vec<String> = toe_agent_tests::loaded_programs()
         .into_iter()
-        .filter(|n| n == "baseline_empty")
+        .filter(|n| n.starts_with("baseline_"))
         .collect();
     assert!(left.is_empty(), "still loaded: {left:?}");
     let programs = r["programs"].as_array().unwrap();
@@ -579,6 +579,12 @@ fn bench_measures_and_writes_its_figures() {
     );
     let floor = r["empty_program_ns_per_run"].as_f64().unwrap();
     assert!((ns - floor - above).abs() < 0.01, "{after_gro} {floor}");
+    // The building blocks, each measured alone.
+    let blocks = r["building_blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    for b in blocks {
+        assert!(b["ns_per_run"].as_f64().unwrap() > 0.0, "{b}");
+    }
     // Every lab configuration judged sampled and whole.
     let verdicts = r["verdicts"].as_array().unwrap();
     assert!(verdicts.len() >= 17, "{verdicts:?}");

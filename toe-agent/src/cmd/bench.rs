@@ -96,6 +96,8 @@ pub(crate) struct Report {
     pub mean_ns_per_run: f64,
     /// An empty tp_btf program alone on napi_gro_receive_entry: the floor.
     pub empty_program_ns_per_run: f64,
+    /// The probes' building blocks, each alone on the same hook.
+    pub building_blocks: Vec<BuildingBlock>,
     /// Mean ns per run over a short and a long run: independent of run length?
     pub ns_per_run_by_length: Vec<(f64, f64)>,
     pub userspace: Vec<Userspace>,
@@ -303,14 +305,33 @@ fn mean_ns(p: &[ProgramFigures]) -> f64 {
     if runs == 0 { 0.0 } else { time / runs as f64 }
 }
 
-/// ns per run of the empty program `baseline_empty`, attached alone to
-/// the per-segment hook during a transfer (BPF statistics already on).
-fn empty_program_cost(secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> {
+/// The bench's own programs (toe-agent-ebpf/src/baseline.rs): an empty
+/// one, then the building blocks of the probes, each alone.
+pub(crate) const BASELINES: [&str; 4] = [
+    "baseline_empty",
+    "baseline_slot",
+    "baseline_clock",
+    "baseline_read",
+];
+
+/// What each building block costs: ns per run, and above the empty one.
+#[derive(Serialize)]
+pub(crate) struct BuildingBlock {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub ns_per_run: f64,
+    pub ns_above_empty: f64,
+}
+
+/// ns per run of the program `name` (one of [`BASELINES`]), attached
+/// alone to the per-segment hook during a transfer (BPF statistics
+/// already on).
+fn baseline_cost(name: &str, secs: Duration, stop: &AtomicBool) -> anyhow::Result<f64> {
     let mut ebpf = aya::EbpfLoader::new().load(crate::kernel::attach::OBJECT)?;
     let btf = aya::Btf::from_sys_fs()?;
     let prog: &mut aya::programs::BtfTracePoint = ebpf
-        .program_mut("baseline_empty")
-        .ok_or_else(|| anyhow::anyhow!("baseline_empty missing from the object"))?
+        .program_mut(name)
+        .ok_or_else(|| anyhow::anyhow!("{name} missing from the object"))?
         .try_into()?;
     prog.load("napi_gro_receive_entry", &btf)?;
     prog.attach()?;
@@ -471,6 +492,7 @@ struct KernelCost {
     by_length: Vec<(f64, f64)>,
     /// The empty program's ns per run.
     floor: f64,
+    blocks: Vec<BuildingBlock>,
 }
 
 /// Kernel-side cost at the highest event rate, BPF statistics on (held by
@@ -495,7 +517,23 @@ fn kernel_cost(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Resul
         by_length.push((length.as_secs_f64(), mean_ns(&p)));
         programs = p;
     }
-    let floor = empty_program_cost(args.duration, stop)?;
+    let floor = baseline_cost("baseline_empty", args.duration, stop)?;
+    let what = [
+        "this CPU's slot of a per-CPU array, and an add",
+        "the slot and a clock read (bpf_ktime_get_ns)",
+        "the slot and one bpf_probe_read_kernel of 8 bytes",
+    ];
+    let mut blocks = Vec::new();
+    for (name, what) in BASELINES[1..].iter().zip(what) {
+        check(stop)?;
+        let ns = baseline_cost(name, args.duration, stop)?;
+        blocks.push(BuildingBlock {
+            name,
+            what,
+            ns_per_run: ns,
+            ns_above_empty: ns - floor,
+        });
+    }
     drop(stats);
     for p in &mut programs {
         p.ns_above_empty = p.ns_per_run - floor;
@@ -504,6 +542,7 @@ fn kernel_cost(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Resul
         programs,
         by_length,
         floor,
+        blocks,
     })
 }
 
@@ -542,6 +581,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         programs,
         by_length,
         floor,
+        blocks,
     } = kernel_cost(args, dir, stop)?;
     let userspace = vec![
         Userspace {
@@ -563,6 +603,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         mean_ns_per_run: mean_ns(&programs),
         programs,
         empty_program_ns_per_run: floor,
+        building_blocks: blocks,
         ns_per_run_by_length: by_length,
         userspace,
         startup_ms: median(&runs.startups_ms),
@@ -752,6 +793,13 @@ fn programs(o: &mut String, r: &Report) {
         "  an empty tp_btf program on napi_gro_receive_entry: {:.1} ns per run (the floor)",
         r.empty_program_ns_per_run
     );
+    for b in &r.building_blocks {
+        let _ = writeln!(
+            o,
+            "  {}: {:.1} ns per run, {:.1} above empty",
+            b.what, b.ns_per_run, b.ns_above_empty
+        );
+    }
     let by_len: Vec<String> = r
         .ns_per_run_by_length
         .iter()

@@ -701,7 +701,7 @@ mod tests {
     }
 
     /// Every program compiled into the object is a probe of a family (or
-    /// its classic fallback), or the bench's empty baseline; every probe of
+    /// its classic fallback), or one of the bench's baselines; every probe of
     /// a family is in the object. A program added on the kernel side
     /// without its spec would never be attached.
     #[test]
@@ -713,7 +713,7 @@ mod tests {
         let object = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
         let compiled: std::collections::BTreeSet<&str> =
             object.programs.keys().map(String::as_str).collect();
-        let mut declared = std::collections::BTreeSet::from(["baseline_empty"]);
+        let mut declared = std::collections::BTreeSet::from(crate::cmd::bench::BASELINES);
         for (_, spec) in crate::probes::specs() {
             declared.insert(spec.name);
             if let Some((_, _, prog)) = spec.classic {
