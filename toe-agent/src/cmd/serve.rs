@@ -196,6 +196,42 @@ async fn handle(
     })
 }
 
+/// Every interface's session, before serving: an interface that cannot be
+/// traced at start is an error, not a series that is down.
+fn attach_all(args: &ServeArgs) -> Result<Vec<Option<Attached>>, Failure> {
+    let opts = args.options();
+    args.ifaces
+        .iter()
+        .map(|n| {
+            let iface = iface::resolve(n, args.device_class)
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let session = Session::attach(iface, &opts).map_err(Failure::runtime)?;
+            Ok(Some(Attached::new(session)))
+        })
+        .collect()
+}
+
+/// Answer HTTP on `listener` until SIGTERM or SIGINT.
+async fn serve_http(listener: &tokio::net::TcpListener, shared: &Shared) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(req, shared.clone()));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     if args.ifaces.is_empty() {
         return Err(Failure::BadInput("give at least one --iface".into()));
@@ -230,14 +266,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let opts = args.options();
-    let mut first = Vec::new();
-    for n in &args.ifaces {
-        let iface =
-            iface::resolve(n, args.device_class).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let session = Session::attach(iface, &opts).map_err(Failure::runtime)?;
-        first.push(Some(Attached::new(session)));
-    }
+    let first = attach_all(&args)?;
     eprintln!(
         "toe-agent serve: {} on http://{}/metrics",
         args.ifaces.join(", "),
@@ -253,25 +282,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 sampler::run(args_ref, &sampler_shared, &sampler_stop, first)
             })
         });
-        let served = runtime.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-            loop {
-                tokio::select! {
-                    _ = term.recv() => break,
-                    _ = int.recv() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| handle(req, shared.clone()));
-                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                        });
-                    }
-                }
-            }
-            Ok::<(), std::io::Error>(())
-        });
+        let served = runtime.block_on(serve_http(&listener, &shared));
         stop.store(true, Ordering::Relaxed);
         served
     });

@@ -202,22 +202,9 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
     // The terminal back before any final words, error or summary.
     let summary_colour = screen.close();
     let (summary, reason) = outcome.map_err(|e| Failure::Runtime(format!("{e:#}")))?;
-
     let secs = (summary.end_unix_ns.saturating_sub(summary.start_unix_ns)) as f64 / 1e9;
     if let Some(colour) = summary_colour {
-        let period = view::Period {
-            blocks: &summary.blocks,
-            verdicts: &summary.verdicts,
-            checks: &summary.checks,
-            overhead: &summary.overhead,
-            secs,
-            summary: true,
-            nic: Some(&summary.nic),
-        };
-        let title = format!("summary over {secs:.1} s");
-        let text = view::render(&ctx, &title, &period, colour);
-        // A closed stdout (`| head`) is not worth an error at the end.
-        let _ = writeln!(std::io::stdout().lock(), "\n{text}");
+        print_summary(&ctx, &summary, secs, colour);
     }
     match reason {
         EndReason::IfaceGone => Err(Failure::Runtime(format!(
@@ -226,6 +213,23 @@ pub fn run(args: TraceArgs) -> Result<(), Failure> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// The run's summary in the text view, on the normal screen.
+fn print_summary(ctx: &view::Context<'_>, summary: &Summary, secs: f64, colour: bool) {
+    let period = view::Period {
+        blocks: &summary.blocks,
+        verdicts: &summary.verdicts,
+        checks: &summary.checks,
+        overhead: &summary.overhead,
+        secs,
+        summary: true,
+        nic: Some(&summary.nic),
+    };
+    let title = format!("summary over {secs:.1} s");
+    let text = view::render(ctx, &title, &period, colour);
+    // A closed stdout (`| head`) is not worth an error at the end.
+    let _ = writeln!(std::io::stdout().lock(), "\n{text}");
 }
 
 /// Draw one interval; true when stdout is closed. The live view also
@@ -433,24 +437,44 @@ async fn sample_loop(
         }
     };
 
+    let run = Run {
+        start: run_start,
+        end: period_start,
+        intervals: seq,
+        reason,
+    };
+    let summary = summary(session, &mut run_tracker, &run);
+    emit(ndjson, &Record::Summary(summary.clone()))?;
+    Ok((summary, reason))
+}
+
+/// A run's extent and how it ended.
+struct Run {
+    start: SystemTime,
+    end: SystemTime,
+    intervals: u64,
+    reason: EndReason,
+}
+
+/// The whole run, judged.
+fn summary(session: &Session, tracker: &mut overhead::Tracker, run: &Run) -> Summary {
     let (blocks, sampled) = session.run_total().blocks();
-    let secs = period_start
-        .duration_since(run_start)
+    let secs = run
+        .end
+        .duration_since(run.start)
         .unwrap_or_default()
         .as_secs_f64();
     let nic = session.nic_run(&sampled);
     let (verdicts, checks) = judged(&blocks, &sampled, &nic, &session.device(), secs);
-    let summary = Summary {
-        start_unix_ns: unix_ns(run_start),
-        end_unix_ns: unix_ns(period_start),
-        intervals: seq,
-        end_reason: reason,
+    Summary {
+        start_unix_ns: unix_ns(run.start),
+        end_unix_ns: unix_ns(run.end),
+        intervals: run.intervals,
+        end_reason: run.reason,
         verdicts,
         checks,
-        overhead: run_tracker.sample(session.stats(), &blocks, 0),
+        overhead: tracker.sample(session.stats(), &blocks, 0),
         blocks,
         nic,
-    };
-    emit(ndjson, &Record::Summary(summary.clone()))?;
-    Ok((summary, reason))
+    }
 }

@@ -56,6 +56,23 @@ pub struct Reconciled {
     pub agree: bool,
 }
 
+/// One figure both sides have.
+fn reconciled(what: &str, offload: Offload, source: String, nic: u64, agent: u64) -> Reconciled {
+    Reconciled {
+        what: what.into(),
+        offload,
+        source,
+        nic,
+        agent,
+        ratio: if agent == 0 {
+            0.0
+        } else {
+            nic as f64 / agent as f64
+        },
+        agree: agree(nic, agent),
+    }
+}
+
 /// Agreement: within 8 packets or 2% of the larger figure. The driver's
 /// counters and the probes' maps are read one after the other, not at
 /// one instant, and packets in flight between the driver's count and the
@@ -108,122 +125,104 @@ impl Nic {
 
     /// Every figure the two sides share, by the driver's names.
     fn pairs(&self, b: &Blocks) -> Vec<Reconciled> {
+        let mut out = self.rx_pairs(b);
+        out.extend(self.tx_pairs(b));
+        out
+    }
+
+    /// The receive figures: packets handed up, those hardware GRO
+    /// coalesced, their checksum states.
+    fn rx_pairs(&self, b: &Blocks) -> Vec<Reconciled> {
         let mut out = Vec::new();
-        let mut pair = |what: &str, offload, source: String, nic: u64, agent: u64| {
-            out.push(Reconciled {
-                what: what.into(),
-                offload,
-                source,
-                nic,
-                agent,
-                ratio: if agent == 0 {
-                    0.0
-                } else {
-                    nic as f64 / agent as f64
-                },
-                agree: agree(nic, agent),
-            })
-        };
         // rx-packets counts wire packets; a hardware-GRO packet is handed
         // up once for several of them (netdev.yaml, rx-hw-gro-wire-packets).
         let merged_away = self
             .q("rx-hw-gro-wire-packets")
             .zip(self.q("rx-hw-gro-packets"))
             .map_or(0, |(wire, skbs)| wire.saturating_sub(skbs));
-        if let Some(n) = self.q("rx-packets") {
-            let handed_up = n.saturating_sub(merged_away);
-            let source = "qstats rx-packets".to_string();
-            pair(
+        let handed_up = match self.q("rx-packets") {
+            Some(n) => Some(("qstats rx-packets", n.saturating_sub(merged_away))),
+            None => self
+                .counters
+                .get("rx_packets")
+                .map(|&n| ("statistics rx_packets", n)),
+        };
+        if let Some((source, n)) = handed_up {
+            out.push(reconciled(
                 "packets handed up",
                 Offload::RxCoalescing,
-                source,
-                handed_up,
-                b.rx.segments,
-            );
-        } else if let Some(&n) = self.counters.get("rx_packets") {
-            let source = "statistics rx_packets".to_string();
-            pair(
-                "packets handed up",
-                Offload::RxCoalescing,
-                source,
+                source.into(),
                 n,
                 b.rx.segments,
-            );
+            ));
         }
         if let Some(n) = self.q("rx-hw-gro-packets") {
-            let coalesced = b.rx.handoff_gso_size.count;
-            let source = "qstats rx-hw-gro-packets".to_string();
-            pair(
+            out.push(reconciled(
                 "coalesced packets handed up",
                 Offload::RxCoalescing,
-                source,
+                "qstats rx-hw-gro-packets".into(),
                 n,
-                coalesced,
-            );
+                b.rx.handoff_gso_size.count,
+            ));
         }
-        for (stat, what, agent) in [
-            (
-                "rx-csum-unnecessary",
-                "packets handed up CHECKSUM_UNNECESSARY",
-                b.rx.csum.unnecessary,
-            ),
-            (
-                "rx-csum-complete",
-                "packets handed up CHECKSUM_COMPLETE",
-                b.rx.csum.complete,
-            ),
-            (
-                "rx-csum-none",
-                "packets handed up CHECKSUM_NONE",
-                b.rx.csum.none,
-            ),
-        ] {
+        let csum = [
+            ("rx-csum-unnecessary", "UNNECESSARY", b.rx.csum.unnecessary),
+            ("rx-csum-complete", "COMPLETE", b.rx.csum.complete),
+            ("rx-csum-none", "NONE", b.rx.csum.none),
+        ];
+        for (stat, state, agent) in csum {
             if let Some(n) = self.q(stat) {
-                pair(
-                    what,
+                out.push(reconciled(
+                    &format!("packets handed up CHECKSUM_{state}"),
                     Offload::RxChecksum,
                     format!("qstats {stat}"),
                     n,
                     agent,
-                );
+                ));
             }
         }
-        // Skbs the driver was given with more than one segment: its TSO
-        // work, and the segments they became on the wire.
+        out
+    }
+
+    /// The transmit figures: skbs the driver was given with more than one
+    /// segment (its TSO work), the segments they became on the wire, and
+    /// the skbs it was to checksum.
+    fn tx_pairs(&self, b: &Blocks) -> Vec<Reconciled> {
         let tso_skbs = b.tx.segs_per_xmit.count_above(1);
         let single = b.tx.xmit_skbs.saturating_sub(tso_skbs);
-        if let Some(n) = self.q("tx-hw-gso-packets") {
-            let source = "qstats tx-hw-gso-packets".to_string();
-            pair(
+        let figures = [
+            (
+                "tx-hw-gso-packets",
                 "skbs segmented by the NIC",
                 Offload::TxSegmentation,
-                source,
-                n,
                 tso_skbs,
-            );
-        }
-        if let Some(n) = self.q("tx-hw-gso-wire-packets") {
-            let wire = b.tx.wire_segments.saturating_sub(single);
-            let source = "qstats tx-hw-gso-wire-packets".to_string();
-            pair(
+            ),
+            (
+                "tx-hw-gso-wire-packets",
                 "segments the NIC's TSO sent",
                 Offload::TxSegmentation,
-                source,
-                n,
-                wire,
-            );
-        }
-        if let Some(n) = self.q("tx-needs-csum") {
-            let source = "qstats tx-needs-csum".to_string();
-            pair(
+                b.tx.wire_segments.saturating_sub(single),
+            ),
+            (
+                "tx-needs-csum",
                 "skbs the NIC checksummed",
                 Offload::TxChecksum,
-                source,
-                n,
                 b.tx.csum.partial,
-            );
-        }
-        out
+            ),
+        ];
+        figures
+            .into_iter()
+            .filter_map(|(stat, what, offload, agent)| {
+                let n = self.q(stat)?;
+                Some(reconciled(
+                    what,
+                    offload,
+                    format!("qstats {stat}"),
+                    n,
+                    agent,
+                ))
+            })
+            .collect()
     }
 
     /// Packets the NIC dropped before the CPU saw them, by counter.

@@ -275,26 +275,34 @@ pub(crate) fn sample_note(s: &Sampling) -> Option<String> {
 /// Packet, skb and bit rates on receive and transmit, and what was not TCP.
 fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
     let rates = Rates::of(b, secs, cov.driver_xmit);
-    let r = &b.rx;
-    // Sampled hand-offs count only the windows: the packet rate comes from
-    // gso_segs then, and the windows' checksum shares say they are sampled.
+    // Sampled per-segment hooks count only the windows: the packet rates
+    // come from gso_segs then, and the windows' figures say they are
+    // sampled.
     let sampled = sample_note(&b.sample);
-    let (segments, handoff_csum) = if cov.handoff && sampled.is_some() {
-        (
+    rx_line(o, b, cov, secs, &rates, sampled.as_deref());
+    tx_line(o, b, cov, secs, &rates, sampled.as_deref());
+    tcp_and_drop_lines(o, b, cov, secs, sampled.is_some());
+}
+
+fn rx_line(
+    o: &mut String,
+    b: &Blocks,
+    cov: Coverage,
+    secs: f64,
+    rates: &Rates,
+    sampled: Option<&str>,
+) {
+    let r = &b.rx;
+    let (segments, handoff_csum) = match (cov.handoff, sampled) {
+        (true, Some(note)) => (
             format!("{}/s (gso_segs)", rate(r.whole_segments(), secs)),
-            format!(
-                "{} ({})",
-                csum_line(&r.csum),
-                sampled.as_deref().unwrap_or("")
-            ),
-        )
-    } else if cov.handoff {
-        (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum))
-    } else {
-        (
+            format!("{} ({note})", csum_line(&r.csum)),
+        ),
+        (true, None) => (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum)),
+        (false, _) => (
             format!("{}/s (gso_segs)", rate(r.segs_per_skb.sum, secs)),
             NOT_ATTACHED.to_string(),
-        )
+        ),
     };
     let _ = writeln!(
         o,
@@ -303,29 +311,33 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
         rates.rx_gbps,
         rates.segs_per_skb,
     );
+}
+
+fn tx_line(
+    o: &mut String,
+    b: &Blocks,
+    cov: Coverage,
+    secs: f64,
+    rates: &Rates,
+    sampled: Option<&str>,
+) {
     let t = &b.tx;
-    let (to_driver, wire, driver_csum) = if cov.driver_xmit && sampled.is_some() {
-        (
-            format!(
-                "{}/s ({})",
-                rate(t.xmit_skbs, secs),
-                sampled.as_deref().unwrap_or("")
-            ),
+    let (to_driver, wire, driver_csum) = match (cov.driver_xmit, sampled) {
+        (true, Some(note)) => (
+            format!("{}/s ({note})", rate(t.xmit_skbs, secs)),
             format!("{}/s (gso_segs)", rate(t.whole_segments(), secs)),
             csum_line(&t.csum),
-        )
-    } else if cov.driver_xmit {
-        (
+        ),
+        (true, None) => (
             format!("{}/s", rate(t.xmit_skbs, secs)),
             format!("{}/s", rate(t.wire_segments, secs)),
             csum_line(&t.csum),
-        )
-    } else {
-        (
+        ),
+        (false, _) => (
             "-".to_string(),
             format!("{}/s (gso_segs)", rate(t.segs_per_queued.sum, secs)),
             NOT_ATTACHED.to_string(),
-        )
+        ),
     };
     let _ = writeln!(
         o,
@@ -333,9 +345,14 @@ fn rate_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64) {
         rate(t.queued_skbs, secs),
         rates.tx_gbps,
     );
+}
+
+/// What TCP retransmitted, what the stack dropped, what was not TCP.
+fn tcp_and_drop_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64, sampled: bool) {
+    let (r, t) = (&b.rx, &b.tx);
     // What TCP retransmitted over the device, against what it sent.
     if b.tcp.retransmits > 0 {
-        let sent = if cov.driver_xmit && sampled.is_none() {
+        let sent = if cov.driver_xmit && !sampled {
             t.wire_segments
         } else {
             t.segs_per_queued.sum

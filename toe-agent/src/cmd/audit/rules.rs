@@ -97,9 +97,16 @@ pub(super) const TX_CSUM: &[&str] = &[
 ];
 
 fn features(i: &Interface, out: &mut Vec<Finding>) {
+    inactive_features(i, out);
+    tx_checksum_off(i, out);
+    hardware_limits(i, out);
+    offloads_off(i, out);
+}
+
+/// One finding for every feature the kernel kept off although asked: they
+/// usually share a cause.
+fn inactive_features(i: &Interface, out: &mut Vec<Finding>) {
     let n = Some(i.name.as_str());
-    // One finding for every feature the kernel kept off although asked:
-    // they usually share a cause.
     let inactive: Vec<&crate::sys::ethtool::Feature> = i
         .features
         .iter()
@@ -129,6 +136,11 @@ fn features(i: &Interface, out: &mut Vec<Finding>) {
             )),
         ));
     }
+}
+
+/// TX checksum offload off: with TSO wanted, it takes TSO with it.
+fn tx_checksum_off(i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
     let tso_wanted = i
         .feature("tx-tcp-segmentation")
         .is_some_and(|f| f.requested);
@@ -156,7 +168,11 @@ fn features(i: &Interface, out: &mut Vec<Finding>) {
             Some(format!("ethtool -K {} tx on", i.name)),
         ));
     }
-    hardware_limits(i, out);
+}
+
+/// TSO, GRO or RX checksum off on hardware that offers them.
+fn offloads_off(i: &Interface, out: &mut Vec<Finding>) {
+    let n = Some(i.name.as_str());
     if i.physical {
         for (feature, severity, what) in [
             (
@@ -1054,6 +1070,31 @@ fn socket_buffers(h: &Host, out: &mut Vec<Finding>) {
 /// younger than the window and no later link-up of its interface
 /// followed it; older ones are history, so that a boot-time message does
 /// not stay a finding for ever.
+const KERNEL_LOG_FIX: &str = "dmesg -T | grep -iE 'offload|NETIF_F|csum|tso|gro|lro'";
+
+/// A snapshot from before the kernel log's lines were dated: its last ten
+/// offload lines, as they are.
+fn undated_kernel_log(lines: &[String], out: &mut Vec<Finding>) {
+    if lines.is_empty() {
+        return;
+    }
+    let last: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(10)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    out.push(finding(
+        "kernel_log",
+        6,
+        None,
+        "the kernel logged offload trouble".into(),
+        last.join(" | "),
+        Some(KERNEL_LOG_FIX.to_string()),
+    ));
+}
+
 fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
     let log = &h.kmsg;
     if let Some(e) = &log.error {
@@ -1067,29 +1108,11 @@ fn kernel_log(h: &Host, out: &mut Vec<Finding>) {
         ));
         return;
     }
-    let fix = Some("dmesg -T | grep -iE 'offload|NETIF_F|csum|tso|gro|lro'".to_string());
     if log.entries.is_empty() {
-        // A snapshot from before the lines were dated.
-        if !log.lines.is_empty() {
-            let last: Vec<&str> = log
-                .lines
-                .iter()
-                .rev()
-                .take(10)
-                .rev()
-                .map(String::as_str)
-                .collect();
-            out.push(finding(
-                "kernel_log",
-                6,
-                None,
-                "the kernel logged offload trouble".into(),
-                last.join(" | "),
-                fix,
-            ));
-        }
+        undated_kernel_log(&log.lines, out);
         return;
     }
+    let fix = Some(KERNEL_LOG_FIX.to_string());
     let link_up_since = |e: &KmsgLine| {
         log.entries.iter().any(|l| {
             l.kind == "link_up" && l.iface.is_some() && l.iface == e.iface && l.age_s < e.age_s
