@@ -12,17 +12,6 @@ use crate::{
     model::catalogue::Quantity,
 };
 
-mod after_gro;
-mod drops;
-mod gro;
-mod handoff;
-mod napi;
-mod retransmit;
-mod softirq;
-mod tcp;
-mod tcp_probe;
-mod transmit;
-
 /// One program: a BTF tracepoint, and the classic tracepoint to fall back on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spec {
@@ -69,18 +58,45 @@ pub(crate) struct Family {
     pub(crate) quantities: &'static [Quantity],
 }
 
-pub(crate) const FAMILIES: &[Family] = &[
-    handoff::FAMILY,
-    gro::FAMILY,
-    after_gro::FAMILY,
-    tcp::FAMILY,
-    transmit::FAMILY,
-    softirq::FAMILY,
-    napi::FAMILY,
-    drops::FAMILY,
-    retransmit::FAMILY,
-    tcp_probe::FAMILY,
-];
+/// The one registration: each family's folder, and the maps its kernel
+/// programs fill, as `field: kind Value = "MAP"`. `field` is the family's
+/// place in [`Totals`](crate::kernel::collect::Totals), `Value` its map
+/// value (`probes/<family>/layout.rs`), and `kind` how the map is kept
+/// (kernel/collect.rs, `part!`): `summed` over CPUs, `per_cpu`, or
+/// `by_id`. `$then!` receives the list: this file declares the modules and
+/// [`FAMILIES`] from it, kernel/collect.rs the totals and how they are
+/// read, added and differenced. The order is the sinks' order.
+macro_rules! registered {
+    ($then:ident) => {
+        $then! {
+            handoff: [handoff: summed toe_agent_common::HandoffStats = "HANDOFF"],
+            gro: [gro: summed toe_agent_common::GroStats = "GRO"],
+            after_gro: [skb: summed toe_agent_common::SkbStats = "SKB"],
+            tcp: [tcp: summed toe_agent_common::TcpStats = "TCP"],
+            transmit: [tx: summed toe_agent_common::TxStats = "TX"],
+            softirq: [softirq: per_cpu toe_agent_common::SoftirqStats = "SOFTIRQ"],
+            napi: [
+                napi: summed toe_agent_common::NapiStats = "NAPI",
+                napi_by_id: by_id toe_agent_common::NapiIdStats = "NAPI_BY_ID",
+            ],
+            drops: [drops: summed toe_agent_common::DropStats = "DROPS"],
+            retransmit: [retransmit: summed toe_agent_common::RetransmitStats = "RETRANSMIT"],
+            tcp_probe: [tcp_probe: summed toe_agent_common::TcpProbeStats = "TCP_PROBE"],
+        }
+    };
+}
+pub(crate) use registered;
+
+/// The families' modules and [`FAMILIES`], from [`registered`].
+macro_rules! families {
+    ($($family:ident: [$($rest:tt)*]),+ $(,)?) => {
+        $(mod $family;)+
+
+        pub(crate) const FAMILIES: &[Family] = &[$($family::FAMILY),+];
+    };
+}
+
+registered!(families);
 
 /// Every quantity of the catalogue, family by family: the order the sinks
 /// show them in.

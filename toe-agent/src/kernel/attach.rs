@@ -21,15 +21,12 @@ use aya::{
     },
 };
 use serde::{Deserialize, Serialize};
-use toe_agent_common::{
-    Config, DropStats, GroStats, HandoffStats, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
-    SoftirqStats, TcpProbeStats, TcpStats, TxStats,
-};
+use toe_agent_common::Config;
 
 use crate::{
     kernel::btf::Resolved,
     kernel::btf::{KernelBtf, VMLINUX_BTF},
-    kernel::collect::{Source, Totals, sum},
+    kernel::collect::{Counters, Maps, Source, Totals, sum},
     model::verdict::Coverage,
     probes::{Family, Spec},
     sys::iface::Iface,
@@ -628,7 +625,7 @@ pub(crate) struct KernelSource<'a> {
 }
 
 impl KernelSource<'_> {
-    fn per_cpu<T: aya::Pod>(&self, name: &str) -> anyhow::Result<PerCpuValues<T>> {
+    fn values<T: aya::Pod>(&self, name: &str) -> anyhow::Result<PerCpuValues<T>> {
         let map = self
             .ebpf
             .map(name)
@@ -640,41 +637,34 @@ impl KernelSource<'_> {
     }
 }
 
+impl Maps for KernelSource<'_> {
+    fn summed<T: aya::Pod + Counters>(&self, map: &str) -> anyhow::Result<T> {
+        Ok(sum(self.values::<T>(map)?.iter()))
+    }
+
+    fn per_cpu<T: aya::Pod>(&self, map: &str) -> anyhow::Result<Vec<T>> {
+        Ok(self.values::<T>(map)?.to_vec())
+    }
+
+    fn by_id<T: aya::Pod + Counters>(&self, map: &str) -> anyhow::Result<BTreeMap<u32, T>> {
+        let hash = self
+            .ebpf
+            .map(map)
+            .with_context(|| format!("map {map} missing from the eBPF object"))?;
+        let by_id = PerCpuHashMap::<_, u32, T>::try_from(hash)?;
+        by_id
+            .iter()
+            .map(|entry| {
+                let (id, values) = entry.with_context(|| format!("reading map {map}"))?;
+                Ok((id, sum(values.iter())))
+            })
+            .collect()
+    }
+}
+
 impl Source for KernelSource<'_> {
     fn read(&mut self) -> anyhow::Result<Totals> {
-        let handoff = self.per_cpu::<HandoffStats>("HANDOFF")?;
-        let gro = self.per_cpu::<GroStats>("GRO")?;
-        let skb = self.per_cpu::<SkbStats>("SKB")?;
-        let tcp = self.per_cpu::<TcpStats>("TCP")?;
-        let drops = self.per_cpu::<DropStats>("DROPS")?;
-        let retransmit = self.per_cpu::<RetransmitStats>("RETRANSMIT")?;
-        let tcp_probe = self.per_cpu::<TcpProbeStats>("TCP_PROBE")?;
-        let tx = self.per_cpu::<TxStats>("TX")?;
-        let napi = self.per_cpu::<NapiStats>("NAPI")?;
-        let softirq = self.per_cpu::<SoftirqStats>("SOFTIRQ")?;
-        let by_id_map = self
-            .ebpf
-            .map("NAPI_BY_ID")
-            .context("map NAPI_BY_ID missing")?;
-        let by_id = PerCpuHashMap::<_, u32, NapiIdStats>::try_from(by_id_map)?;
-        let mut napi_by_id = BTreeMap::new();
-        for entry in by_id.iter() {
-            let (id, values) = entry.context("reading map NAPI_BY_ID")?;
-            napi_by_id.insert(id, sum(values.iter()));
-        }
-        Ok(Totals {
-            handoff: sum(handoff.iter()),
-            gro: sum(gro.iter()),
-            skb: sum(skb.iter()),
-            tcp: sum(tcp.iter()),
-            drops: sum(drops.iter()),
-            retransmit: sum(retransmit.iter()),
-            tcp_probe: sum(tcp_probe.iter()),
-            tx: sum(tx.iter()),
-            napi: sum(napi.iter()),
-            napi_by_id,
-            softirq: softirq.to_vec(),
-        })
+        Totals::read(self)
     }
 }
 

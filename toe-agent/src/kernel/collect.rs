@@ -5,45 +5,118 @@
 //! out the difference. Tests feed it recorded or synthetic totals.
 use std::collections::BTreeMap;
 
-use toe_agent_common::{
-    DropStats, GroStats, HandoffStats, Hist, NapiIdStats, NapiStats, RetransmitStats, SkbStats,
-    SoftirqStats, TcpProbeStats, TcpStats, TxStats,
-};
+use toe_agent_common::Hist;
 
-/// Cumulative counters since the programs were loaded.
-#[derive(Clone, Debug)]
-pub struct Totals {
-    /// One per probe family (the layouts live in `probes/<family>/layout.rs`).
-    pub handoff: HandoffStats,
-    pub gro: GroStats,
-    pub skb: SkbStats,
-    pub tcp: TcpStats,
-    pub drops: DropStats,
-    pub retransmit: RetransmitStats,
-    pub tcp_probe: TcpProbeStats,
-    pub tx: TxStats,
-    pub napi: NapiStats,
-    pub napi_by_id: BTreeMap<u32, NapiIdStats>,
-    /// Indexed by CPU number.
-    pub softirq: Vec<SoftirqStats>,
+/// How a family's map is kept in [`Totals`] (the kinds of
+/// [`crate::probes::registered`]): `summed` over CPUs (a one-entry per-CPU
+/// array), `per_cpu` (one value per CPU number, for what is judged per
+/// CPU), `by_id` (a per-CPU hash map by id, summed over CPUs).
+macro_rules! part {
+    (type summed $t:ty) => { $t };
+    (type per_cpu $t:ty) => { Vec<$t> };
+    (type by_id $t:ty) => { BTreeMap<u32, $t> };
+    (zero summed $t:ty) => { <$t as Counters>::zero() };
+    (zero per_cpu $t:ty) => { Vec::new() };
+    (zero by_id $t:ty) => { BTreeMap::new() };
+    (add summed $a:expr, $b:expr) => { Counters::add($a, $b) };
+    (add per_cpu $a:expr, $b:expr) => { add_per_cpu($a, $b) };
+    (add by_id $a:expr, $b:expr) => { add_by_id($a, $b) };
+    (delta summed $a:expr, $b:expr) => { Counters::sub($a, $b) };
+    (delta per_cpu $a:expr, $b:expr) => { delta_per_cpu($a, $b) };
+    (delta by_id $a:expr, $b:expr) => { delta_by_id($a, $b) };
 }
 
-impl Default for Totals {
-    fn default() -> Self {
-        Totals {
-            handoff: HandoffStats::zero(),
-            gro: GroStats::zero(),
-            skb: SkbStats::zero(),
-            tcp: TcpStats::zero(),
-            drops: DropStats::zero(),
-            retransmit: RetransmitStats::zero(),
-            tcp_probe: TcpProbeStats::zero(),
-            tx: TxStats::zero(),
-            napi: NapiStats::zero(),
-            napi_by_id: BTreeMap::new(),
-            softirq: Vec::new(),
+/// [`Totals`] and its arithmetic, one field per map of
+/// [`crate::probes::registered`].
+macro_rules! totals {
+    ($($family:ident: [$($field:ident: $kind:ident $t:ty = $map:literal),+ $(,)?]),+ $(,)?) => {
+        /// Cumulative counters since the programs were loaded: one field
+        /// per map of a probe family (their values are defined in
+        /// `probes/<family>/layout.rs`).
+        #[derive(Clone, Debug)]
+        pub struct Totals {
+            $($(pub $field: part!(type $kind $t),)+)+
         }
+
+        impl Default for Totals {
+            fn default() -> Self {
+                Totals {
+                    $($($field: part!(zero $kind $t),)+)+
+                }
+            }
+        }
+
+        impl Totals {
+            /// Accumulate `other` (a later period) into `self`.
+            pub fn add(&mut self, other: &Totals) {
+                $($(part!(add $kind &mut self.$field, &other.$field);)+)+
+            }
+
+            /// `self - earlier`, for an interval.
+            pub fn delta(&self, earlier: &Totals) -> Totals {
+                Totals {
+                    $($($field: part!(delta $kind &self.$field, &earlier.$field),)+)+
+                }
+            }
+
+            /// Every map, read through `maps`.
+            pub(crate) fn read(maps: &impl Maps) -> anyhow::Result<Totals> {
+                Ok(Totals {
+                    $($($field: maps.$kind::<$t>($map)?,)+)+
+                })
+            }
+        }
+    };
+}
+
+crate::probes::registered!(totals);
+
+/// Reads a family's map as its kind says (see [`part`]).
+pub(crate) trait Maps {
+    fn summed<T: aya::Pod + Counters>(&self, map: &str) -> anyhow::Result<T>;
+    fn per_cpu<T: aya::Pod>(&self, map: &str) -> anyhow::Result<Vec<T>>;
+    fn by_id<T: aya::Pod + Counters>(&self, map: &str) -> anyhow::Result<BTreeMap<u32, T>>;
+}
+
+/// Per-CPU values: a CPU that came online since counts from zero.
+fn add_per_cpu<T: Counters + Clone>(mine: &mut Vec<T>, theirs: &[T]) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), T::zero());
     }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        m.add(t);
+    }
+}
+
+fn delta_per_cpu<T: Counters>(now: &[T], earlier: &[T]) -> Vec<T> {
+    let zero = T::zero();
+    now.iter()
+        .enumerate()
+        .map(|(cpu, n)| n.sub(earlier.get(cpu).unwrap_or(&zero)))
+        .collect()
+}
+
+fn add_by_id<T: Counters>(mine: &mut BTreeMap<u32, T>, theirs: &BTreeMap<u32, T>) {
+    for (id, v) in theirs {
+        mine.entry(*id).or_insert_with(T::zero).add(v);
+    }
+}
+
+/// Ids with nothing new drop out of a delta.
+fn delta_by_id<T: Counters>(
+    now: &BTreeMap<u32, T>,
+    earlier: &BTreeMap<u32, T>,
+) -> BTreeMap<u32, T> {
+    now.iter()
+        .map(|(id, n)| {
+            let d = match earlier.get(id) {
+                Some(e) => n.sub(e),
+                None => n.sub(&T::zero()),
+            };
+            (*id, d)
+        })
+        .filter(|(_, d)| !d.idle())
+        .collect()
 }
 
 pub(crate) trait Source {
@@ -57,6 +130,10 @@ pub(crate) trait Counters: Sized {
     fn zero() -> Self;
     fn add(&mut self, other: &Self);
     fn sub(&self, earlier: &Self) -> Self;
+    /// A difference with nothing in it, to leave out of a `by_id` delta.
+    fn idle(&self) -> bool {
+        false
+    }
 }
 
 impl Counters for u64 {
@@ -117,62 +194,6 @@ pub(crate) fn sum<'a, T: Counters + 'a>(values: impl IntoIterator<Item = &'a T>)
     total
 }
 
-impl Totals {
-    /// Accumulate `other` (a later period) into `self`.
-    pub fn add(&mut self, other: &Totals) {
-        self.handoff.add(&other.handoff);
-        self.gro.add(&other.gro);
-        self.skb.add(&other.skb);
-        self.tcp.add(&other.tcp);
-        self.drops.add(&other.drops);
-        self.retransmit.add(&other.retransmit);
-        self.tcp_probe.add(&other.tcp_probe);
-        self.tx.add(&other.tx);
-        self.napi.add(&other.napi);
-        for (id, v) in &other.napi_by_id {
-            self.napi_by_id.entry(*id).or_default().add(v);
-        }
-        if self.softirq.len() < other.softirq.len() {
-            self.softirq
-                .resize(other.softirq.len(), SoftirqStats::zero());
-        }
-        for (mine, theirs) in self.softirq.iter_mut().zip(&other.softirq) {
-            mine.add(theirs);
-        }
-    }
-
-    /// `self - earlier`, for an interval.
-    pub fn delta(&self, earlier: &Totals) -> Totals {
-        let zero = SoftirqStats::zero();
-        Totals {
-            handoff: self.handoff.sub(&earlier.handoff),
-            gro: self.gro.sub(&earlier.gro),
-            skb: self.skb.sub(&earlier.skb),
-            tcp: self.tcp.sub(&earlier.tcp),
-            drops: self.drops.sub(&earlier.drops),
-            retransmit: self.retransmit.sub(&earlier.retransmit),
-            tcp_probe: self.tcp_probe.sub(&earlier.tcp_probe),
-            tx: self.tx.sub(&earlier.tx),
-            napi: self.napi.sub(&earlier.napi),
-            napi_by_id: self
-                .napi_by_id
-                .iter()
-                .map(|(id, now)| {
-                    let before = earlier.napi_by_id.get(id).copied().unwrap_or_default();
-                    (*id, now.sub(&before))
-                })
-                .filter(|(_, d)| d.polls != 0)
-                .collect(),
-            softirq: self
-                .softirq
-                .iter()
-                .enumerate()
-                .map(|(cpu, now)| now.sub(earlier.softirq.get(cpu).unwrap_or(&zero)))
-                .collect(),
-        }
-    }
-}
-
 /// Turns a [`Source`]'s cumulative readings into interval deltas.
 pub(crate) struct Collector {
     start: Totals,
@@ -212,7 +233,7 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toe_agent_common::hist::bucket_index;
+    use toe_agent_common::{NapiIdStats, SoftirqStats, hist::bucket_index};
 
     fn hist_of(values: &[u64]) -> Hist {
         let mut h = Hist::ZERO;

@@ -111,4 +111,8 @@ impl Counters for toe_agent_common::NapiIdStats {
             budget: self.budget,
         }
     }
+    /// An instance that was not polled in a period drops out of it.
+    fn idle(&self) -> bool {
+        self.polls == 0
+    }
 }
