@@ -124,8 +124,10 @@ impl State {
     /// hand-offs and skbs given to the driver. A window that cannot be read
     /// counts as having seen enough, so that it closes.
     fn window_packets(&mut self) -> u64 {
+        // No window open (it failed to): nothing to wait for; the next
+        // cycle tries again.
         let Some(m) = &self.open else {
-            return 0;
+            return u64::MAX;
         };
         let Ok(now) = self.probes.source().read() else {
             return u64::MAX;
@@ -343,6 +345,7 @@ impl Session {
         let period = std::mem::take(&mut st.period);
         st.run.add(&period);
         st.last = period.clone();
+        let sampling = self.sampling(&period);
         // With no per-segment programs, the windows are the whole time.
         let sampled = match fraction > 0.0 {
             true => period.totals,
@@ -351,11 +354,7 @@ impl Session {
         Ok(Period {
             all,
             sampled,
-            sampling: Sampling {
-                fraction,
-                secs: period.secs,
-                windows: period.count,
-            },
+            sampling,
         })
     }
 
@@ -371,11 +370,18 @@ impl Session {
                 false => all.clone(),
             },
             all,
-            sampling: Sampling {
-                fraction: self.fraction,
-                secs: st.run.secs,
-                windows: st.run.count,
-            },
+            sampling: self.sampling(&st.run),
+        }
+    }
+
+    /// How `w` was sampled; with no per-segment programs (`--per-skb`),
+    /// there are no windows.
+    fn sampling(&self, w: &Windows) -> Sampling {
+        let none = self.fraction == 0.0;
+        Sampling {
+            fraction: self.fraction,
+            secs: if none { 0.0 } else { w.secs },
+            windows: if none { 0 } else { w.count },
         }
     }
 

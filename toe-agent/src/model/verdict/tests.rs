@@ -853,3 +853,43 @@ fn lro_bypass_that_coalesces_nothing_is_a_mismatch() {
     );
     assert!(!v.evidence.contains("backlog"), "{}", v.evidence);
 }
+
+/// Sampled windows that caught the traffic judge it as every packet would;
+/// a period no window fell in has nothing to judge on, and says so rather
+/// than "no traffic".
+#[test]
+fn a_period_without_a_sampling_window_is_not_measured() {
+    use crate::model::period::Sampling;
+    let dev = veth(&["tx-tcp-segmentation"], &["tx-generic-segmentation"]);
+    let mut b = Blocks::from_totals(&software_gso());
+    let whole = tx_segmentation(&b, &dev);
+    b.sample = Sampling {
+        fraction: 0.1,
+        secs: 0.1,
+        windows: 1,
+    };
+    let sampled = judge(&b, &dev);
+    assert_eq!(sampled[0], whole);
+    b = Blocks::default();
+    b.sample = Sampling {
+        fraction: 0.1,
+        secs: 0.0,
+        windows: 0,
+    };
+    for v in judge(&b, &dev) {
+        assert_eq!(v.mechanism, Mechanism::NotMeasured, "{v:?}");
+        assert!(!v.mismatch);
+        assert!(
+            v.evidence
+                .starts_with("no sampling window fell in this period"),
+            "{}",
+            v.evidence
+        );
+    }
+    // Every moment sampled (--sample 1), or none by request (--per-skb):
+    // an empty period is simply quiet.
+    for fraction in [1.0, 0.0] {
+        b.sample.fraction = fraction;
+        assert_ne!(judge(&b, &dev)[0].mechanism, Mechanism::NotMeasured);
+    }
+}
