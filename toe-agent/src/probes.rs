@@ -20,8 +20,12 @@ pub(crate) struct Spec {
     /// `(group, event, program)` of the classic tracepoint fallback.
     pub(crate) classic: Option<(&'static str, &'static str, &'static str)>,
     /// Fires once per wire segment rather than once per skb: left out by
-    /// `--per-skb`.
+    /// `--per-skb`, and run in sampling windows.
     pub(crate) per_segment: bool,
+    /// Run in sampling windows (docs/sampling.md): the per-segment
+    /// programs, and those whose only figure is a distribution, which the
+    /// windows sample as well as the whole time.
+    pub(crate) windowed: bool,
 }
 
 impl Spec {
@@ -30,6 +34,7 @@ impl Spec {
             name,
             classic: None,
             per_segment: false,
+            windowed: false,
         }
     }
 
@@ -41,6 +46,14 @@ impl Spec {
 
     pub(crate) const fn per_segment(mut self) -> Spec {
         self.per_segment = true;
+        self.windowed = true;
+        self
+    }
+
+    /// Run in the sampling windows only: a program whose only figure is a
+    /// distribution.
+    pub(crate) const fn windowed(mut self) -> Spec {
+        self.windowed = true;
         self
     }
 }

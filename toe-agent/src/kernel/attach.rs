@@ -169,7 +169,8 @@ struct Attached {
     prog: &'static str,
     /// `(group, event)` when it is on its classic tracepoint.
     classic: Option<(&'static str, &'static str)>,
-    per_segment: bool,
+    /// Attached only in sampling windows ([`Spec::windowed`]).
+    windowed: bool,
     /// None while a sampling window is closed.
     link: Option<Link>,
 }
@@ -279,7 +280,7 @@ fn fall_back(
             attached.push(Attached {
                 prog,
                 classic: Some((group, event)),
-                per_segment: spec.per_segment,
+                windowed: spec.windowed,
                 link: Some(link),
             });
             ProbeStatus {
@@ -427,7 +428,7 @@ impl Probes {
     /// Every program is tried; the first failure is returned.
     pub(crate) fn open_window(&mut self) -> anyhow::Result<()> {
         let mut first_err = None;
-        for a in self.attached.iter_mut().filter(|a| a.per_segment) {
+        for a in self.attached.iter_mut().filter(|a| a.windowed) {
             if a.link.is_none() {
                 match relink(&mut self.ebpf, a.prog, a.classic) {
                     Ok(l) => a.link = Some(l),
@@ -448,7 +449,7 @@ impl Probes {
     /// here): the caller does it without holding up the readings.
     pub(crate) fn close_window(&mut self) -> anyhow::Result<Vec<Detached>> {
         let mut taken = Vec::new();
-        for a in self.attached.iter_mut().filter(|a| a.per_segment) {
+        for a in self.attached.iter_mut().filter(|a| a.windowed) {
             if let Some(link) = a.link.take() {
                 taken.push(take(&mut self.ebpf, a.prog, link)?);
             }
@@ -458,7 +459,7 @@ impl Probes {
 
     /// Are there programs a sampling window attaches and detaches?
     pub(crate) fn has_windowed(&self) -> bool {
-        self.attached.iter().any(|a| a.per_segment)
+        self.attached.iter().any(|a| a.windowed)
     }
 
     pub(crate) fn source(&self) -> KernelSource<'_> {
@@ -535,7 +536,7 @@ impl Attaching<'_> {
                 self.attached.push(Attached {
                     prog: spec.name,
                     classic: None,
-                    per_segment: spec.per_segment,
+                    windowed: spec.windowed,
                     link: Some(link),
                 });
                 Ok(ProbeStatus {

@@ -290,7 +290,9 @@ impl Session {
     /// Attach the probes to `iface` and take the baseline reading.
     pub(crate) fn attach(iface: Iface, opts: &Options) -> Result<Session, ProbeError> {
         let probes = Probes::attach(&iface, opts)?;
-        let fraction = match probes.has_windowed() {
+        // With the per-segment programs left out (--per-skb), the others
+        // stay attached: no windows.
+        let fraction = match probes.has_windowed() && !opts.per_skb {
             true => opts.sample.clamp(0.0, 1.0),
             false => 0.0,
         };
