@@ -446,6 +446,9 @@ pub(crate) struct Row {
     pub(crate) tx: String,
     pub(crate) mbit: String,
     pub(crate) verdicts: Vec<(String, String, bool)>,
+    /// The same verdicts from the agents that sample the per-segment
+    /// probes (the default), when they ran to the end.
+    pub(crate) sampled: Option<Vec<(String, String, bool)>>,
     /// (what, agent, independent count)
     pub(crate) counts: Vec<(String, u64, u64)>,
     pub(crate) fragments: String,
@@ -473,6 +476,15 @@ impl Row {
         }
         if !self.counts_agree() {
             return Some("counts differ from bpftrace's".into());
+        }
+        match &self.sampled {
+            None => return Some("no verdicts from the sampling agents".into()),
+            Some(s) if *s != self.verdicts => {
+                return Some(format!(
+                    "sampled verdicts differ from every packet's: {s:?}"
+                ));
+            }
+            Some(_) => {}
         }
         expected::differences(&self.model, &self.verdicts)
     }
@@ -640,6 +652,13 @@ pub(crate) fn read_row(kernel: &str, model: &str, out: &Path, wall: Duration) ->
     };
     describe(&mut row, &rx_h, &rx, &tx);
     row.verdicts = verdicts(&rx, &tx);
+    row.sampled = match (
+        last_summary(&out.join("rx-sampled.ndjson")),
+        last_summary(&out.join("tx-sampled.ndjson")),
+    ) {
+        (Ok((_, rx)), Ok((_, tx))) => Some(verdicts(&rx, &tx)),
+        _ => None,
+    };
     row.mbit = mbit(out);
     independent(&mut row, out, &rx, &tx);
     row.features = features(out);

@@ -136,14 +136,23 @@ bt=$!
 # hits of a softirq run on top of it (kernel/trace/bpf_trace.c,
 # trace_call_bpf()): with a reading every second, bpftrace once counted 97
 # hand-offs fewer than the agent on virtio-net-pci under TCG.
-ip netns exec toeb "$AGENT" trace --iface toeb --interval 600 --duration 600 --ndjson "$OUT/rx.ndjson" >"$OUT/agent-rx.log" 2>&1 &
+# Every packet (--sample 1): the counts are compared with bpftrace's. A
+# second agent at each end samples the per-segment probes as users run it
+# (the default, docs/sampling.md): its verdicts must be the same.
+ip netns exec toeb "$AGENT" trace --iface toeb --interval 600 --duration 600 --sample 1 --ndjson "$OUT/rx.ndjson" >"$OUT/agent-rx.log" 2>&1 &
 rx=$!
-ip netns exec toea "$AGENT" trace --iface toea --interval 600 --duration 600 --ndjson "$OUT/tx.ndjson" >"$OUT/agent-tx.log" 2>&1 &
+ip netns exec toea "$AGENT" trace --iface toea --interval 600 --duration 600 --sample 1 --ndjson "$OUT/tx.ndjson" >"$OUT/agent-tx.log" 2>&1 &
 tx=$!
-# Start the traffic only once all three tracers are attached (bpftrace runs
+ip netns exec toeb "$AGENT" trace --iface toeb --interval 600 --duration 600 --ndjson "$OUT/rx-sampled.ndjson" >"$OUT/agent-rx-sampled.log" 2>&1 &
+rx_sampled=$!
+ip netns exec toea "$AGENT" trace --iface toea --interval 600 --duration 600 --ndjson "$OUT/tx-sampled.ndjson" >"$OUT/agent-tx-sampled.log" 2>&1 &
+tx_sampled=$!
+# Start the traffic only once all five tracers are attached (bpftrace runs
 # BEGIN after attaching every probe; its "Attaching" line comes before).
 for _ in $(seq 1200); do
     grep -qs '"type":"header"' "$OUT/rx.ndjson" && grep -qs '"type":"header"' "$OUT/tx.ndjson" \
+        && grep -qs '"type":"header"' "$OUT/rx-sampled.ndjson" \
+        && grep -qs '"type":"header"' "$OUT/tx-sampled.ndjson" \
         && grep -qs '"data": "ready' "$OUT/count.json" && break
     sleep 0.1
 done
@@ -178,8 +187,8 @@ step "links quiet"
 for ns in toea toeb; do ip netns exec "$ns" nstat -asz >"$OUT/nstat-after-$ns.txt" 2>&1; done
 # The agents take their last reading first; bpftrace, stopped after them,
 # counts over a window that encloses theirs.
-kill -TERM "$rx" "$tx"
-wait "$rx" "$tx"
+kill -TERM "$rx" "$tx" "$rx_sampled" "$tx_sampled"
+wait "$rx" "$tx" "$rx_sampled" "$tx_sampled"
 step "agents stopped"
 kill -INT "$bt"
 for _ in $(seq 300); do kill -0 "$bt" 2>/dev/null || break; sleep 0.1; done
