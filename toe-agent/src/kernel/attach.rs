@@ -424,7 +424,7 @@ impl Probes {
         fell_back.into_iter().chain(failed).collect()
     }
 
-    /// Open a sampling window: attach the per-segment programs again.
+    /// Open a sampling window: attach the windowed programs again.
     /// Every program is tried; the first failure is returned.
     pub(crate) fn open_window(&mut self) -> anyhow::Result<()> {
         let mut first_err = None;
@@ -441,12 +441,13 @@ impl Probes {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Close a sampling window: take the per-segment programs' links, for
+    /// Close a sampling window: take the windowed programs' links, for
     /// the caller to drop. Dropping one unregisters its program from the
     /// tracepoint at once, then waits for an RCU grace period before it
     /// returns (kernel/bpf/syscall.c bpf_raw_tp_link_release(),
-    /// kernel/trace/bpf_trace.c bpf_probe_unregister(), 10 to 150 ms each
-    /// here): the caller does it without holding up the readings.
+    /// kernel/trace/bpf_trace.c bpf_probe_unregister(); 10 to 150 ms for
+    /// a window's programs here): the caller does it without holding up
+    /// the readings.
     pub(crate) fn close_window(&mut self) -> anyhow::Result<Vec<Detached>> {
         let mut taken = Vec::new();
         for a in self.attached.iter_mut().filter(|a| a.windowed) {

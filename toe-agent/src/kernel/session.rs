@@ -282,7 +282,8 @@ pub(crate) struct Session {
     /// (`--per-skb`).
     fraction: f64,
     state: Arc<Mutex<State>>,
-    // Declared after `state` is irrelevant: Drop joins the thread first.
+    /// Opens and closes the windows; `Drop` stops and joins it before
+    /// the probes go.
     thread: Option<WindowThread>,
 }
 
