@@ -109,12 +109,11 @@ impl State {
                 totals: now.totals.delta(&m.totals),
                 nic: now.nic.since(&m.nic),
                 secs: now.at.duration_since(m.at).as_secs_f64(),
-                count: 1,
+                // A window split by a reading counts once, in the period
+                // it closes in.
+                count: u32::from(!again),
             });
-            // A window split by a reading counts once, in the period it
-            // closes in.
             if again {
-                self.period.count -= 1;
                 self.open = Some(now);
             }
         }
@@ -169,6 +168,16 @@ impl State {
             Vec::new()
         })
     }
+}
+
+/// The driver's counters `r`, beside the probes' `b` over the same time.
+fn nic_of(r: &nic::Reading, b: &Blocks) -> Nic {
+    Nic::of(
+        r.qstats.clone(),
+        r.qstats_error.clone(),
+        r.counters.clone(),
+        b,
+    )
 }
 
 /// The thread that opens and closes the windows.
@@ -391,31 +400,16 @@ impl Session {
     /// The driver's word on the last period's windows, beside the probes'
     /// `b` over the same windows.
     pub(crate) fn nic(&self, b: &Blocks) -> Nic {
-        let Ok(st) = self.state() else {
-            return Nic::default();
-        };
-        let p = &st.last.nic;
-        Nic::of(
-            p.qstats.clone(),
-            p.qstats_error.clone(),
-            p.counters.clone(),
-            b,
-        )
+        self.state()
+            .map(|st| nic_of(&st.last.nic, b))
+            .unwrap_or_default()
     }
 
-    /// The driver's word on the whole session's windows.
+    /// The driver's word on the whole session's windows, with its RX ring.
     pub(crate) fn nic_run(&self, b: &Blocks) -> Nic {
-        let Ok(st) = self.state() else {
-            return Nic::default();
-        };
-        let r = &st.run.nic;
-        Nic::of(
-            r.qstats.clone(),
-            r.qstats_error.clone(),
-            r.counters.clone(),
-            b,
-        )
-        .with_ring(r.rx_ring)
+        self.state()
+            .map(|st| nic_of(&st.run.nic, b).with_ring(st.run.nic.rx_ring))
+            .unwrap_or_default()
     }
 
     /// The programs' diagnostics since the last call, and any window that
