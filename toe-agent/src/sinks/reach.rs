@@ -296,3 +296,24 @@ fn the_docs_table_is_the_catalogue() {
         "docs/metrics.md is not the catalogue: run `TOE_UPDATE_DOCS=1 cargo test -p toe-agent the_docs_table`"
     );
 }
+
+/// The NDJSON period record of [`everything`], as docs/ndjson.md describes
+/// it: the period model's shape is the file format, so a change to it
+/// fails here until it is meant (rewrite with `TOE_UPDATE_DOCS=1`).
+const PINNED: &str = "src/sinks/testdata/period.json";
+
+#[test]
+fn the_period_record_keeps_its_shape() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(PINNED);
+    let json = serde_json::to_value(everything()).unwrap();
+    if std::env::var_os("TOE_UPDATE_DOCS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap() + "\n").unwrap();
+    }
+    let pinned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json, pinned, "the period record changed: {PINNED}");
+    // And a record of that shape reads back whole.
+    let back: Blocks = serde_json::from_value(pinned).unwrap();
+    assert_eq!(back, everything());
+}
