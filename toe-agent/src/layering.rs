@@ -1,7 +1,8 @@
 //! Data flows one way: no module imports a module that imports it back.
 //! This test reads the crate's sources, collects every `crate::` path
-//! outside comments and test modules, resolves each to the module (file)
-//! it names, and fails on any cycle between modules, naming it. Parent and
+//! outside comments and test modules (`use` trees and paths in macros
+//! included), resolves each to the module (file) it names, and fails on
+//! any cycle between modules, naming it. Parent and
 //! child modules (a folder and its files) are one unit and not compared.
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -76,26 +77,44 @@ fn references(source: &str, known: &BTreeMap<String, String>) -> BTreeSet<String
     let mut paths = Vec::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
-        if rest.starts_with('{') {
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '$'))
+            .unwrap_or(rest.len());
+        if rest[end..].starts_with('{') {
+            // A use tree, `crate::{a, b}` or `crate::model::{a, b::c}`.
             let end = rest.find(';').unwrap_or(rest.len());
             paths.extend(expand(&rest[..end]));
         } else {
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .unwrap_or(rest.len());
             paths.push(rest[..end].trim_end_matches(':').to_string());
         }
     }
-    paths
-        .iter()
-        .filter_map(|p| {
-            let parts: Vec<&str> = p.split("::").collect();
-            (1..=parts.len())
-                .rev()
-                .map(|k| parts[..k].join("::"))
-                .find(|m| known.contains_key(m))
+    paths.iter().flat_map(|p| resolve(p, known)).collect()
+}
+
+/// The modules a path names: its longest prefix that is a module. A
+/// macro's `$name` segment (`crate::probes::$family::period::Part`)
+/// stands for every module it can be.
+fn resolve(path: &str, known: &BTreeMap<String, String>) -> Vec<String> {
+    let parts: Vec<&str> = path.split("::").collect();
+    let matches = |module: &str, pattern: &[&str]| {
+        let segments: Vec<&str> = module.split("::").collect();
+        segments.len() == pattern.len()
+            && segments
+                .iter()
+                .zip(pattern)
+                .all(|(s, p)| p.starts_with('$') || s == p)
+    };
+    (1..=parts.len())
+        .rev()
+        .map(|k| {
+            known
+                .keys()
+                .filter(|m| matches(m, &parts[..k]))
+                .cloned()
+                .collect::<Vec<_>>()
         })
-        .collect()
+        .find(|m| !m.is_empty())
+        .unwrap_or_default()
 }
 
 fn related(a: &str, b: &str) -> bool {
@@ -137,4 +156,34 @@ fn no_module_imports_one_that_imports_it_back() {
             }
         }
     }
+}
+
+#[test]
+fn use_trees_and_macro_paths_name_their_modules() {
+    let known: BTreeMap<String, String> = [
+        "model",
+        "model::period",
+        "model::verdict",
+        "probes",
+        "probes::gro",
+        "probes::gro::period",
+        "probes::napi",
+        "probes::napi::period",
+    ]
+    .into_iter()
+    .map(|m| (m.to_string(), String::new()))
+    .collect();
+    let refs = |src: &str| references(src, &known).into_iter().collect::<Vec<_>>();
+    // A use tree below the crate's root names each module in it (this
+    // one once read as `model` alone, hiding a cycle).
+    assert_eq!(
+        refs("use crate::model::{period::{Blocks, Sampling}, verdict::Coverage};"),
+        ["model::period", "model::verdict"]
+    );
+    // A macro's `$family` stands for every family with that module.
+    assert_eq!(
+        refs("type T = crate::probes::$family::period::Part;"),
+        ["probes::gro::period", "probes::napi::period"]
+    );
+    assert_eq!(refs("crate::probes::gro::FAMILY"), ["probes::gro"]);
 }

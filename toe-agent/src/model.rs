@@ -6,5 +6,6 @@ pub(crate) mod class;
 pub(crate) mod drops;
 pub(crate) mod nic;
 pub(crate) mod period;
+pub(crate) mod summary;
 pub(crate) mod units;
 pub(crate) mod verdict;

@@ -1,12 +1,14 @@
 //! Probe families, one folder each: `probes/<family>/kernel.rs` holds the
 //! kernel programs (compiled into toe-agent-ebpf through a `#[path]`
-//! module), and `probes/<family>/mod.rs` says what userspace needs to know
-//! about them: the programs to attach and their classic fallbacks, the
-//! kernel structures their BTF programs read, and the catalogue entries
-//! they feed. [`FAMILIES`] is the one registration: the loader attaches
-//! every program listed there, the catalogue iterates their quantities, and
-//! a test checks that the programs compiled into the object are exactly
-//! these.
+//! module), `probes/<family>/layout.rs` the map value they fill (compiled
+//! into toe-agent-common), `probes/<family>/period.rs` the family's part of
+//! a period's blocks (NDJSON), and `probes/<family>/mod.rs` what else
+//! userspace needs to know about them: the programs to attach and their
+//! classic fallbacks, the kernel structures their BTF programs read, and
+//! the catalogue entries they feed. [`registry`] registers the families;
+//! from it comes [`FAMILIES`]: the loader attaches every program listed
+//! there, the catalogue iterates their quantities, and a test checks that
+//! the programs compiled into the object are exactly these.
 use crate::{
     kernel::btf::{KernelBtf, OffsetGroup},
     model::catalogue::Quantity,
@@ -71,45 +73,20 @@ pub(crate) struct Family {
     pub(crate) quantities: &'static [Quantity],
 }
 
-/// The one registration: each family's folder, and the maps its kernel
-/// programs fill, as `field: kind Value = "MAP"`. `field` is the family's
-/// place in [`Totals`](crate::kernel::collect::Totals), `Value` its map
-/// value (`probes/<family>/layout.rs`), and `kind` how the map is kept
-/// (kernel/collect.rs, `part!`): `summed` over CPUs, `per_cpu`, or
-/// `by_id`. `$then!` receives the list: this file declares the modules and
-/// [`FAMILIES`] from it, kernel/collect.rs the totals and how they are
-/// read, added and differenced. The order is the sinks' order.
-macro_rules! registered {
-    ($then:ident) => {
-        $then! {
-            handoff: [handoff: summed toe_agent_common::HandoffStats = "HANDOFF"],
-            gro: [gro: summed toe_agent_common::GroStats = "GRO"],
-            after_gro: [skb: summed toe_agent_common::SkbStats = "SKB"],
-            tcp: [tcp: summed toe_agent_common::TcpStats = "TCP"],
-            transmit: [tx: summed toe_agent_common::TxStats = "TX"],
-            softirq: [softirq: per_cpu toe_agent_common::SoftirqStats = "SOFTIRQ"],
-            napi: [
-                napi: summed toe_agent_common::NapiStats = "NAPI",
-                napi_by_id: by_id toe_agent_common::NapiIdStats = "NAPI_BY_ID",
-            ],
-            drops: [drops: summed toe_agent_common::DropStats = "DROPS"],
-            retransmit: [retransmit: summed toe_agent_common::RetransmitStats = "RETRANSMIT"],
-            tcp_probe: [tcp_probe: summed toe_agent_common::TcpProbeStats = "TCP_PROBE"],
-        }
-    };
-}
-pub(crate) use registered;
-
-/// The families' modules and [`FAMILIES`], from [`registered`].
+/// The families' modules and [`FAMILIES`], from
+/// [`registry::registered`](registry).
 macro_rules! families {
-    ($($family:ident: [$($rest:tt)*]),+ $(,)?) => {
-        $(mod $family;)+
+    ($($(#[$attr:meta])* $section:ident: $block:ident {
+        $($family:ident: [$($maps:tt)*]),+ $(,)?
+    }),+ $(,)?) => {
+        $($(pub(crate) mod $family;)+)+
 
-        pub(crate) const FAMILIES: &[Family] = &[$($family::FAMILY),+];
+        pub(crate) const FAMILIES: &[Family] = &[$($($family::FAMILY),+),+];
     };
 }
 
-registered!(families);
+pub(crate) mod registry;
+registry::registered!(families);
 
 /// Every quantity of the catalogue, family by family: the order the sinks
 /// show them in.

@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(run.header.iface, "vb");
         assert_eq!(run.intervals, 6);
         assert_eq!(run.series.points.len(), 6);
-        assert!(run.summary.blocks.rx.segments > 1_000_000);
+        assert!(run.summary.blocks.rx.handoff.segments > 1_000_000);
         let text = render_run(&run);
         assert!(text.contains("summary over 3.0 s"), "{text}");
         assert!(text.contains("rx_coalescing    software"), "{text}");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use toe_agent_common::Hist;
 
 /// How a family's map is kept in [`Totals`] (the kinds of
-/// [`crate::probes::registered`]): `summed` over CPUs (a one-entry per-CPU
+/// [`crate::probes::registry`]): `summed` over CPUs (a one-entry per-CPU
 /// array), `per_cpu` (one value per CPU number, for what is judged per
 /// CPU), `by_id` (a per-CPU hash map by id, summed over CPUs).
 macro_rules! part {
@@ -27,21 +27,23 @@ macro_rules! part {
 }
 
 /// [`Totals`] and its arithmetic, one field per map of
-/// [`crate::probes::registered`].
+/// [`crate::probes::registry`].
 macro_rules! totals {
-    ($($family:ident: [$($field:ident: $kind:ident $t:ty = $map:literal),+ $(,)?]),+ $(,)?) => {
+    ($($(#[$attr:meta])* $section:ident: $block:ident {
+        $($family:ident: [$($field:ident: $kind:ident $t:ty = $map:literal),+ $(,)?]),+ $(,)?
+    }),+ $(,)?) => {
         /// Cumulative counters since the programs were loaded: one field
         /// per map of a probe family (their values are defined in
         /// `probes/<family>/layout.rs`).
         #[derive(Clone, Debug)]
         pub struct Totals {
-            $($(pub $field: part!(type $kind $t),)+)+
+            $($($(pub $field: part!(type $kind $t),)+)+)+
         }
 
         impl Default for Totals {
             fn default() -> Self {
                 Totals {
-                    $($($field: part!(zero $kind $t),)+)+
+                    $($($($field: part!(zero $kind $t),)+)+)+
                 }
             }
         }
@@ -49,27 +51,27 @@ macro_rules! totals {
         impl Totals {
             /// Accumulate `other` (a later period) into `self`.
             pub fn add(&mut self, other: &Totals) {
-                $($(part!(add $kind &mut self.$field, &other.$field);)+)+
+                $($($(part!(add $kind &mut self.$field, &other.$field);)+)+)+
             }
 
             /// `self - earlier`, for an interval.
             pub fn delta(&self, earlier: &Totals) -> Totals {
                 Totals {
-                    $($($field: part!(delta $kind &self.$field, &earlier.$field),)+)+
+                    $($($($field: part!(delta $kind &self.$field, &earlier.$field),)+)+)+
                 }
             }
 
             /// Every map, read through `maps`.
             pub(crate) fn read(maps: &impl Maps) -> anyhow::Result<Totals> {
                 Ok(Totals {
-                    $($($field: maps.$kind::<$t>($map)?,)+)+
+                    $($($($field: maps.$kind::<$t>($map)?,)+)+)+
                 })
             }
         }
     };
 }
 
-crate::probes::registered!(totals);
+crate::probes::registry::registered!(totals);
 
 /// Reads a family's map as its kind says (see [`part`]).
 pub(crate) trait Maps {

@@ -97,8 +97,8 @@ pub struct Overhead {
 /// hand-off, delivered skb, queued or transmitted skb, NAPI poll, and three
 /// per softirq run (raise, entry, exit).
 pub(crate) fn recorded_events(b: &Blocks) -> u64 {
-    b.rx.segments
-        + b.rx.skbs
+    b.rx.handoff.segments
+        + b.rx.after_gro.skbs
         + b.tx.queued_skbs
         + b.tx.xmit_skbs
         + b.napi.polls

@@ -11,7 +11,8 @@
 //! Families that are not quantities of a period (verdicts, the device, the
 //! agent's own cost) are declared here, in [`OTHER_FAMILIES`].
 use crate::model::{
-    period::{Blocks, Csum, GsoClasses, HistSummary, SoftirqVec},
+    period::Blocks,
+    summary::{Csum, HistSummary},
     verdict::Coverage,
 };
 
@@ -219,22 +220,6 @@ pub(crate) fn by_state(c: &Csum) -> Vec<(String, u64)> {
 /// Counts by queue index.
 pub(crate) fn by_queue(q: &[(u32, u64)]) -> Vec<(String, u64)> {
     q.iter().map(|(i, n)| (i.to_string(), *n)).collect()
-}
-
-/// Multi-segment skbs by GSO class.
-pub(crate) fn by_class(g: &GsoClasses) -> Vec<(String, u64)> {
-    [("tcp4", g.tcp4), ("tcp6", g.tcp6), ("other", g.other)]
-        .into_iter()
-        .map(|(s, n)| (s.to_string(), n))
-        .collect()
-}
-
-/// Softirq time per CPU.
-pub(crate) fn time_by_cpu(v: &SoftirqVec) -> Vec<(String, u64)> {
-    v.per_cpu
-        .iter()
-        .map(|c| (c.cpu.to_string(), c.time_ns))
-        .collect()
 }
 
 /// A Prometheus family that is not a quantity of a period.

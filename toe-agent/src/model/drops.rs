@@ -1,4 +1,4 @@
-//! Drops by reason: the numbers the kernel counts in, the names its BTF
+//! Drop reasons: the numbers the kernel counts in, the names its BTF
 //! gives them. The names are a fact of the running kernel (each version
 //! adds reasons), learnt once when the probes attach; a recording carries
 //! them as text.
@@ -7,7 +7,6 @@ use std::{
     sync::{OnceLock, RwLock},
 };
 
-use serde::{Deserialize, Serialize};
 use toe_agent_common::DROP_REASONS;
 
 fn names() -> &'static RwLock<BTreeMap<u32, String>> {
@@ -33,27 +32,4 @@ pub(crate) fn reason_name(v: usize) -> String {
         .ok()
         .and_then(|n| n.get(&(v as u32)).cloned())
         .unwrap_or_else(|| format!("reason_{v}"))
-}
-
-/// Packets of the device the stack dropped in a period.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Drops {
-    pub total: u64,
-    /// Reasons that dropped something, by name.
-    pub by_reason: BTreeMap<String, u64>,
-}
-
-impl Drops {
-    pub(crate) fn from(by_reason: &[u64; DROP_REASONS]) -> Drops {
-        let by_reason: BTreeMap<String, u64> = by_reason
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n != 0)
-            .map(|(v, n)| (reason_name(v), *n))
-            .collect();
-        Drops {
-            total: by_reason.values().sum(),
-            by_reason,
-        }
-    }
 }

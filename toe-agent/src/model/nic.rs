@@ -153,7 +153,7 @@ impl Nic {
                 Offload::RxCoalescing,
                 source.into(),
                 n,
-                b.rx.segments,
+                b.rx.handoff.segments,
             ));
         }
         if let Some(n) = self.q("rx-hw-gro-packets") {
@@ -162,13 +162,17 @@ impl Nic {
                 Offload::RxCoalescing,
                 "qstats rx-hw-gro-packets".into(),
                 n,
-                b.rx.handoff_gso_size.count,
+                b.rx.handoff.handoff_gso_size.count,
             ));
         }
         let csum = [
-            ("rx-csum-unnecessary", "UNNECESSARY", b.rx.csum.unnecessary),
-            ("rx-csum-complete", "COMPLETE", b.rx.csum.complete),
-            ("rx-csum-none", "NONE", b.rx.csum.none),
+            (
+                "rx-csum-unnecessary",
+                "UNNECESSARY",
+                b.rx.handoff.csum.unnecessary,
+            ),
+            ("rx-csum-complete", "COMPLETE", b.rx.handoff.csum.complete),
+            ("rx-csum-none", "NONE", b.rx.handoff.csum.none),
         ];
         for (stat, state, agent) in csum {
             if let Some(n) = self.q(stat) {
@@ -335,7 +339,7 @@ impl Nic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::period::{Csum, HistSummary};
+    use crate::model::summary::{Csum, HistSummary};
 
     fn map(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
         pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -343,12 +347,12 @@ mod tests {
 
     fn blocks(handoffs: u64, coalesced: u64, unnecessary: u64) -> Blocks {
         let mut b = Blocks::default();
-        b.rx.segments = handoffs;
-        b.rx.handoff_gso_size = HistSummary {
+        b.rx.handoff.segments = handoffs;
+        b.rx.handoff.handoff_gso_size = HistSummary {
             count: coalesced,
             ..HistSummary::default()
         };
-        b.rx.csum = Csum {
+        b.rx.handoff.csum = Csum {
             unnecessary,
             none: handoffs - unnecessary,
             ..Csum::default()

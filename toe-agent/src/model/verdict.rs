@@ -11,8 +11,12 @@ use toe_agent_common::HANDOFF_HOOK_NAMES;
 
 use crate::{
     model::class::DeviceClass,
-    model::period::{Blocks, Csum, GroResults, HistSummary},
     model::units::group,
+    model::{
+        period::Blocks,
+        summary::{Csum, HistSummary},
+    },
+    probes::gro::period::GroResults,
     sys::ethtool::Features,
 };
 
@@ -393,7 +397,7 @@ pub struct Check {
 pub(crate) fn checks(b: &Blocks, secs: f64) -> Vec<Check> {
     let mut out = Vec::new();
     // Per-skb counts: whole even when the per-segment probes are sampled.
-    let rx = b.rx.segments.max(b.rx.segs_per_skb.sum);
+    let rx = b.rx.handoff.segments.max(b.rx.after_gro.segs_per_skb.sum);
     let traffic = rx + b.tx.xmit_skbs.max(b.tx.queued_skbs) >= MIN_PACKETS;
     if traffic && secs > 0.0 {
         let busiest = b.softirq.net_rx.per_cpu.iter().max_by_key(|c| c.time_ns);

@@ -191,7 +191,7 @@ mod tests {
             }],
         });
         let mut blocks = Blocks::default();
-        blocks.rx.segments = 42;
+        blocks.rx.handoff.segments = 42;
         let interval = Record::Interval(Interval {
             seq: 1,
             start_unix_ns: 1,

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use plotters::prelude::*;
 
 use crate::{
-    model::{catalogue::Value, period::HistSummary},
+    model::{catalogue::Value, summary::HistSummary},
     sinks::recording::Run,
 };
 

@@ -21,7 +21,8 @@ use crate::model::nic::Reconciled;
 use crate::model::{
     catalogue::{self, MetricFamily, Quantity, Scope, Value},
     class::DeviceClass,
-    period::{Blocks, HistSummary},
+    period::Blocks,
+    summary::HistSummary,
     verdict::{Coverage, Verdict},
 };
 use crate::sys::ethtool::{Feature, OFFLOAD_FEATURES};
@@ -486,7 +487,7 @@ mod tests {
             t.handoff.segment_len.buckets[bucket_index(v)] += n;
             t.handoff.segment_len.sum += v * n;
         }
-        let b = pow2_buckets(&Blocks::from_totals(&t).rx.segment_len, 1.0);
+        let b = pow2_buckets(&Blocks::from_totals(&t).rx.handoff.segment_len, 1.0);
         assert_eq!(b.last(), Some(&(f64::INFINITY, 0)));
         assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 13);
         let at = |le: f64| b.iter().find(|x| x.0 == le).unwrap().1;

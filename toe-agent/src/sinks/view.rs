@@ -6,9 +6,12 @@ use crate::{
     kernel::overhead::Overhead,
     model::catalogue::Value,
     model::period::Rates,
-    model::period::{Blocks, Csum, HistSummary, Sampling},
     model::units::group,
     model::verdict::{Check, Coverage, Mechanism, Verdict},
+    model::{
+        period::{Blocks, Sampling},
+        summary::{Csum, HistSummary},
+    },
 };
 
 /// What the view says about the run, above the numbers.
@@ -296,18 +299,21 @@ fn rx_line(
     let (segments, handoff_csum) = match (cov.handoff, sampled) {
         (true, Some(note)) => (
             format!("{}/s (gso_segs)", rate(r.whole_segments(), secs)),
-            format!("{} ({note})", csum_line(&r.csum)),
+            format!("{} ({note})", csum_line(&r.handoff.csum)),
         ),
-        (true, None) => (format!("{}/s", rate(r.segments, secs)), csum_line(&r.csum)),
+        (true, None) => (
+            format!("{}/s", rate(r.handoff.segments, secs)),
+            csum_line(&r.handoff.csum),
+        ),
         (false, _) => (
-            format!("{}/s (gso_segs)", rate(r.segs_per_skb.sum, secs)),
+            format!("{}/s (gso_segs)", rate(r.after_gro.segs_per_skb.sum, secs)),
             NOT_ATTACHED.to_string(),
         ),
     };
     let _ = writeln!(
         o,
         "RX  segments {segments}  skbs {}/s  {:.2} Gbit/s  segments/skb {:.1}  at hand-off: {handoff_csum}",
-        rate(r.skbs, secs),
+        rate(r.after_gro.skbs, secs),
         rates.rx_gbps,
         rates.segs_per_skb,
     );
@@ -351,7 +357,7 @@ fn tx_line(
 fn tcp_and_drop_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64, sampled: bool) {
     let (r, t) = (&b.rx, &b.tx);
     // What TCP retransmitted over the device, against what it sent.
-    if b.tcp.retransmits > 0 {
+    if b.tcp.retransmit.retransmits > 0 {
         let sent = if cov.driver_xmit && !sampled {
             t.wire_segments
         } else {
@@ -360,9 +366,9 @@ fn tcp_and_drop_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64, samp
         let _ = writeln!(
             o,
             "TCP retransmits  {}/s skbs, {}/s segments ({:.2}% of segments sent)",
-            rate(b.tcp.retransmits, secs),
-            rate(b.tcp.retransmitted_segments, secs),
-            pct(b.tcp.retransmitted_segments, sent),
+            rate(b.tcp.retransmit.retransmits, secs),
+            rate(b.tcp.retransmit.retransmitted_segments, secs),
+            pct(b.tcp.retransmit.retransmitted_segments, sent),
         );
     }
     // Drops by the stack, most frequent reasons first.
@@ -382,7 +388,7 @@ fn tcp_and_drop_lines(o: &mut String, b: &Blocks, cov: Coverage, secs: f64, samp
         );
     }
     // TCP's offloads are judged on TCP: say how much else there was.
-    let (rx_other, tx_other) = (r.non_tcp.skb_segments, t.gso_queued.other);
+    let (rx_other, tx_other) = (r.after_gro.non_tcp.skb_segments, t.gso_queued.other);
     if rx_other + tx_other > 0 {
         let _ = writeln!(
             o,

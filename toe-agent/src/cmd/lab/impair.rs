@@ -11,7 +11,10 @@ use std::{
 use serde::Serialize;
 
 use super::{NS_RX, PORT, configs::Impair};
-use crate::{model::drops::Drops, model::period::Blocks, sys::netns};
+use crate::{
+    model::period::{Blocks, Drops},
+    sys::netns,
+};
 
 /// nftables table of the loss rule, in the receiver's namespace.
 const TABLE: &str = "toe_lab";
@@ -139,9 +142,9 @@ impl TcpReport {
     pub(super) fn of(tx: &Blocks, rx: &Blocks, nft_dropped: Option<u64>) -> TcpReport {
         let sent = tx.tx.wire_segments.max(1);
         TcpReport {
-            retransmits: tx.tcp.retransmits,
-            retransmitted_segments: tx.tcp.retransmitted_segments,
-            retransmitted_share: tx.tcp.retransmitted_segments as f64 / sent as f64,
+            retransmits: tx.tcp.retransmit.retransmits,
+            retransmitted_segments: tx.tcp.retransmit.retransmitted_segments,
+            retransmitted_share: tx.tcp.retransmit.retransmitted_segments as f64 / sent as f64,
             receiver_drops: rx.drops.clone(),
             sender_drops: tx.drops.clone(),
             nft_dropped,

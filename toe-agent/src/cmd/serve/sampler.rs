@@ -42,7 +42,11 @@ fn fallback_counts(b: &Blocks, sampled: &Blocks, verdicts: &[Verdict]) -> Vec<(&
                 Offload::TxSegmentation => tx,
                 Offload::TxChecksum => share(sampled.tx.csum.none, sampled.tx.csum.total(), tx),
                 Offload::RxCoalescing | Offload::Rss => rx,
-                Offload::RxChecksum => share(sampled.rx.csum.none, sampled.rx.csum.total(), rx),
+                Offload::RxChecksum => share(
+                    sampled.rx.handoff.csum.none,
+                    sampled.rx.handoff.csum.total(),
+                    rx,
+                ),
             };
             (v.offload.name(), n)
         })

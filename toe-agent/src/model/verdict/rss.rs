@@ -51,9 +51,19 @@ pub(crate) fn rss(b: &Blocks, dev: &Device) -> Verdict {
     let cfg = dev.configured(RXHASH);
     // Without the hand-off, the skbs after GRO carry the same queue.
     let (what, total, by_queue, unrecorded) = if dev.coverage.handoff {
-        ("packets", r.segments, &r.queues, r.queue_unrecorded)
+        (
+            "packets",
+            r.handoff.segments,
+            &r.handoff.queues,
+            r.handoff.queue_unrecorded,
+        )
     } else {
-        ("skbs", r.skbs, &r.skb_queues, r.skb_queue_unrecorded)
+        (
+            "skbs",
+            r.after_gro.skbs,
+            &r.after_gro.skb_queues,
+            r.after_gro.skb_queue_unrecorded,
+        )
     };
     if total < MIN_PACKETS {
         let e = format!("only {} {what} received", group(total));

@@ -13,12 +13,18 @@ fn handoff_accounts(b: &Blocks, dev: &Device) -> Result<(), String> {
         return Ok(());
     }
     let r = &b.rx;
-    let after = if r.segs_per_skb.count > 0 {
-        r.segs_per_skb.sum.saturating_sub(r.non_tcp.skb_segments)
+    let after = if r.after_gro.segs_per_skb.count > 0 {
+        r.after_gro
+            .segs_per_skb
+            .sum
+            .saturating_sub(r.after_gro.non_tcp.skb_segments)
     } else {
-        r.skbs.saturating_sub(r.non_tcp.skbs)
+        r.after_gro.skbs.saturating_sub(r.after_gro.non_tcp.skbs)
     };
-    let seen = r.segments.saturating_sub(r.non_tcp.skb_segments);
+    let seen = r
+        .handoff
+        .segments
+        .saturating_sub(r.after_gro.non_tcp.skb_segments);
     if seen * 10 >= after * 9 {
         return Ok(());
     }
@@ -33,7 +39,7 @@ fn handoff_accounts(b: &Blocks, dev: &Device) -> Result<(), String> {
 /// The checksum state the NIC reported, at the driver hand-off. As on
 /// transmit, every protocol counts.
 pub(crate) fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
-    let c = &b.rx.csum;
+    let c = &b.rx.handoff.csum;
     let cfg = dev.configured(RX_CSUM);
     let on = cfg.as_ref().is_some_and(|c| c.active);
     let o = Offload::RxChecksum;
@@ -79,14 +85,14 @@ pub(crate) fn rx_checksum(b: &Blocks, dev: &Device) -> Verdict {
         let mismatch = !on && dev.class == DeviceClass::Physical;
         return verdict(o, mechanism, cfg, mismatch, e);
     }
-    if b.rx.ip_fragments * 2 >= b.rx.skbs {
+    if b.rx.after_gro.ip_fragments * 2 >= b.rx.after_gro.skbs {
         // A TCP checksum covers the whole datagram: no NIC can verify it
         // from one fragment (QEMU's net_rx_pkt_validate_l4_csum() refuses
         // fragments; so do real NICs). The CPU checks it after ip_defrag().
         let e = format!(
             "{none:.1}% of {n} received packets had ip_summed=NONE, and {} of {} were IP fragments, whose TCP checksum no NIC can verify: checked by the CPU after reassembly{}",
-            group(b.rx.ip_fragments),
-            group(b.rx.skbs),
+            group(b.rx.after_gro.ip_fragments),
+            group(b.rx.after_gro.skbs),
             checksum_failures(b),
         );
         return verdict(o, Mechanism::Software, cfg, false, e);
@@ -109,13 +115,13 @@ fn checksum_failures(b: &Blocks) -> String {
         .filter(|(r, _)| r.ends_with("_CSUM"))
         .map(|(_, n)| n)
         .sum();
-    if dropped + b.rx.bad_csum == 0 {
+    if dropped + b.rx.tcp.bad_csum == 0 {
         return String::new();
     }
     format!(
         "; the CPU found {} bad checksums (tcp_bad_csum {}, checksum drop reasons {})",
-        group(dropped.max(b.rx.bad_csum)),
-        group(b.rx.bad_csum),
+        group(dropped.max(b.rx.tcp.bad_csum)),
+        group(b.rx.tcp.bad_csum),
         group(dropped)
     )
 }
@@ -173,13 +179,13 @@ struct TcpRx {
 
 fn tcp_rx(b: &Blocks) -> TcpRx {
     let r = &b.rx;
-    let n = &r.non_tcp;
+    let n = &r.after_gro.non_tcp;
     // Each packet handed up ends in one skb after GRO: the non-TCP segments
     // counted there are the non-TCP hand-offs.
-    let segments = r.segments.saturating_sub(n.skb_segments);
-    let skbs = r.skbs.saturating_sub(n.skbs);
-    let per_skb = if r.segs_per_skb.count > 0 {
-        let segs = r.segs_per_skb.sum.saturating_sub(n.skb_segments);
+    let segments = r.handoff.segments.saturating_sub(n.skb_segments);
+    let skbs = r.after_gro.skbs.saturating_sub(n.skbs);
+    let per_skb = if r.after_gro.segs_per_skb.count > 0 {
+        let segs = r.after_gro.segs_per_skb.sum.saturating_sub(n.skb_segments);
         (skbs > 0).then(|| segs as f64 / skbs as f64)
     } else {
         None
@@ -203,7 +209,7 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     }
     let tcp = tcp_rx(b);
-    let others = others_note(r.non_tcp.skb_segments, "packets");
+    let others = others_note(r.after_gro.non_tcp.skb_segments, "packets");
     if tcp.segments < MIN_PACKETS {
         let e = format!("only {} TCP packets received{others}", group(tcp.segments));
         return verdict(o, Mechanism::NotExercised, gro, false, e);
@@ -211,10 +217,10 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
     // Longer than the MTU at the hand-off: coalesced before the stack saw
     // it, with a gso_size (LRO, HW-GRO, GSO skbs crossing a virtual device)
     // or without one (bnxt's TPA in LRO mode, bnxt_tpa_end()).
-    let over_mtu = r.segment_len.count_above(dev.mtu as u64);
+    let over_mtu = r.handoff.segment_len.count_above(dev.mtu as u64);
     let large = over_mtu
-        .max(r.handoff_gso_size.count)
-        .saturating_sub(r.non_tcp.handoff_large);
+        .max(r.handoff.handoff_gso_size.count)
+        .saturating_sub(r.handoff.non_tcp.handoff_large);
     if large * 2 >= tcp.segments {
         return rx_coalesced_before_stack(b, dev, large, tcp.segments, &others);
     }
@@ -229,7 +235,7 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         let e = format!(
             "{} TCP packets of {} on average at the hand-off became {} skbs after GRO ({per_skb:.1} segments per skb): coalesced by the CPU (software GRO){}{others}",
             group(tcp.segments),
-            kb(r.segment_len.mean()),
+            kb(r.handoff.segment_len.mean()),
             group(tcp.skbs),
             if gro_on {
                 String::new()
@@ -240,9 +246,9 @@ pub(crate) fn rx_coalescing(b: &Blocks, dev: &Device) -> Verdict {
         return verdict(o, Mechanism::Software, gro, !gro_on, e);
     }
     let bulk = match bulk_traffic(
-        r.segments,
+        r.handoff.segments,
         "packets",
-        &r.segment_len,
+        &r.handoff.segment_len,
         dev,
         "nothing to coalesce",
     ) {
@@ -267,20 +273,20 @@ fn rx_not_coalesced(b: &Blocks, dev: &Device, nothing: String, others: &str) -> 
     let o = Offload::RxCoalescing;
     let gro = dev.configured(GRO);
     let gro_on = gro.as_ref().is_some_and(|c| c.active);
-    let h = &r.handoff;
-    let results = gro_results(&r.gro);
-    if r.ip_fragments * 2 >= r.skbs {
+    let h = &r.handoff.by_hook;
+    let results = gro_results(&r.gro.results);
+    if r.after_gro.ip_fragments * 2 >= r.after_gro.skbs {
         // inet_gro_receive() (net/ipv4/af_inet.c) flushes at
         // ip_is_fragment(): GRO cannot merge what it cannot see whole.
         let e = format!(
             "{nothing}: {} of {} packets were IP fragments, which GRO never merges (inet_gro_receive() flushes at ip_is_fragment()); the sender's device fragmented its TSO frames instead of segmenting them (QEMU's net_tx_pkt_do_sw_fragmentation() up to 7.2 does){results}{others}",
-            group(r.ip_fragments),
-            group(r.skbs)
+            group(r.after_gro.ip_fragments),
+            group(r.after_gro.skbs)
         );
         return verdict(o, Mechanism::Off, gro, false, e);
     }
     let direct = h.netif_receive_skb + h.netif_receive_skb_list;
-    if direct * 2 >= r.segments {
+    if direct * 2 >= r.handoff.segments {
         // A driver that calls netif_receive_skb() itself skips GRO. Drivers
         // do so when LRO is on and the device is to coalesce
         // (vmxnet3_rq_rx_complete() when NETIF_F_LRO is set): LRO on and
@@ -299,7 +305,7 @@ fn rx_not_coalesced(b: &Blocks, dev: &Device, nothing: String, others: &str) -> 
         return verdict(o, Mechanism::Off, configured, lro_on, e);
     }
     // GRO only runs on the NAPI path; on the backlog it cannot merge.
-    if h.netif_rx * 2 >= r.segments {
+    if h.netif_rx * 2 >= r.handoff.segments {
         let e = format!(
             "{nothing}{}; packets took the backlog path (netif_rx), where GRO does not run{others}",
             although(&gro)
@@ -339,15 +345,16 @@ fn rx_coalesced_before_stack(
 ) -> Verdict {
     let r = &b.rx;
     let o = Offload::RxCoalescing;
-    let (_, _, partial) = csum_shares(&r.csum);
+    let (_, _, partial) = csum_shares(&r.handoff.csum);
     let with_gso = r
+        .handoff
         .handoff_gso_size
         .count
-        .saturating_sub(r.non_tcp.handoff_large);
+        .saturating_sub(r.handoff.non_tcp.handoff_large);
     let gso_note = if with_gso * 2 >= large {
         format!(
             "with gso_size {}",
-            group(r.handoff_gso_size.mean().round() as u64)
+            group(r.handoff.handoff_gso_size.mean().round() as u64)
         )
     } else {
         "without a gso_size".to_string()
@@ -356,7 +363,7 @@ fn rx_coalesced_before_stack(
         "{} of {} TCP packets arrived at the driver hand-off already {} on average, {gso_note}",
         group(large),
         group(segments),
-        kb(r.segment_len.mean()),
+        kb(r.handoff.segment_len.mean()),
     );
     match dev.class {
         DeviceClass::Virtual => {
@@ -407,7 +414,7 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
         let e = format!(
             "only {} TCP skbs received{}",
             group(tcp.skbs),
-            others_note(r.non_tcp.skbs, "skbs")
+            others_note(r.after_gro.non_tcp.skbs, "skbs")
         );
         return verdict(o, Mechanism::NotExercised, gro, false, e);
     }
@@ -416,7 +423,7 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
     let Some(per_skb) = tcp.per_skb else {
         let e = format!(
             "{} skbs after GRO, but this probe set reads no segments per skb there (classic tracepoints), and the driver hand-off is {UNMEASURED}",
-            group(r.skbs)
+            group(r.after_gro.skbs)
         );
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     };
@@ -431,14 +438,20 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
     }
     // Coalesced skbs without a gso_segs (LRO that sets no gso_size) are
     // longer than the MTU: not "one segment each".
-    if r.skb_len.count_above(dev.mtu as u64) * 2 >= tcp.skbs {
+    if r.after_gro.skb_len.count_above(dev.mtu as u64) * 2 >= tcp.skbs {
         let e = format!(
             "{} TCP skbs after GRO, most longer than the MTU but counted as one segment: coalesced by someone who set no gso_size; whether the NIC shows only at the driver hand-off, {UNMEASURED}",
             group(tcp.skbs)
         );
         return verdict(o, Mechanism::NotMeasured, gro, false, e);
     }
-    let bulk = match bulk_traffic(r.skbs, "skbs", &r.skb_len, dev, "nothing to coalesce") {
+    let bulk = match bulk_traffic(
+        r.after_gro.skbs,
+        "skbs",
+        &r.after_gro.skb_len,
+        dev,
+        "nothing to coalesce",
+    ) {
         Ok(bulk) => bulk,
         Err(e) => return verdict(o, Mechanism::NotExercised, gro, false, e),
     };
@@ -448,7 +461,7 @@ fn rx_coalescing_per_skb(b: &Blocks, dev: &Device, gro: Option<Configured>) -> V
         group(tcp.skbs),
         group(bulk),
         although(&gro),
-        others_note(r.non_tcp.skbs, "skbs")
+        others_note(r.after_gro.non_tcp.skbs, "skbs")
     );
     verdict(o, Mechanism::Off, gro, gro_on, e)
 }

@@ -372,7 +372,7 @@ fn requested_but_inactive_features_are_named() {
 #[test]
 fn seed_thresholds() {
     let mut b = Blocks::from_totals(&software_gro(3));
-    b.softirq.net_rx.per_cpu = vec![crate::model::period::CpuTime {
+    b.softirq.net_rx.per_cpu = vec![crate::probes::softirq::period::CpuTime {
         cpu: 1,
         time_ns: 120_000_000,
         count: 10,

@@ -2,6 +2,8 @@
 //! in __netif_receive_skb_core() (net/core/dev.c), once per skb on the NAPI
 //! and the backlog path alike. GRO records how many segments it merged in
 //! `skb_shinfo(skb)->gso_segs` (net/ipv4/tcp_offload.c, tcp_gro_complete()).
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
     model::catalogue::{Needs, Quantity, Unit, by_queue, by_state},
@@ -22,7 +24,7 @@ pub(super) const FAMILY: Family = Family {
             "skbs delivered to the stack after GRO.",
             Unit::Skbs,
             Needs::Always,
-            |b| b.rx.skbs,
+            |b| b.rx.after_gro.skbs,
         ),
         Quantity::count(
             "rx.bytes",
@@ -31,7 +33,7 @@ pub(super) const FAMILY: Family = Family {
             "Bytes delivered to the stack (skb->len after GRO).",
             Unit::Bytes,
             Needs::Always,
-            |b| b.rx.bytes,
+            |b| b.rx.after_gro.bytes,
         ),
         Quantity::split(
             "rx.skb_csum",
@@ -41,7 +43,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Skbs,
             Needs::Always,
             "state",
-            |b| by_state(&b.rx.skb_csum),
+            |b| by_state(&b.rx.after_gro.skb_csum),
         )
         .with(&[("stage", "after_gro")]),
         Quantity::split(
@@ -52,7 +54,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Skbs,
             Needs::Always,
             "queue",
-            |b| by_queue(&b.rx.skb_queues),
+            |b| by_queue(&b.rx.after_gro.skb_queues),
         ),
         Quantity::count(
             "rx.skb_queue_unrecorded",
@@ -61,7 +63,7 @@ pub(super) const FAMILY: Family = Family {
             "skbs after GRO whose driver recorded no receive queue.",
             Unit::Skbs,
             Needs::Always,
-            |b| b.rx.skb_queue_unrecorded,
+            |b| b.rx.after_gro.skb_queue_unrecorded,
         ),
         Quantity::count(
             "rx.non_tcp.skbs",
@@ -70,7 +72,7 @@ pub(super) const FAMILY: Family = Family {
             "skbs after GRO whose IP protocol is not TCP (not judged).",
             Unit::Skbs,
             Needs::Always,
-            |b| b.rx.non_tcp.skbs,
+            |b| b.rx.after_gro.non_tcp.skbs,
         ),
         Quantity::count(
             "rx.non_tcp.skb_segments",
@@ -79,7 +81,7 @@ pub(super) const FAMILY: Family = Family {
             "Segments carried by skbs that are not TCP: the packets handed up that were not TCP.",
             Unit::Segments,
             Needs::Always,
-            |b| b.rx.non_tcp.skb_segments,
+            |b| b.rx.after_gro.non_tcp.skb_segments,
         ),
         Quantity::count(
             "rx.ip_fragments",
@@ -88,7 +90,7 @@ pub(super) const FAMILY: Family = Family {
             "Packets received as IP fragments (GRO never merges them; the stack reassembles them after).",
             Unit::Packets,
             Needs::Always,
-            |b| b.rx.ip_fragments,
+            |b| b.rx.after_gro.ip_fragments,
         ),
         Quantity::hist(
             "rx.skb_len",
@@ -97,7 +99,7 @@ pub(super) const FAMILY: Family = Family {
             "Length of skbs after GRO.",
             Unit::Bytes,
             Needs::Always,
-            |b| &b.rx.skb_len,
+            |b| &b.rx.after_gro.skb_len,
         ),
         Quantity::hist(
             "rx.segs_per_skb",
@@ -106,7 +108,7 @@ pub(super) const FAMILY: Family = Family {
             "Segments merged into each skb by GRO.",
             Unit::Segments,
             Needs::Always,
-            |b| &b.rx.segs_per_skb,
+            |b| &b.rx.after_gro.segs_per_skb,
         ),
     ],
 };

@@ -4,6 +4,8 @@
 //! reasons. Beside the NIC's own drop counters (the audit) and TCP's
 //! retransmits, they tell a drop by the stack (and its cause) from one by
 //! the NIC or the wire.
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::{KernelBtf, OffsetGroup},
     model::{

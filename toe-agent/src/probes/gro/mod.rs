@@ -3,6 +3,8 @@
 //! report a `gro_result_t`: merged into a held skb, held as the first of a
 //! flow, passed up as it was (normal), consumed. The evidence for how well
 //! GRO does its job, and the answer to "why did GRO merge nothing?".
+pub(crate) mod period;
+
 use crate::model::catalogue::{Needs, Quantity, Unit};
 
 use super::{Family, Spec};
@@ -29,7 +31,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Packets,
             Needs::Handoff,
             "result",
-            |b| b.rx.gro.by_result(),
+            |b| b.rx.gro.results.split(),
         ),
         Quantity::hist(
             "rx.gro_hold_ns",
@@ -38,7 +40,7 @@ pub(super) const FAMILY: Family = Family {
             "How long GRO held the first packet of each merged skb before the stack received it.",
             Unit::Nanoseconds,
             Needs::Handoff,
-            |b| &b.rx.gro_hold_ns,
+            |b| &b.rx.gro.hold_ns,
         ),
     ],
 };

@@ -4,6 +4,8 @@
 //! napi_gro_receive(), napi_gro_frags() (net/core/gro.c),
 //! netif_receive_skb(), netif_receive_skb_list() and netif_rx()
 //! (net/core/dev.c). Which one fired tells the receive path.
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
     model::catalogue::{Needs, Quantity, Unit, by_queue, by_state},
@@ -40,7 +42,7 @@ pub(super) const FAMILY: Family = Family {
             "Packets handed up by the driver (before GRO).",
             Unit::Packets,
             Needs::Handoff,
-            |b| b.rx.segments,
+            |b| b.rx.handoff.segments,
         ),
         Quantity::split(
             "rx.csum",
@@ -50,7 +52,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Packets,
             Needs::Handoff,
             "state",
-            |b| by_state(&b.rx.csum),
+            |b| by_state(&b.rx.handoff.csum),
         )
         .with(&[("stage", "handoff")]),
         Quantity::split(
@@ -61,7 +63,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Packets,
             Needs::Handoff,
             "hook",
-            |b| b.rx.handoff.by_hook(),
+            |b| b.rx.handoff.by_hook.split(),
         ),
         Quantity::split(
             "rx.queues",
@@ -71,7 +73,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Packets,
             Needs::Handoff,
             "queue",
-            |b| by_queue(&b.rx.queues),
+            |b| by_queue(&b.rx.handoff.queues),
         ),
         Quantity::count(
             "rx.queue_unrecorded",
@@ -80,7 +82,7 @@ pub(super) const FAMILY: Family = Family {
             "Packets handed up whose driver recorded no receive queue.",
             Unit::Packets,
             Needs::Handoff,
-            |b| b.rx.queue_unrecorded,
+            |b| b.rx.handoff.queue_unrecorded,
         ),
         Quantity::count(
             "rx.non_tcp.handoff_large",
@@ -89,7 +91,7 @@ pub(super) const FAMILY: Family = Family {
             "Hand-offs longer than the MTU whose IP protocol is not TCP (UDP GSO or GRO).",
             Unit::Packets,
             Needs::Handoff,
-            |b| b.rx.non_tcp.handoff_large,
+            |b| b.rx.handoff.non_tcp.handoff_large,
         ),
         Quantity::hist(
             "rx.segment_len",
@@ -98,7 +100,7 @@ pub(super) const FAMILY: Family = Family {
             "Length of packets at the driver hand-off (before GRO).",
             Unit::Bytes,
             Needs::Handoff,
-            |b| &b.rx.segment_len,
+            |b| &b.rx.handoff.segment_len,
         ),
         Quantity::hist(
             "rx.handoff_gso_size",
@@ -107,7 +109,7 @@ pub(super) const FAMILY: Family = Family {
             "gso_size of hand-offs that already carried one (LRO, hardware GRO).",
             Unit::Bytes,
             Needs::Handoff,
-            |b| &b.rx.handoff_gso_size,
+            |b| &b.rx.handoff.handoff_gso_size,
         ),
     ],
 };

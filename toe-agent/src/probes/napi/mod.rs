@@ -1,6 +1,8 @@
 //! NAPI polls of the traced device: `napi:napi_poll` after each poll in
 //! __napi_poll() (net/core/dev.c), with the packets processed (`work`) and
 //! the budget.
+pub(crate) mod period;
+
 use crate::{
     kernel::{btf::OffsetGroup, collect::Counters},
     model::catalogue::{Needs, Quantity, Unit},

@@ -4,6 +4,8 @@
 //! device (the skb is the write queue's own), so the device is the one of
 //! `sk->sk_dst_cache`, the route the socket last used; a socket whose
 //! route was reset is not counted until it has one again.
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
     model::catalogue::{Needs, Quantity, Unit},
@@ -25,7 +27,7 @@ pub(super) const FAMILY: Family = Family {
             "TCP skbs retransmitted by sockets routed over the interface (tcp:tcp_retransmit_skb).",
             Unit::Skbs,
             Needs::Always,
-            |b| b.tcp.retransmits,
+            |b| b.tcp.retransmit.retransmits,
         ),
         Quantity::count(
             "tcp.retransmitted_segments",
@@ -34,7 +36,7 @@ pub(super) const FAMILY: Family = Family {
             "Segments those retransmitted skbs carried (tcp_skb_pcount()).",
             Unit::Segments,
             Needs::Always,
-            |b| b.tcp.retransmitted_segments,
+            |b| b.tcp.retransmit.retransmitted_segments,
         ),
     ],
 };

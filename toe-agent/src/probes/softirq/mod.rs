@@ -3,8 +3,10 @@
 //! handle_softirqs() and raise_softirq_irqoff()). Host-wide: a softirq
 //! serves every device, so these are not per interface. The programs read
 //! only the tracepoint's `vec_nr`, no kernel structure.
+pub(crate) mod period;
+
 use crate::model::{
-    catalogue::{Needs, Quantity, Unit, time_by_cpu},
+    catalogue::{Needs, Quantity, Unit},
     period::Blocks,
 };
 
@@ -29,7 +31,7 @@ pub(super) const FAMILY: Family = Family {
     learn: None,
     quantities: &[
         time("softirq.net_rx.time_ns", NET_RX, |b| {
-            time_by_cpu(&b.softirq.net_rx)
+            b.softirq.net_rx.time_by_cpu()
         }),
         runs("softirq.net_rx.count", NET_RX, |b| b.softirq.net_rx.count),
         Quantity::hist(
@@ -55,7 +57,7 @@ pub(super) const FAMILY: Family = Family {
         .with(&[("vec", "net_rx")])
         .host(),
         time("softirq.net_tx.time_ns", NET_TX, |b| {
-            time_by_cpu(&b.softirq.net_tx)
+            b.softirq.net_tx.time_by_cpu()
         }),
         runs("softirq.net_tx.count", NET_TX, |b| b.softirq.net_tx.count),
         Quantity::hist(

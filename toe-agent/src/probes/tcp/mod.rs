@@ -1,6 +1,8 @@
 //! What TCP reports about the traced device's segments: `tcp:tcp_bad_csum`
 //! (net/ipv4/tcp_ipv4.c, tcp_v4_rcv(), `csum_error:`), where `skb->dev` is
 //! still the receiving device.
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
     model::catalogue::{Needs, Quantity, Unit},
@@ -20,7 +22,7 @@ pub(super) const FAMILY: Family = Family {
         "TCP segments with a bad checksum found by the CPU.",
         Unit::Segments,
         Needs::Always,
-        |b| b.rx.bad_csum,
+        |b| b.rx.tcp.bad_csum,
     )],
 };
 

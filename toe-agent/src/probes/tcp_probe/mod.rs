@@ -5,6 +5,8 @@
 //! socket's cached route (`sk->sk_dst_cache->dev`, as for retransmits), so
 //! a sender sees its flows at each ACK and a receiver at each data skb.
 //! One sample per received skb, not per flow.
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
     model::catalogue::{Needs, Quantity, Unit},
@@ -26,7 +28,7 @@ pub(super) const FAMILY: Family = Family {
             "Smoothed RTT of TCP sockets routed over the interface, sampled at each skb they receive.",
             Unit::Microseconds,
             Needs::Always,
-            |b| &b.tcp.srtt_us,
+            |b| &b.tcp.tcp_probe.srtt_us,
         ),
         Quantity::hist(
             "tcp.cwnd",
@@ -35,7 +37,7 @@ pub(super) const FAMILY: Family = Family {
             "Congestion window of TCP sockets routed over the interface, sampled at each skb they receive.",
             Unit::Segments,
             Needs::Always,
-            |b| &b.tcp.cwnd,
+            |b| &b.tcp.tcp_probe.cwnd,
         ),
     ],
 };

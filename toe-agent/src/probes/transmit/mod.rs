@@ -2,9 +2,11 @@
 //! (before validate_xmit_skb() may segment or checksum in software) and
 //! `net_dev_start_xmit` in xmit_one(), once per skb the driver receives
 //! (net/core/dev.c).
+pub(crate) mod period;
+
 use crate::{
     kernel::btf::OffsetGroup,
-    model::catalogue::{Needs, Quantity, Unit, by_class, by_queue, by_state},
+    model::catalogue::{Needs, Quantity, Unit, by_queue, by_state},
 };
 
 use super::{Family, Spec};
@@ -48,7 +50,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Skbs,
             Needs::Always,
             "class",
-            |b| by_class(&b.tx.gso_queued),
+            |b| b.tx.gso_queued.by_class(),
         )
         .with(&[("stage", "queue")]),
         Quantity::hist(
@@ -115,7 +117,7 @@ pub(super) const FAMILY: Family = Family {
             Unit::Skbs,
             Needs::DriverXmit,
             "class",
-            |b| by_class(&b.tx.gso_xmit),
+            |b| b.tx.gso_xmit.by_class(),
         )
         .with(&[("stage", "xmit")]),
         Quantity::split(

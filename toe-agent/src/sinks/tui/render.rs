@@ -13,9 +13,9 @@ use ratatui::{
 use super::state::{Live, Pane, Snapshot};
 use crate::{
     model::catalogue::{Quantity, Value},
-    model::period::{HistSummary, Rates},
     model::units::group,
     model::verdict::{Coverage, Mechanism, Verdict},
+    model::{period::Rates, summary::HistSummary},
     sinks::view::{self, Context, pct, pow2_rows, rate},
 };
 
@@ -185,13 +185,13 @@ fn header_items(ctx: &Context, title: &str, flags: Vec<String>) -> Vec<String> {
 fn rx_items(p: &Snapshot, rates: &Rates, cov: Coverage) -> Vec<String> {
     let r = &p.blocks.rx;
     let segments = if cov.handoff && !p.blocks.sample.partial() {
-        r.segments
+        r.handoff.segments
     } else {
         r.whole_segments()
     };
     vec![
         format!("RX {}/s segments", rate(segments, p.secs)),
-        format!("{}/s skbs", rate(r.skbs, p.secs)),
+        format!("{}/s skbs", rate(r.after_gro.skbs, p.secs)),
         format!("{:.2} Gbit/s", rates.rx_gbps),
         format!("{:.1} segments/skb", rates.segs_per_skb),
     ]

@@ -41,7 +41,10 @@ fn snapshot(i: &Interval) -> Snapshot {
 /// with its TSO verdict turned into a mismatch.
 fn live(intervals: &[Interval]) -> Live {
     let mut live = Live::new();
-    let busiest = intervals.iter().max_by_key(|i| i.blocks.rx.skbs).unwrap();
+    let busiest = intervals
+        .iter()
+        .max_by_key(|i| i.blocks.rx.after_gro.skbs)
+        .unwrap();
     let mut last = snapshot(busiest);
     last.verdicts[0].mismatch = true;
     for s in intervals.iter().map(snapshot).chain([last]) {
@@ -117,7 +120,7 @@ fn the_nics_word_is_on_the_screen() {
     let mut live = live(&intervals);
     if let Some((i, _)) = live.shown.as_mut() {
         let mut b = i.blocks.clone();
-        b.rx.segments = 1_000;
+        b.rx.handoff.segments = 1_000;
         let qstats = [("rx-packets".to_string(), 1_000u64)].into();
         i.nic = crate::model::nic::Nic::of(qstats, None, Default::default(), &b);
     }
