@@ -512,6 +512,57 @@ fn classic_tracepoints_are_a_working_fallback() {
     );
 }
 
+/// With TSO on, the driver is handed each multi-segment skb with the
+/// size to cut it at: gso_size, for TCP the MSS (the MTU less 20 bytes of
+/// IP, 20 of TCP and 12 of timestamps). Both the tp_btf program and its
+/// classic fallback read it.
+#[test]
+fn tso_hands_the_driver_the_mss() {
+    if !privileged("tso_hands_the_driver_the_mss") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.offloads(&lab.ns_a, &lab.dev_a, &[("tso", true)]);
+    let nds = [scratch("mss-btf.ndjson"), scratch("mss-classic.ndjson")];
+    let agents = [
+        lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &nds[0], &[]),
+        lab.trace(&lab.ns_a, &lab.dev_a, "0.5", &nds[1], &["--classic"]),
+    ];
+    for nd in &nds {
+        wait_for_lines(nd, 1, ATTACH_TIMEOUT);
+    }
+    lab.iperf(2);
+    lab.wait_quiet(&lab.ns_a, &lab.dev_a, Duration::from_millis(1000));
+    for a in &agents {
+        a.signal(libc::SIGTERM);
+    }
+    for a in agents {
+        let done = a.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "{}", done.stderr);
+    }
+    let out = lab.exec(
+        &lab.ns_a,
+        &["cat", &format!("/sys/class/net/{}/mtu", lab.dev_a)],
+    );
+    let mtu: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let mss = mtu - 52;
+    let tx: Vec<Value> = nds
+        .iter()
+        .map(|nd| read_ndjson(nd).pop().unwrap()["tx"].clone())
+        .collect();
+    for tx in &tx {
+        let size = &tx["xmit_gso_size"];
+        let gso = &tx["gso_xmit"];
+        let multi = u(&gso["tcp4"]) + u(&gso["tcp6"]) + u(&gso["other"]);
+        assert!(multi > 100, "{tx}");
+        assert_eq!(u(&size["count"]), multi, "{size}");
+        assert_eq!(u(&size["sum"]), mss * multi, "every one at the MSS: {size}");
+    }
+    // The two are not compared with each other: each map read of the
+    // tp_btf agent holds off the classic agent's programs on that CPU
+    // (bpf_disable_instrumentation()), which then miss a run or two.
+}
+
 /// Loopback under iperf3: 64 KB skbs of one segment, a few two-segment
 /// ones the kernel splits over the 64 KB GSO limit, checksums nobody
 /// computes. None of that is a mismatch, and lo is judged as virtual.
@@ -647,6 +698,8 @@ fn ipv6_tso_is_judged_against_its_own_flag() {
     let summary = read_ndjson(&nd).pop().unwrap();
     let gso = &summary["tx"]["gso_queued"];
     assert!(u(&gso["tcp6"]) > 1000 && u(&gso["tcp4"]) == 0, "{gso}");
+    // Segmented before the driver: none is handed a gso_size.
+    assert_eq!(u(&summary["tx"]["xmit_gso_size"]["count"]), 0);
     let tso = &summary["verdicts"][0];
     assert_eq!(tso["mechanism"], "software", "{tso}");
     assert_eq!(tso["mismatch"], false, "{tso}");

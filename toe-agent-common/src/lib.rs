@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(size_of::<TcpProbeStats>(), 2 * size_of::<Hist>());
         assert_eq!(
             size_of::<TxStats>(),
-            4 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
+            5 * size_of::<Hist>() + (2 * CSUM_STATES + MAX_QUEUES + 2 * GSO_CLASSES) * 8
         );
         assert_eq!(size_of::<SoftirqStats>(), 4 * size_of::<Hist>() + 8 * 8);
         assert_eq!(size_of::<NapiStats>(), 2 * size_of::<Hist>() + 16);

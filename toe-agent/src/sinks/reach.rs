@@ -41,6 +41,7 @@ pub(crate) fn everything() -> Blocks {
         &mut tx.segs_per_queued,
         &mut tx.xmit_len,
         &mut tx.segs_per_xmit,
+        &mut tx.xmit_gso_size,
         &mut t.napi.work,
         &mut t.napi.poll_ns,
         &mut t.gro.hold_ns,

@@ -73,10 +73,13 @@ pub fn net_dev_start_xmit(ctx: BtfTracePointContext) -> i32 {
     if !skb.dev().is_traced() {
         return 0;
     }
-    let segs = skb.gso().segs;
+    // gso_size and gso_segs come in one read of skb_shared_info.
+    let gso = skb.gso();
+    let segs = gso.segs;
     record_xmit(&Xmit {
         len: skb.len(),
         segs,
+        gso_size: gso.size,
         csum: skb.ip_summed(),
         queue: skb.queue(),
         gso_type: if segs > 1 { skb.gso_type() } else { 0 },
@@ -89,6 +92,9 @@ pub struct Xmit {
     pub len: u32,
     /// `skb_shinfo(skb)->gso_segs`
     pub segs: u64,
+    /// `skb_shinfo(skb)->gso_size`: the payload per segment (tcp_gso_size,
+    /// the MSS, set in tcp_set_skb_tso_segs(), net/ipv4/tcp_output.c)
+    pub gso_size: u64,
     pub csum: usize,
     pub queue: usize,
     /// `skb_shinfo(skb)->gso_type`, for multi-segment skbs
@@ -107,6 +113,7 @@ pub fn record_xmit(x: &Xmit) {
     s.queue[x.queue & (MAX_QUEUES - 1)] += 1;
     if x.segs > 1 {
         s.xmit_gso[gso_class(x.gso_type)] += 1;
+        hist::add(&mut s.xmit_gso_size, x.gso_size);
     }
 }
 
@@ -119,17 +126,20 @@ pub fn net_dev_queue_tp(ctx: TracePointContext) -> u32 {
 }
 
 /// net_dev_start_xmit: name@8 queue_mapping@12 ip_summed@32 len@36
-/// gso_segs@60 gso_type@62 (the low 16 bits, which hold the TCP classes).
+/// gso_size@58 gso_segs@60 gso_type@62 (the low 16 bits, which hold the
+/// TCP classes); include/trace/events/net.h.
 #[tracepoint]
 pub fn net_dev_start_xmit_tp(ctx: TracePointContext) -> u32 {
     if names_traced_dev(&ctx, 8) {
         let q: u16 = field(&ctx, 12);
         let csum: u8 = field(&ctx, 32);
+        let gso_size: u16 = field(&ctx, 58);
         let segs: u16 = field(&ctx, 60);
         let gso_type: u16 = field(&ctx, 62);
         record_xmit(&Xmit {
             len: field(&ctx, 36),
             segs: segs as u64,
+            gso_size: gso_size as u64,
             csum: csum as usize,
             queue: q as usize,
             gso_type: gso_type as u32,

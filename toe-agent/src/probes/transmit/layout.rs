@@ -24,6 +24,10 @@ pub struct TxStats {
     /// Multi-segment skbs at `net_dev_start_xmit` (left for the device to
     /// segment), by `GSO_*` class.
     pub xmit_gso: [u64; GSO_CLASSES],
+    /// `gso_size` of the multi-segment skbs at `net_dev_start_xmit`: the
+    /// payload per segment the device is asked to cut them at (the MSS,
+    /// for TCP).
+    pub xmit_gso_size: Hist,
 }
 
 #[cfg(feature = "user")]

@@ -148,6 +148,15 @@ pub(super) const FAMILY: Family = Family {
             Needs::DriverXmit,
             |b| &b.tx.segs_per_xmit,
         ),
+        Quantity::hist(
+            "tx.xmit_gso_size",
+            "toe_tx_xmit_gso_size_bytes",
+            "TX gso_size at the driver",
+            "gso_size of the multi-segment skbs handed to the driver: the payload per segment the device is asked to cut them at (the MSS, for TSO).",
+            Unit::Bytes,
+            Needs::DriverXmit,
+            |b| &b.tx.xmit_gso_size,
+        ),
     ],
 };
 
@@ -162,4 +171,5 @@ crate::kernel::collect::counters!(toe_agent_common::TxStats {
     queue,
     queued_gso,
     xmit_gso,
+    xmit_gso_size,
 });

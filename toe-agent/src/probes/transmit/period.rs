@@ -29,6 +29,10 @@ pub struct Part {
     pub gso_queued: GsoClasses,
     #[serde(default)]
     pub gso_xmit: GsoClasses,
+    /// `gso_size` of the multi-segment skbs handed to the driver: what
+    /// the device is asked to cut them at (absent from earlier files).
+    #[serde(default)]
+    pub xmit_gso_size: HistSummary,
 }
 
 /// Multi-segment skbs by `gso_type` class.
@@ -59,6 +63,7 @@ impl Part {
             queues: queues(&t.queue),
             gso_queued: GsoClasses::of(&t.queued_gso),
             gso_xmit: GsoClasses::of(&t.xmit_gso),
+            xmit_gso_size: HistSummary::from_hist(&t.xmit_gso_size),
         }
     }
 
