@@ -1,7 +1,7 @@
 //! Data flows one way: no module imports a module that imports it back.
-//! This test reads the crate's sources, collects every `crate::` path
-//! outside comments and test modules (`use` trees and paths in macros
-//! included), resolves each to the module (file) it names, and fails on
+//! This test reads the crate's sources, collects every `crate::` and
+//! `super::` path outside comments and test modules (`use` trees and
+//! paths in macros included), resolves each to the module (file) it names, and fails on
 //! any cycle between modules, naming it. Parent and
 //! child modules (a folder and its files) are one unit and not compared.
 use std::{
@@ -71,21 +71,43 @@ fn code(source: &str) -> String {
         .join("\n")
 }
 
-/// The modules `source` refers to through `crate::`.
-fn references(source: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> {
+/// The modules the source of `module` refers to: through `crate::`, and
+/// through `super::` to its siblings (`use super::view::Context`).
+fn references(module: &str, source: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> {
     let code = code(source);
     let mut paths = Vec::new();
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
+    let starts = code
+        .match_indices("crate::")
+        .map(|(i, _)| (i + "crate::".len(), String::new()))
+        .chain(code.match_indices("super::").filter_map(|(i, _)| {
+            // The first `super::` of a path: resolved against the module's
+            // parent, one level up per `super::`.
+            if code[..i].ends_with("::") {
+                return None;
+            }
+            let mut at = i;
+            let mut base: Vec<&str> = module.split("::").collect();
+            while code[at..].starts_with("super::") {
+                base.pop();
+                at += "super::".len();
+            }
+            Some((at, base.iter().map(|s| format!("{s}::")).collect()))
+        }));
+    for (at, base) in starts {
+        let rest = &code[at..];
         let end = rest
             .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '$'))
             .unwrap_or(rest.len());
         if rest[end..].starts_with('{') {
             // A use tree, `crate::{a, b}` or `crate::model::{a, b::c}`.
             let end = rest.find(';').unwrap_or(rest.len());
-            paths.extend(expand(&rest[..end]));
+            paths.extend(
+                expand(&rest[..end])
+                    .into_iter()
+                    .map(|p| format!("{base}{p}")),
+            );
         } else {
-            paths.push(rest[..end].trim_end_matches(':').to_string());
+            paths.push(format!("{base}{}", rest[..end].trim_end_matches(':')));
         }
     }
     paths.iter().flat_map(|p| resolve(p, known)).collect()
@@ -133,7 +155,7 @@ fn no_module_imports_one_that_imports_it_back() {
     let edges: BTreeMap<&String, BTreeSet<String>> = known
         .iter()
         .map(|(m, src)| {
-            let refs = references(src, &known);
+            let refs = references(m, src, &known);
             (m, refs.into_iter().filter(|r| !related(m, r)).collect())
         })
         .collect();
@@ -173,7 +195,11 @@ fn use_trees_and_macro_paths_name_their_modules() {
     .into_iter()
     .map(|m| (m.to_string(), String::new()))
     .collect();
-    let refs = |src: &str| references(src, &known).into_iter().collect::<Vec<_>>();
+    let refs = |src: &str| {
+        references("model::catalogue", src, &known)
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
     // A use tree below the crate's root names each module in it (this
     // one once read as `model` alone, hiding a cycle).
     assert_eq!(
@@ -186,4 +212,6 @@ fn use_trees_and_macro_paths_name_their_modules() {
         ["probes::gro::period", "probes::napi::period"]
     );
     assert_eq!(refs("crate::probes::gro::FAMILY"), ["probes::gro"]);
+    // `super::` names a sibling.
+    assert_eq!(refs("use super::verdict::Coverage;"), ["model::verdict"]);
 }
