@@ -208,6 +208,21 @@ mod tests {
     }
 
     #[test]
+    fn a_block_of_several_parts_is_one_object_of_their_fields() {
+        use serde_json::json;
+        let mut block = Map::new();
+        merge(&mut block, json!({"a": 1, "non_tcp": {"x": 1}})).unwrap();
+        merge(&mut block, json!({"b": 2, "non_tcp": {"y": 2}})).unwrap();
+        assert_eq!(
+            Value::Object(block.clone()),
+            json!({"a": 1, "non_tcp": {"x": 1, "y": 2}, "b": 2})
+        );
+        // Two families writing one field is refused, nested or not.
+        assert!(merge(&mut block, json!({"a": 3})).is_err());
+        assert!(merge(&mut block, json!({"non_tcp": {"x": 3}})).is_err());
+    }
+
+    #[test]
     fn blocks_derive_counts_from_histograms() {
         let mut t = Totals::default();
         t.handoff.segment_len = hist(&[(1448, 340)]);
