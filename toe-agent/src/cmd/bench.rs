@@ -85,8 +85,9 @@ pub(crate) struct Userspace {
     pub peak_rss_bytes: u64,
 }
 
+/// What a bench run measured (target/bench/overhead.json).
 #[derive(Serialize)]
-pub(crate) struct Report {
+pub(crate) struct Figures {
     pub kernel: String,
     pub cpus: usize,
     pub transfer_s: f64,
@@ -563,7 +564,7 @@ fn userspace_100ms(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::R
     })
 }
 
-fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Report> {
+fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Figures> {
     let mut runs = AgentRuns::default();
     let series = [
         ("gro-no-tso", Load::Agent),
@@ -592,7 +593,7 @@ fn measure(args: &BenchArgs, dir: &Path, stop: &AtomicBool) -> anyhow::Result<Re
         userspace_100ms(args, dir, stop)?,
     ];
     let verdicts = lab_verdicts(args, stop)?;
-    let mut report = Report {
+    let mut report = Figures {
         kernel: crate::sys::host::kernel_release(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
@@ -647,7 +648,7 @@ fn lab_verdicts(args: &BenchArgs, stop: &AtomicBool) -> anyhow::Result<Vec<Verdi
 }
 
 /// The figures against their targets.
-fn targets(r: &Report) -> Vec<Target> {
+fn targets(r: &Figures) -> Vec<Target> {
     let mut all = kernel_targets(r);
     all.extend(throughput_targets(r));
     all.extend(userspace_targets(r));
@@ -664,7 +665,7 @@ fn target(name: &'static str, target: String, measured: String, met: bool) -> Ta
 }
 
 /// The programs' cost per run.
-fn kernel_targets(r: &Report) -> Vec<Target> {
+fn kernel_targets(r: &Figures) -> Vec<Target> {
     let mean = r.mean_ns_per_run;
     // The per-skb program with the most work of its own, among those that
     // ran often enough for a mean (kfree_skb and tcp_retransmit_skb run a
@@ -693,7 +694,7 @@ fn kernel_targets(r: &Report) -> Vec<Target> {
 }
 
 /// What the traffic keeps, and the verdicts sampling keeps.
-fn throughput_targets(r: &Report) -> Vec<Target> {
+fn throughput_targets(r: &Figures) -> Vec<Target> {
     let ratio = |config: &str, load: Load| {
         r.throughput
             .iter()
@@ -738,7 +739,7 @@ fn throughput_targets(r: &Report) -> Vec<Target> {
 }
 
 /// The agent's own CPU, memory and start-up.
-fn userspace_targets(r: &Report) -> Vec<Target> {
+fn userspace_targets(r: &Figures) -> Vec<Target> {
     let (cpu_1s, cpu_100ms) = (r.userspace[0].cpu_pct, r.userspace[1].cpu_pct);
     let peak = r
         .userspace
@@ -776,7 +777,7 @@ fn userspace_targets(r: &Report) -> Vec<Target> {
 }
 
 /// The kernel side's cost, program by program.
-fn programs(o: &mut String, r: &Report) {
+fn programs(o: &mut String, r: &Figures) {
     use std::fmt::Write as _;
     let _ = writeln!(o, "\nper program (NAPI+GRO, BPF statistics on):");
     let _ = writeln!(
@@ -824,7 +825,7 @@ fn programs(o: &mut String, r: &Report) {
     let _ = writeln!(o, "  mean by run length: {}", by_len.join(", "));
 }
 
-pub(crate) fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Figures) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(

@@ -40,6 +40,7 @@ const ADDR_RX: &str = "10.254.77.2";
 const PORT: u16 = 5201;
 
 mod configs;
+mod features;
 mod impair;
 mod silicon;
 
@@ -286,7 +287,7 @@ pub(crate) fn apply(ns: &str, dev: &str, groups: &[(&[&str], bool)]) -> anyhow::
     if changes.is_empty() {
         return Ok(());
     }
-    netns::run_in(ns, || ethtool::set_features(dev, &changes))??;
+    netns::run_in(ns, || features::set(dev, &changes))??;
     Ok(())
 }
 

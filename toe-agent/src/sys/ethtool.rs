@@ -8,7 +8,6 @@ const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
 const ETHTOOL_GSTRINGS: u32 = 0x0000_001b;
 const ETHTOOL_GSSET_INFO: u32 = 0x0000_0037;
 const ETHTOOL_GFEATURES: u32 = 0x0000_003a;
-const ETHTOOL_SFEATURES: u32 = 0x0000_003b;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
 const ETHTOOL_GSET: u32 = 0x0000_0001;
 const ETHTOOL_GCOALESCE: u32 = 0x0000_000e;
@@ -88,8 +87,10 @@ fn c_str(bytes: &[u8]) -> String {
 }
 
 /// Run an ethtool command on a buffer of 32-bit words (the variable-length
-/// structures: sset_info, gstrings, gfeatures, sfeatures).
-fn ethtool_words(ifname: &str, words: &mut [u32]) -> io::Result<()> {
+/// structures: sset_info, gstrings, gfeatures). The queries here only
+/// read; the lab's one write, ETHTOOL_SFEATURES on devices of its own
+/// namespaces, is its own (cmd/lab/features.rs).
+pub(crate) fn ethtool_words(ifname: &str, words: &mut [u32]) -> io::Result<()> {
     let mut ifr = IfReq::new(ifname);
     let ptr = words.as_mut_ptr() as usize;
     ifr.data[..8].copy_from_slice(&ptr.to_ne_bytes());
@@ -247,7 +248,7 @@ pub(crate) fn decode_buffers(words: &[u32], asked: usize) -> io::Result<usize> {
 const TRIES: usize = 3;
 
 /// Names of the feature bits (`ETH_SS_FEATURES` strings), in bit order.
-fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
+pub(crate) fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
     for _ in 0..TRIES {
         let count = set_count(ifname, ETH_SS_FEATURES)?;
         if let Some(names) = strings(ifname, ETH_SS_FEATURES, count)? {
@@ -281,30 +282,6 @@ pub(crate) fn features(ifname: &str) -> io::Result<Features> {
             })
             .collect(),
     ))
-}
-
-/// Request features on or off (ETHTOOL_SFEATURES). Used only by `toe-agent
-/// lab`, on devices inside the namespaces it created.
-pub(crate) fn set_features(ifname: &str, changes: &[(&str, bool)]) -> io::Result<()> {
-    let names = feature_names(ifname)?;
-    let blocks = names.len().div_ceil(32);
-    // struct ethtool_sfeatures { cmd; size; { valid; requested; }[size] }
-    let mut buf = vec![0u32; 2 + 2 * blocks];
-    buf[0] = ETHTOOL_SFEATURES;
-    buf[1] = blocks as u32;
-    for (name, on) in changes {
-        let i = names.iter().position(|n| n == name).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{ifname} has no feature {name}"),
-            )
-        })?;
-        buf[2 + 2 * (i / 32)] |= 1 << (i % 32);
-        if *on {
-            buf[2 + 2 * (i / 32) + 1] |= 1 << (i % 32);
-        }
-    }
-    ethtool_words(ifname, &mut buf)
 }
 
 /// Receive queues: `rx_count + combined_count` of ETHTOOL_GCHANNELS, or

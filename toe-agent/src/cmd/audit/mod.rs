@@ -19,7 +19,7 @@ use crate::Failure;
 use rules::{Finding, level};
 use snapshot::Snapshot;
 
-pub(crate) const REPORT_VERSION: u32 = 1;
+pub(crate) const AUDIT_VERSION: u32 = 1;
 
 pub struct AuditArgs {
     pub ifaces: Vec<String>,
@@ -34,18 +34,20 @@ pub struct AuditArgs {
     pub diff: Option<Vec<PathBuf>>,
 }
 
+/// One audit: the host as it was read, and the findings the rules made
+/// from it (`audit --json`, docs/audit.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Report {
+pub(crate) struct Audit {
     pub schema_version: u32,
     pub agent_version: String,
     pub snapshot: Snapshot,
     pub findings: Vec<Finding>,
 }
 
-impl Report {
+impl Audit {
     pub(crate) fn new(snapshot: Snapshot) -> Self {
-        Report {
-            schema_version: REPORT_VERSION,
+        Audit {
+            schema_version: AUDIT_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             findings: rules::findings(&snapshot),
             snapshot,
@@ -80,36 +82,36 @@ fn physical_interfaces() -> Vec<String> {
 }
 
 /// A report (or a bare snapshot) from a file, with the reason when it is not one.
-pub(crate) fn load(path: &Path) -> Result<Report, Failure> {
+pub(crate) fn load(path: &Path) -> Result<Audit, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("cannot read {}: {e}", path.display())))?;
     parse(&text, &path.display())
 }
 
 /// A report (or a bare snapshot) from the text of a file named `name`.
-pub(crate) fn parse(text: &str, name: &dyn std::fmt::Display) -> Result<Report, Failure> {
+pub(crate) fn parse(text: &str, name: &dyn std::fmt::Display) -> Result<Audit, Failure> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Failure::BadInput(format!("{name}: not JSON ({e})")))?;
     if let Some(v) = value
         .get("schema_version")
         .and_then(|v| v.as_u64())
-        .filter(|&v| v != REPORT_VERSION as u64)
+        .filter(|&v| v != AUDIT_VERSION as u64)
     {
         return Err(Failure::BadInput(format!(
-            "{}: audit schema version {v}; this agent reads version {REPORT_VERSION}",
+            "{}: audit schema version {v}; this agent reads version {AUDIT_VERSION}",
             name
         )));
     }
     if value.get("snapshot").is_some() {
-        let report: Report = serde_json::from_value(value)
+        let report: Audit = serde_json::from_value(value)
             .map_err(|e| Failure::BadInput(format!("{}: not an audit report: {e}", name)))?;
         // Judge with this agent's rules, so old reports compare fairly.
-        return Ok(Report::new(report.snapshot));
+        return Ok(Audit::new(report.snapshot));
     }
     let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| {
         Failure::BadInput(format!("{}: not an audit report or snapshot: {e}", name))
     })?;
-    Ok(Report::new(snapshot))
+    Ok(Audit::new(snapshot))
 }
 
 /// `--diff BASELINE HOST...`: what differs on each host from the first,
@@ -189,7 +191,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
                 crate::sys::iface::resolve(n, None)
                     .map_err(|e| Failure::BadInput(e.to_string()))?;
             }
-            Report::new(
+            Audit::new(
                 gather::gather(&names, args.sample, args.log_since.as_secs())
                     .map_err(|e| Failure::Runtime(e.to_string()))?,
             )
@@ -213,7 +215,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(crate) fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Audit) -> String {
     let mut o = String::new();
     let h = &r.snapshot.host;
     let names: Vec<&str> = r
@@ -291,7 +293,7 @@ impl Diff {
 }
 
 /// What differs between two audits: host, interfaces, findings.
-pub(crate) fn diff(a: &Report, b: &Report) -> Vec<String> {
+pub(crate) fn diff(a: &Audit, b: &Audit) -> Vec<String> {
     let mut d = Diff::default();
     hosts(&mut d, &a.snapshot.host, &b.snapshot.host);
     interfaces(&mut d, &a.snapshot.interfaces, &b.snapshot.interfaces);
@@ -419,7 +421,7 @@ fn interface(d: &mut Diff, x: &snapshot::Interface, y: &snapshot::Interface) {
 }
 
 /// Findings present on one side only (by rule and interface name).
-fn findings(d: &mut Diff, a: &Report, b: &Report) {
+fn findings(d: &mut Diff, a: &Audit, b: &Audit) {
     let key = |f: &Finding| format!("finding {} {}", f.id, f.iface.clone().unwrap_or_default());
     let ka: std::collections::BTreeSet<String> = a
         .findings
@@ -449,23 +451,23 @@ mod tests {
     /// machine kind's eth0) and veth (in a namespace, TX checksum off,
     /// forwarding on); ice_multiqueue is built from the veth recording with
     /// the values of a 25G multi-queue NIC in trouble (see fixtures/README.md).
-    fn fixture(name: &str) -> Report {
+    fn fixture(name: &str) -> Audit {
         let text = match name {
             "virtio" => include_str!("../../../fixtures/audit/virtio_net.json"),
             "veth" => include_str!("../../../fixtures/audit/veth.json"),
             _ => include_str!("../../../fixtures/audit/ice_multiqueue.json"),
         };
-        Report::new(serde_json::from_str(text).unwrap())
+        Audit::new(serde_json::from_str(text).unwrap())
     }
 
-    fn ids(r: &Report) -> Vec<(&str, u8)> {
+    fn ids(r: &Audit) -> Vec<(&str, u8)> {
         r.findings
             .iter()
             .map(|f| (f.id.as_str(), f.severity))
             .collect()
     }
 
-    fn get<'a>(r: &'a Report, id: &str) -> &'a Finding {
+    fn get<'a>(r: &'a Audit, id: &str) -> &'a Finding {
         r.findings
             .iter()
             .find(|f| f.id == id)
@@ -485,7 +487,7 @@ mod tests {
             ])
         };
         // Before: no rise, no checksum finding, the LRO finding as it was.
-        let quiet = Report::new(snap.clone());
+        let quiet = Audit::new(snap.clone());
         assert!(!ids(&quiet).iter().any(|(id, _)| *id == "checksum_errors"));
         assert!(!get(&quiet, "lro_forwarding").evidence.contains("too big"));
 
@@ -500,7 +502,7 @@ mod tests {
             active: false,
             never_changed: false,
         });
-        let r = Report::new(snap);
+        let r = Audit::new(snap);
         let csum = get(&r, "checksum_errors");
         assert!(
             csum.evidence
@@ -530,7 +532,7 @@ mod tests {
         };
         set("net.core.netdev_max_backlog", "2000");
         set("net.ipv4.tcp_rmem", "4096\t65536\t33554432");
-        let r = Report::new(snap.clone());
+        let r = Audit::new(snap.clone());
         let backlog = get(&r, "backlog_small");
         assert!(
             backlog.evidence.contains("= 2000, below 5000"),
@@ -543,7 +545,7 @@ mod tests {
                 "echo 'net.core.netdev_max_backlog = 5000' >> /etc/sysctl.d/90-network-offload.conf && sysctl -p /etc/sysctl.d/90-network-offload.conf"
             )
         );
-        let rmem = |r: &Report| {
+        let rmem = |r: &Audit| {
             r.findings
                 .iter()
                 .find(|f| f.title.starts_with("net.ipv4.tcp_rmem"))
@@ -568,7 +570,7 @@ mod tests {
         snap.host
             .sysctls
             .insert("net.ipv4.tcp_rmem".into(), "4096\t87380\t16777216".into());
-        let r = Report::new(snap);
+        let r = Audit::new(snap);
         assert!(!ids(&r).iter().any(|(id, _)| *id == "backlog_small"));
         assert!(rmem(&r).is_none());
     }
@@ -613,7 +615,7 @@ mod tests {
             second: 5,
         };
         i.autoneg = Some(false);
-        let r = Report::new(snap.clone());
+        let r = Audit::new(snap.clone());
         assert_eq!(get(&r, "no_carrier").severity, 8);
         assert!(
             get(&r, "no_carrier")
@@ -638,7 +640,7 @@ mod tests {
             second: 5,
         };
         i.autoneg = Some(true);
-        let quiet_report = Report::new(snap);
+        let quiet_report = Audit::new(snap);
         let quiet = ids(&quiet_report);
         for id in ["no_carrier", "link_flapping", "autoneg_off"] {
             assert!(!quiet.iter().any(|(f, _)| *f == id), "{id} in {quiet:?}");
@@ -653,7 +655,7 @@ mod tests {
         let i = &mut snap.interfaces[0];
         tx_checksum_off_tso_unwanted(i);
         set_feature(i, "tls-hw-tx-offload", false, false);
-        let r = Report::new(snap);
+        let r = Audit::new(snap);
         assert_eq!(get(&r, "tx_csum_off").severity, 5);
         assert!(!ids(&r).iter().any(|(id, _)| *id == "csum_off_tso_wanted"));
         let limits = get(&r, "hardware_limits");
@@ -691,7 +693,7 @@ mod tests {
             line(200, "link_up", "ens1f0: NIC Link is up 25 Gbps"),
             line(10, "offload", "ens1f0: tx timeout"),
         ];
-        let r = Report::new(snap.clone());
+        let r = Audit::new(snap.clone());
         let now = get(&r, "kernel_log");
         assert_eq!(now.severity, 6);
         assert_eq!(now.iface.as_deref(), Some("ens1f0"));
@@ -712,7 +714,7 @@ mod tests {
 
         // Only history: no finding above information.
         snap.host.kmsg.entries.pop();
-        let r = Report::new(snap);
+        let r = Audit::new(snap);
         assert!(!ids(&r).iter().any(|(id, _)| *id == "kernel_log"));
     }
 
@@ -725,7 +727,7 @@ mod tests {
         i.uppers = vec!["ens1f0.100".into()];
         i.forwarding = Some(false);
         let has = |snap: &Snapshot| {
-            ids(&Report::new(snap.clone()))
+            ids(&Audit::new(snap.clone()))
                 .iter()
                 .any(|(id, _)| *id == "lro_forwarding")
         };
@@ -773,7 +775,7 @@ mod tests {
         let i = &mut snap.interfaces[0];
         set_feature(i, "esp-hw-offload", true, false);
         set_feature(i, "tls-hw-tx-offload", true, false);
-        let r = Report::new(snap.clone());
+        let r = Audit::new(snap.clone());
         let sw = get(&r, "ipsec_in_software");
         assert_eq!(sw.severity, 5);
         assert_eq!(
@@ -791,12 +793,12 @@ mod tests {
         );
         snap.host.xfrm.error =
             Some("IPsec SAs not read (xfrm netlink): Operation not permitted (os error 1)".into());
-        assert_eq!(get(&Report::new(snap), "xfrm_unreadable").severity, 1);
+        assert_eq!(get(&Audit::new(snap), "xfrm_unreadable").severity, 1);
     }
 
     /// The snapshots the rules are tested on: the three fixtures, and the
     /// variants the tests above build from them.
-    fn every_variant() -> Vec<Report> {
+    fn every_variant() -> Vec<Audit> {
         let mut out = vec![fixture("ice"), fixture("veth"), fixture("virtio")];
         let ice = || fixture("ice").snapshot;
         let mut trouble = with_lro(ice());
@@ -834,7 +836,7 @@ mod tests {
             kind: "offload".into(),
             text: "eth9: tx timeout".into(),
         }];
-        out.push(Report::new(trouble));
+        out.push(Audit::new(trouble));
         // The same port with other quirks and quiet counters, in a
         // container whose socket buffers follow the manual.
         let mut quirks = ice();
@@ -863,12 +865,12 @@ mod tests {
         ] {
             quirks.host.sysctls.insert(k.into(), v.into());
         }
-        out.push(Report::new(quirks));
+        out.push(Audit::new(quirks));
         let mut blind = ice();
         blind.host.kmsg.error = Some("cannot read /dev/kmsg: Operation not permitted".into());
         blind.host.xfrm.error =
             Some("IPsec SAs not read (xfrm netlink): Operation not permitted".into());
-        out.push(Report::new(blind));
+        out.push(Audit::new(blind));
         out
     }
 
@@ -917,7 +919,7 @@ mod tests {
         assert!(!ids(&r).iter().any(|(id, _)| *id == "lro_forwarding"));
         assert!(get(&r, "hardware_limits").evidence.contains("rx-lro"));
         // The same host on an LRO port: the most severe finding of all.
-        let lro = Report::new(with_lro(r.snapshot.clone()));
+        let lro = Audit::new(with_lro(r.snapshot.clone()));
         assert_eq!(
             lro.findings[0].id,
             "lro_forwarding",
@@ -1025,7 +1027,7 @@ mod tests {
 
     #[test]
     fn report_groups_by_severity() {
-        let text = render(&Report::new(with_lro(fixture("ice").snapshot)));
+        let text = render(&Audit::new(with_lro(fixture("ice").snapshot)));
         let pos = |s: &str| {
             text.find(s)
                 .unwrap_or_else(|| panic!("{s} missing:\n{text}"))
@@ -1043,7 +1045,7 @@ mod tests {
     #[test]
     fn diff_shows_configuration_differences() {
         let (a, b) = (
-            Report::new(with_lro(fixture("ice").snapshot)),
+            Audit::new(with_lro(fixture("ice").snapshot)),
             fixture("veth"),
         );
         assert!(diff(&a, &a).is_empty());
