@@ -32,9 +32,12 @@ macro_rules! totals {
     ($($(#[$attr:meta])* $section:ident: $block:ident {
         $($family:ident: [$($field:ident: $kind:ident $t:ty = $map:literal),+ $(,)?]),+ $(,)?
     }),+ $(,)?) => {
-        /// Cumulative counters since the programs were loaded: one field
-        /// per map of a probe family (their values are defined in
-        /// `probes/<family>/layout.rs`).
+        /// The counts of every map of the probe families over a span: one
+        /// field per map (its value is defined in
+        /// `probes/<family>/layout.rs`). A reading ([`Totals::read`])
+        /// spans the time since the programs were loaded; a period's
+        /// totals are the difference of two readings ([`Totals::delta`]),
+        /// or the sum of such differences ([`Totals::add`]).
         #[derive(Clone, Debug)]
         pub struct Totals {
             $($($(pub $field: part!(type $kind $t),)+)+)+
