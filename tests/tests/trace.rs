@@ -1,6 +1,6 @@
 //! `toe-agent trace` end to end: the real programs in the real kernel, on a
 //! veth pair between namespaces created here, with real TCP traffic.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use toe_agent_tests::{
@@ -15,10 +15,10 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// keeps. The kernel frees programs shortly after their last reference goes
 /// (deferred work), so give it a moment before concluding they leaked.
 fn our_programs() -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = our_programs_now();
-        if left.is_empty() || std::time::Instant::now() > deadline {
+        if left.is_empty() || Instant::now() > deadline {
             return left;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -1275,8 +1275,8 @@ impl Tmux {
     /// straight from `respawn-pane`, though the process was a zombie
     /// within 0.1 s; a shell's `wait` sees it at once.
     fn wait_exit(&self, timeout: Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
             let status = self
                 .history()
                 .lines()
@@ -1443,6 +1443,56 @@ fn a_signal_during_attach_still_ends_with_a_summary() {
         // The run ended at its first reading, not an interval later.
         assert_eq!(u(&summary["intervals"]), 1, "{sig}");
         assert_eq!(our_programs(), Vec::<String>::new(), "{sig}");
+    }
+}
+
+/// Signals over and over while the programs load: a signal pending while
+/// the verifier runs makes it give up (EAGAIN), and aya, probing the
+/// kernel's features with small programs, then decided once and for all
+/// that the kernel had no global data, failing the load ("section not
+/// found"; 2 to 8 runs in 10 before the agent held the signals off its
+/// loading thread). Now every probe attaches and the run ends with a
+/// summary.
+#[test]
+fn a_signal_storm_during_load_loses_no_probe() {
+    if !privileged("a_signal_storm_during_load_loses_no_probe") {
+        return;
+    }
+    let lab = Lab::new();
+    for run in 0..5 {
+        let nd = scratch(&format!("storm-{run}.ndjson"));
+        let agent = lab.trace(&lab.ns_b, &lab.dev_b, "0.5", &nd, &[]);
+        // From the moment the agent catches SIGINT (bit 1 of SigCgt), so
+        // that no signal meets the default action.
+        let status = format!("/proc/{}/status", agent.pid());
+        let catches = || {
+            std::fs::read_to_string(&status)
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                    u64::from_str_radix(line[7..].trim(), 16).ok()
+                })
+                .is_some_and(|mask| mask & 2 != 0)
+        };
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        while !catches() {
+            assert!(Instant::now() < deadline, "the agent never caught SIGINT");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let storm = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < storm && std::fs::metadata(&status).is_ok() {
+            agent.signal(libc::SIGINT);
+        }
+        let done = agent.wait(EXIT_TIMEOUT);
+        assert!(done.status.success(), "run {run}: {}", done.stderr);
+        let records = read_ndjson(&nd);
+        let probes = records[0]["probes"].as_array().unwrap();
+        assert!(
+            probes.iter().all(|p| p["status"] == "attached"),
+            "run {run}: {probes:?}"
+        );
+        assert_eq!(records.last().unwrap()["end_reason"], "signal");
+        assert_eq!(our_programs(), Vec::<String>::new());
     }
 }
 

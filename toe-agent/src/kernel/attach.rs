@@ -298,11 +298,50 @@ fn fall_back(
     }
 }
 
+/// SIGINT and SIGTERM held off the calling thread while it loads the
+/// programs. The verifier gives up on a program when a signal is pending
+/// for the loading thread (kernel/bpf/verifier.c, do_check():
+/// `if (signal_pending(current)) return -EAGAIN;`), and aya probes the
+/// kernel's features once per process by loading small programs: a signal
+/// at that moment makes it decide, for the rest of the process, that the
+/// kernel has no global data, and the object then fails to load ("section
+/// not found", its .rodata; docs/kernel-notes.md, "A signal during the
+/// load"). A blocked signal is not pending to the thread: it waits until
+/// the guard drops, and the agent's handlers then take it (the run ends at
+/// its first reading).
+struct SignalsHeld(libc::sigset_t);
+
+impl SignalsHeld {
+    fn new() -> SignalsHeld {
+        // SAFETY: the sets are initialised by sigemptyset before use, and
+        // pthread_sigmask changes only this thread's mask, writing the
+        // old one into `old`.
+        unsafe {
+            let mut held: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut held);
+            libc::sigaddset(&mut held, libc::SIGINT);
+            libc::sigaddset(&mut held, libc::SIGTERM);
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &held, &mut old);
+            SignalsHeld(old)
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask new() saved; the guard is a local of
+        // the loading function, so this runs on the thread that saved it.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
 impl Probes {
     pub(crate) fn attach(iface: &Iface, opts: &Options) -> Result<Probes, ProbeError> {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
+        let _held = SignalsHeld::new();
         let missing = effective_caps().map(missing_bpf_caps).unwrap_or_default();
         if !missing.is_empty() {
             return Err(ProbeError::Permission(missing));
