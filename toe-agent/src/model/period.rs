@@ -194,18 +194,8 @@ impl Rates {
 
 #[cfg(test)]
 mod tests {
-    use toe_agent_common::{Hist, hist::bucket_index};
-
     use super::*;
-
-    fn hist(pairs: &[(u64, u64)]) -> Hist {
-        let mut h = Hist::ZERO;
-        for &(v, n) in pairs {
-            h.buckets[bucket_index(v)] += n;
-            h.sum += v * n;
-        }
-        h
-    }
+    use crate::model::summary::tests::hist;
 
     #[test]
     fn a_block_of_several_parts_is_one_object_of_their_fields() {

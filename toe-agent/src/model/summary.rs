@@ -140,10 +140,11 @@ pub(crate) fn rx_queues(q: &[u64; MAX_QUEUES]) -> (Vec<(u32, u64)>, u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hist(pairs: &[(u64, u64)]) -> Hist {
+    /// A histogram of `(value, count)` pairs, as the kernel would fill it.
+    pub(crate) fn hist(pairs: &[(u64, u64)]) -> Hist {
         let mut h = Hist::ZERO;
         for &(v, n) in pairs {
             h.buckets[bucket_index(v)] += n;
