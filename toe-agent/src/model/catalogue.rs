@@ -12,7 +12,7 @@
 //! agent's own cost) are declared here, in [`OTHER_FAMILIES`].
 use crate::model::{
     period::Blocks,
-    summary::{Csum, HistSummary},
+    summary::{Csum, HistSummary, split},
     verdict::Coverage,
 };
 
@@ -206,15 +206,12 @@ impl Quantity {
 
 /// Counts by checksum state, as a split value.
 pub(crate) fn by_state(c: &Csum) -> Vec<(String, u64)> {
-    [
+    split(&[
         ("none", c.none),
         ("unnecessary", c.unnecessary),
         ("complete", c.complete),
         ("partial", c.partial),
-    ]
-    .into_iter()
-    .map(|(s, n)| (s.to_string(), n))
-    .collect()
+    ])
 }
 
 /// Counts by queue index.

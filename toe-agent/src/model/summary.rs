@@ -115,6 +115,11 @@ impl Csum {
     }
 }
 
+/// Named counts as a split value (one series per name, in this order).
+pub(crate) fn split(counts: &[(&str, u64)]) -> Vec<(String, u64)> {
+    counts.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
 /// Transmit queues: `queue_mapping` is the queue index.
 pub(crate) fn queues(q: &[u64; MAX_QUEUES]) -> Vec<(u32, u64)> {
     q.iter()

@@ -5,7 +5,7 @@ use toe_agent_common::{
     GRO_CONSUMED, GRO_HELD, GRO_MERGED, GRO_MERGED_FREE, GRO_NORMAL, GRO_RESULTS, GroStats,
 };
 
-use crate::model::summary::HistSummary;
+use crate::model::summary::{HistSummary, split};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Part {
@@ -63,15 +63,12 @@ impl GroResults {
 
     /// Counts by result, as a split value.
     pub(crate) fn split(&self) -> Vec<(String, u64)> {
-        [
+        split(&[
             ("merged", self.merged),
             ("held", self.held),
             ("normal", self.normal),
             ("consumed", self.consumed),
             ("other", self.other),
-        ]
-        .into_iter()
-        .map(|(k, n)| (k.to_string(), n))
-        .collect()
+        ])
     }
 }

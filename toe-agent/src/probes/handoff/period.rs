@@ -6,7 +6,7 @@ use toe_agent_common::{
     HOOK_NETIF_RECEIVE_SKB_LIST, HOOK_NETIF_RX, HandoffStats,
 };
 
-use crate::model::summary::{Csum, HistSummary, rx_queues};
+use crate::model::summary::{Csum, HistSummary, rx_queues, split};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Part {
@@ -73,16 +73,13 @@ impl Handoff {
     /// Counts by hook name (the tracepoint without `_entry`), as a split
     /// value.
     pub(crate) fn split(&self) -> Vec<(String, u64)> {
-        [
+        split(&[
             ("napi_gro_receive", self.napi_gro_receive),
             ("napi_gro_frags", self.napi_gro_frags),
             ("netif_receive_skb", self.netif_receive_skb),
             ("netif_receive_skb_list", self.netif_receive_skb_list),
             ("netif_rx", self.netif_rx),
-        ]
-        .into_iter()
-        .map(|(h, n)| (h.to_string(), n))
-        .collect()
+        ])
     }
 
     fn of(h: &[u64; HANDOFF_HOOKS]) -> Self {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use toe_agent_common::{GSO_CLASSES, GSO_OTHER, GSO_TCP4, GSO_TCP6, TxStats};
 
-use crate::model::summary::{Csum, HistSummary, queues};
+use crate::model::summary::{Csum, HistSummary, queues, split};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Part {
@@ -90,9 +90,6 @@ impl GsoClasses {
 
     /// Counts by class, as a split value.
     pub(crate) fn by_class(&self) -> Vec<(String, u64)> {
-        [("tcp4", self.tcp4), ("tcp6", self.tcp6), ("other", self.other)]
-            .into_iter()
-            .map(|(s, n)| (s.to_string(), n))
-            .collect()
+        split(&[("tcp4", self.tcp4), ("tcp6", self.tcp6), ("other", self.other)])
     }
 }
