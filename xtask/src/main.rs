@@ -320,15 +320,33 @@ fn vm_row(
         setup: variant.map(|(_, s)| s.as_str()),
         agent_args: &[],
     };
-    let row = match host.boot(kernel, &guest) {
+    let boot = || match host.boot(kernel, &guest) {
         Ok(took) => vm::read_row(&kernel.name, &model, &out, took),
         Err(e) => vm::Row {
             kernel: kernel.name.clone(),
             model: model.clone(),
+            booted: out.join("guest.log").exists(),
+            stalled: e.downcast_ref::<vm::Stalled>().is_some(),
             note: format!("{e:#}"),
             ..vm::Row::default()
         },
     };
+    let mut row = boot();
+    if row.stalled {
+        // The first boot's files stay beside the second's, for the record.
+        let first = out.with_extension("first-boot");
+        let _ = fs::remove_dir_all(&first);
+        fs::rename(&out, &first)?;
+        eprintln!(
+            "xtask: {} × {model} stalled ({}); booting it once more, the first boot's files in {}",
+            kernel.name,
+            row.note,
+            first.display()
+        );
+        let why = row.note;
+        row = boot();
+        row.first_boot = Some(why);
+    }
     let line = vm::markdown(std::slice::from_ref(&row));
     let line = line.lines().last().unwrap_or("");
     eprintln!("{line}");

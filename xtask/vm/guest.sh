@@ -22,6 +22,60 @@ exec >"$OUT/guest.log" 2>&1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 step() { echo "== $(date +%s.%N | cut -c1-14) $*"; }
 finish() { echo "$1" >"$OUT/rc"; step "finished: $1"; exit 0; }
+# Every step that waits on the network or on another process is bounded:
+# an emulated NIC whose link stops moving packets would otherwise hold
+# iperf3 (and TCP's retransmissions, ~15 minutes with tcp_retries2=15)
+# until the host stops the guest, with no word on why. A stall ends the
+# script with the step that stalled and what the NICs and the kernel said;
+# the rc file's first words tell the host whose the stall is: "network
+# stalled" (the emulated link stopped; the host boots the row once more)
+# or "hung" (a process of ours did not end: a failure).
+stalled() {
+    step "$1"
+    diagnose
+    finish "$1"
+}
+diagnose() {
+    for ns in toea toeb; do
+        echo "-- $ns"
+        ip netns exec "$ns" ip -s link show "$ns" 2>&1
+        ip netns exec "$ns" ethtool -S "$ns" 2>&1
+        ip netns exec "$ns" ss -tin 2>&1
+        ip netns exec "$ns" tc -s qdisc show dev "$ns" 2>&1
+    done
+    echo "-- dmesg (last 60 lines)"
+    dmesg | tail -60
+    dmesg >"$OUT/dmesg.txt"
+}
+# bounded SECS WHAT CMD...: a network step, stopped after SECS seconds.
+bounded() {
+    local secs=$1 what=$2
+    shift 2
+    timeout -k 5 "$secs" "$@"
+    local rc=$?
+    case $rc in 124 | 137) stalled "network stalled: $what did not end within $secs s" ;; esac
+    return "$rc"
+}
+# wait_pids SECS WHAT PID...: waits for the PIDs, a stall past SECS.
+wait_pids() {
+    local secs=$1 what=$2 pid alive
+    shift 2
+    for _ in $(seq $((secs * 10))); do
+        alive=0
+        for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        if [ "$alive" = 0 ]; then
+            wait "$@"
+            return
+        fi
+        sleep 0.1
+    done
+    for pid in "$@"; do
+        kill -0 "$pid" 2>/dev/null || continue
+        echo "-- $pid $(tr '\0' ' ' <"/proc/$pid/cmdline"), in $(cat "/proc/$pid/wchan" 2>/dev/null)"
+        cat "/proc/$pid/stack" 2>/dev/null
+    done
+    stalled "hung: $what did not end within $secs s"
+}
 
 step "kernel $(uname -r)"
 [ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
@@ -100,7 +154,8 @@ if [ $# -gt 0 ]; then
     agent=$!
     for _ in $(seq 100); do
         kill -0 "$agent" 2>/dev/null || break
-        ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >>"$OUT/iperf.txt" 2>&1
+        bounded $((SECS + 60)) "iperf3" \
+            ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >>"$OUT/iperf.txt" 2>&1
     done
     wait "$agent"
     rc=$?
@@ -151,7 +206,8 @@ done
 step "tracers attached"
 for ns in toea toeb; do ip netns exec "$ns" nstat -asz >"$OUT/nstat-before-$ns.txt" 2>&1; done
 sleep 1
-ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" -J --connect-timeout 5000 >"$OUT/iperf.json" 2>"$OUT/iperf.err"
+bounded $((SECS + 60)) "iperf3" \
+    ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" -J --connect-timeout 5000 >"$OUT/iperf.json" 2>"$OUT/iperf.err"
 step "iperf3 done ($?)"
 # The transfer's tail (the send queue draining, retransmissions, the
 # connections' teardown) can run for a while after iperf3 exits under TCG:
@@ -184,7 +240,7 @@ for ns in toea toeb; do ip netns exec "$ns" nstat -asz >"$OUT/nstat-after-$ns.tx
 # The agents take their last reading first; bpftrace, stopped after them,
 # counts over a window that encloses theirs.
 kill -TERM "$rx" "$tx"
-wait "$rx" "$tx"
+wait_pids 60 "an agent, after SIGTERM," "$rx" "$tx"
 step "agents stopped"
 kill -INT "$bt"
 for _ in $(seq 300); do kill -0 "$bt" 2>/dev/null || break; sleep 0.1; done
@@ -213,10 +269,11 @@ for _ in $(seq 1200); do
     sleep 0.1
 done
 step "sampling agents attached"
-ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >"$OUT/iperf-sampled.txt" 2>&1
+bounded $((SECS + 60)) "the second iperf3" \
+    ip netns exec toea iperf3 -c 10.77.0.2 -t "$SECS" --connect-timeout 5000 >"$OUT/iperf-sampled.txt" 2>&1
 wait_quiet
 kill -TERM "$rx" "$tx"
-wait "$rx" "$tx"
+wait_pids 60 "a sampling agent, after SIGTERM," "$rx" "$tx"
 kill "$server" 2>/dev/null
 step "sampling agents stopped"
 for ns in toea toeb; do
