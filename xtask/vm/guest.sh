@@ -19,6 +19,9 @@ set -u
 OUT=$1 AGENT=$2 SECS=$3
 shift 3
 exec >"$OUT/guest.log" 2>&1
+# fd 3: the log too, for what a stall says from inside a command whose
+# output goes to a file of its own.
+exec 3>&1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 step() { echo "== $(date +%s.%N | cut -c1-14) $*"; }
 finish() { echo "$1" >"$OUT/rc"; step "finished: $1"; exit 0; }
@@ -31,9 +34,11 @@ finish() { echo "$1" >"$OUT/rc"; step "finished: $1"; exit 0; }
 # stalled" (the emulated link stopped; the host boots the row once more)
 # or "hung" (a process of ours did not end: a failure).
 stalled() {
-    step "$1"
-    diagnose
-    finish "$1"
+    {
+        step "$1"
+        diagnose
+    } >&3 2>&3
+    finish "$1" >&3
 }
 diagnose() {
     for ns in toea toeb; do
@@ -211,12 +216,15 @@ bounded $((SECS + 60)) "iperf3" \
 step "iperf3 done ($?)"
 # The transfer's tail (the send queue draining, retransmissions, the
 # connections' teardown) can run for a while after iperf3 exits under TCG:
-# wait until neither NIC has moved a packet for a second (at most 20 s),
-# so that both tracers stop on the same, finished, traffic.
+# wait until neither NIC has moved a packet over ten readings a tenth of a
+# second apart (a second, and more under TCG, where a reading takes a few
+# tenths itself), at most a minute, so that both tracers stop on the same,
+# finished, traffic. The bound is in seconds, not readings: a link that
+# keeps retransmitting made 200 readings last almost two minutes.
 wait_quiet() {
-    local last now still
+    local last now still end=$((SECONDS + 60))
     last=$(counters); still=0
-    for _ in $(seq 200); do
+    while [ "$SECONDS" -lt "$end" ]; do
         sleep 0.1
         now=$(counters)
         if [ "$now" = "$last" ]; then
