@@ -47,32 +47,80 @@ const VM_PACKAGES: &[(&str, &str)] = &[
     ("nstat", "iproute2"),
     ("file", "file"),
 ];
-/// Wait for the guest; past [`VM_TIMEOUT`] stop it (vng, virtme-run and
-/// qemu share the process group given to vng) and say None.
+/// Wait for the guest; stop it (vng, virtme-run and qemu share the
+/// process group given to vng) past [`VM_TIMEOUT`], or as soon as its
+/// kernel reports a lockup on the console ([`lockup`]), and say why.
 fn wait_or_stop(
     child: &mut std::process::Child,
     start: Instant,
-) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    console: &Path,
+) -> anyhow::Result<Result<std::process::ExitStatus, String>> {
+    let mut read = 0;
+    let mut checked = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            return Ok(Ok(status));
         }
+        let mut why = None;
         if start.elapsed() > VM_TIMEOUT {
+            why = Some(format!("the guest did not finish within {VM_TIMEOUT:?}"));
+        } else if checked.elapsed() > Duration::from_secs(2) {
+            checked = Instant::now();
+            why = lockup(console, &mut read).map(|l| format!("the guest's kernel locked up ({l})"));
+        }
+        if let Some(why) = why {
             let _ = Command::new("kill")
                 .arg("--")
                 .arg(format!("-{}", child.id()))
                 .status();
             let _ = child.wait();
-            return Ok(None);
+            return Ok(Err(why));
         }
         thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A soft lockup of a minute or more in the console's lines after byte
+/// `from` (moved on to the last whole line read). The kernel's watchdog
+/// reports a CPU that has not scheduled for 20 s, again every ~30 s while
+/// it lasts (kernel/watchdog.c); under TCG a CPU can be starved for some
+/// seconds, not for a minute, so a minute means the guest will not come
+/// back, and waiting out [`VM_TIMEOUT`] only loses time.
+fn lockup(console: &Path, from: &mut u64) -> Option<String> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut f = fs::File::open(console).ok()?;
+    f.seek(SeekFrom::Start(*from)).ok()?;
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    *from += whole as u64;
+    text[..whole].lines().find_map(|line| {
+        let (_, rest) = line.split_once("soft lockup - CPU#")?;
+        let secs: u64 = rest
+            .split_once("stuck for ")?
+            .1
+            .split_once('s')?
+            .0
+            .parse()
+            .ok()?;
+        (secs >= 60).then(|| line.trim().to_string())
+    })
 }
 
 /// virtme-ng release known to work here (PyPI).
 const VIRTME_NG_VERSION: &str = "1.42";
 /// A guest that has not finished by then is stopped.
 const VM_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// TCG with one host thread for all guest CPUs, not one per CPU (QEMU's
+/// default for x86 guests on x86 hosts). With a thread per CPU, a Debian
+/// 6.1 guest of a CI run here locked up for good while an agent detached:
+/// both guest CPUs looped on an int3 at the `softirq_exit` tracepoint's
+/// static branch in `handle_softirqs()`, left there by the kernel's code
+/// patching (`text_poke_bp()`), while the memory there held the plain NOP
+/// again: a CPU kept running a translation of code that another had
+/// rewritten. One thread takes the CPUs in turn, so no CPU runs while
+/// another rewrites code (docs/vm.md, "Stalls").
+const TCG_THREADS: &str = "tcg,thread=single";
 
 #[derive(Args, Clone, Debug)]
 pub(crate) struct VmOpts {
@@ -220,13 +268,16 @@ impl Host {
             fs::write(out.join("setup.sh"), format!("{setup}\n"))?;
         }
         let exec = self.guest_command(g);
+        // One host thread runs both guest CPUs in turn (TCG_THREADS).
         // "veth": no NICs; the guest script makes a veth pair instead.
-        let nics = (model != "veth").then(|| {
-            format!(
-                "--qemu-opts=-netdev hubport,id=h1,hubid=0 -device {model},netdev=h1 \
+        let nics = match model {
+            "veth" => String::new(),
+            _ => format!(
+                " -netdev hubport,id=h1,hubid=0 -device {model},netdev=h1 \
                  -netdev hubport,id=h2,hubid=0 -device {model},netdev=h2"
-            )
-        });
+            ),
+        };
+        let qemu_opts = format!("--qemu-opts=-accel {TCG_THREADS}{nics}");
         let console = fs::File::create(out.join("console.log"))?;
         let venv_bin = self.vng_bin.parent().unwrap_or(Path::new("/"));
         let start = Instant::now();
@@ -244,7 +295,7 @@ impl Host {
                 "2",
             ])
             .arg(format!("--rwdir={}", out.display()))
-            .args(nics)
+            .arg(qemu_opts)
             .arg("--run")
             .arg(image)
             .arg("--exec")
@@ -257,20 +308,20 @@ impl Host {
             .process_group(0)
             .spawn()
             .context("starting vng")?;
-        let status = wait_or_stop(&mut child, start)?;
+        let status = wait_or_stop(&mut child, start, &out.join("console.log"))?;
         let took = start.elapsed();
         match status {
-            None => Err(Stalled(format!(
-                "the guest did not finish within {VM_TIMEOUT:?} ({}); see {}/console.log",
+            Err(why) => Err(Stalled(format!(
+                "{why} ({}); see {}/console.log",
                 last_step(out),
                 out.display()
             ))
             .into()),
-            Some(_) if !out.join("rc").exists() => bail!(
+            Ok(_) if !out.join("rc").exists() => bail!(
                 "the guest script did not finish; see {}/console.log and guest.log",
                 out.display()
             ),
-            Some(_) => Ok(took),
+            Ok(_) => Ok(took),
         }
     }
 }
@@ -976,6 +1027,31 @@ mod tests {
         let row = read("hung: an agent, after SIGTERM, did not end within 60 s\n");
         assert!(!row.stalled, "an agent's hang is a failure, not a stall");
         assert!(row.failure().is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_minute_long_soft_lockup_stops_the_guest() {
+        let dir = env::temp_dir().join(format!("xtask-vm-lockup-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let console = dir.join("console.log");
+        let mut from = 0;
+        fs::write(
+            &console,
+            "[  95.8] rcu: INFO: rcu_preempt self-detected stall on CPU\n\
+             [ 120.7] watchdog: BUG: soft lockup - CPU#0 stuck for 45s! [toe-agent:619]\n\
+             [ 148.7] watchdog: BUG: soft lockup - CPU#0 stuck",
+        )
+        .unwrap();
+        // 45 s can be a starved CPU; the unfinished line waits for its end.
+        assert_eq!(lockup(&console, &mut from), None);
+        let mut f = fs::OpenOptions::new().append(true).open(&console).unwrap();
+        std::io::Write::write_all(&mut f, b" for 71s! [toe-agent:619]\n").unwrap();
+        assert_eq!(
+            lockup(&console, &mut from).as_deref(),
+            Some("[ 148.7] watchdog: BUG: soft lockup - CPU#0 stuck for 71s! [toe-agent:619]")
+        );
+        assert_eq!(lockup(&console, &mut from), None, "read once");
         fs::remove_dir_all(&dir).unwrap();
     }
 
