@@ -328,8 +328,8 @@ impl Host {
 
 /// A guest that stopped moving: its kernel or its emulated network, not
 /// the agent (whose hangs the guest script reports as "hung"). Under TCG
-/// an emulated NIC now and then stops for good (the 8139cp row did once in
-/// CI, at the host's timeout), so the matrix boots such a row once more.
+/// a guest now and then stops for good for reasons of the emulation
+/// (docs/vm.md, "Stalls"), so the matrix boots such a row once more.
 #[derive(Debug)]
 pub(crate) struct Stalled(pub(crate) String);
 
