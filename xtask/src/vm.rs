@@ -983,6 +983,15 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
 mod tests {
     use super::*;
 
+    /// An empty directory of this test process's own, for files a test
+    /// writes; the test removes it.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = env::temp_dir().join(format!("xtask-vm-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn newest_kernel_package_orders_by_numbers() {
         let mut names = [
@@ -1000,8 +1009,7 @@ mod tests {
 
     #[test]
     fn a_stopped_guest_is_placed_and_a_network_stall_may_boot_again() {
-        let dir = env::temp_dir().join(format!("xtask-vm-stall-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("stall");
         fs::write(dir.join("console.log"), "[    1.0] Run /init\n\n").unwrap();
         assert_eq!(
             last_step(&dir),
@@ -1032,8 +1040,7 @@ mod tests {
 
     #[test]
     fn a_minute_long_soft_lockup_stops_the_guest() {
-        let dir = env::temp_dir().join(format!("xtask-vm-lockup-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("lockup");
         let console = dir.join("console.log");
         let mut from = 0;
         fs::write(
@@ -1057,8 +1064,7 @@ mod tests {
 
     #[test]
     fn reads_bpftrace_json_maps() {
-        let dir = env::temp_dir().join(format!("xtask-vm-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("test");
         let file = dir.join("count.json");
         fs::write(
             &file,
